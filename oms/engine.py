@@ -1,0 +1,677 @@
+"""The engine: the single writer. `handle(command) -> events`, no I/O.
+
+The clock and the id generator are injected, so the same commands give the same
+events. Each handler decides its transitions through `oms.states` first and then
+emits events, applying each through `OmsState.apply` as it goes; a command that
+cannot be applied yields a typed reject or an `Anomaly`, never an exception.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from oms.fixed import MAX_PRICE, MAX_QTY, price_str
+from oms.model import (
+    Account,
+    Anomaly,
+    CancelRejected,
+    CancelRequest,
+    ChildCancelSent,
+    ChildOrderSent,
+    ChildReplaceSent,
+    ChildUpdated,
+    Command,
+    Event,
+    ExecType,
+    ExecutionReport,
+    Instrument,
+    MarketData,
+    NewOrder,
+    OrderAccepted,
+    OrderRejected,
+    OrdStatus,
+    OrdType,
+    ReplaceRequest,
+    StatusRequest,
+    TimeInForce,
+    Timer,
+    VenueCancelReject,
+    VenueExecReport,
+    VenueReject,
+)
+from oms.reasons import Reason
+from oms.state import ChildOrder, OmsState, ParentOrder
+from oms.states import (
+    PENDING,
+    TERMINAL,
+    IllegalTransition,
+    Trigger,
+    allowed,
+    leaves_qty,
+    next_status,
+)
+
+log = logging.getLogger("oms.engine")
+
+S = OrdStatus
+T = Trigger
+_PRICED = frozenset({OrdType.LIMIT, OrdType.STOP_LIMIT})
+_STOPPED = frozenset({OrdType.STOP, OrdType.STOP_LIMIT})
+_KEEP: Any = object()
+
+
+class ReferenceData(msgspec.Struct, frozen=True):
+    """What the engine validates against: instruments, accounts, venues, entitlements."""
+
+    instruments: dict[str, Instrument]
+    accounts: dict[str, Account]
+    venues: tuple[str, ...]
+    default_venue: str
+    entitlements: dict[str, frozenset[str]]  # session -> accounts it may trade
+
+
+class SequentialIds:
+    """Ids `<prefix><n>`; the prefix keeps ids unique across restarts of one journal."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.n = 0
+
+    def __call__(self) -> str:
+        self.n += 1
+        return f"{self.prefix}{self.n}"
+
+
+class Engine:
+    def __init__(
+        self,
+        ref: ReferenceData,
+        clock: Callable[[], int],
+        ids: Callable[[], str],
+        state: OmsState | None = None,
+        on_anomaly: Callable[[Anomaly], None] | None = None,
+    ) -> None:
+        self.ref = ref
+        self.clock = clock
+        self.ids = ids
+        self.state = state if state is not None else OmsState()
+        self.marks: dict[tuple[str, str], MarketData] = {}  # (symbol, venue) -> latest quote
+        self.duplicate_venue_execs = 0
+        self._on_anomaly = on_anomaly
+        self._out: list[Event] = []
+        self._now = 0
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            NewOrder: self._new_order,
+            CancelRequest: self._cancel_request,
+            ReplaceRequest: self._replace_request,
+            StatusRequest: self._status_request,
+            VenueExecReport: self._venue_report,
+            VenueCancelReject: self._venue_cancel_reject,
+            VenueReject: self._venue_reject,
+            MarketData: self._market_data,
+            Timer: self._timer,
+        }
+
+    # ------------------------------------------------------------------ core
+    def handle(self, cmd: Command) -> list[Event]:
+        out: list[Event] = []
+        self._out = out
+        self._now = self.clock()
+        try:
+            self._handlers[type(cmd)](cmd)
+        except IllegalTransition as exc:
+            self._anomaly("illegal_transition", f"{type(cmd).__name__}: {exc}")
+        except Exception as exc:  # the engine never dies from a message
+            log.exception("command failed: %r", cmd)
+            self._anomaly("internal_error", f"{type(cmd).__name__}: {exc!r}")
+        return out
+
+    def _emit(self, ev: Event) -> None:
+        self.state.apply(ev)
+        self._out.append(ev)
+
+    def _anomaly(self, kind: str, detail: str) -> None:
+        ev = Anomaly(ts=self._now, kind=kind, detail=detail)
+        log.warning("anomaly %s: %s", kind, detail)
+        self._emit(ev)
+        if self._on_anomaly is not None:
+            self._on_anomaly(ev)
+
+    def _er(
+        self,
+        o: ParentOrder,
+        exec_type: ExecType,
+        status: OrdStatus,
+        *,
+        exec_id: str | None = None,
+        cl_ord_id: str | None = None,
+        orig_cl_ord_id: str | None = _KEEP,
+        order_qty: int | None = None,
+        cum_qty: int | None = None,
+        cum_value: int | None = None,
+        price: int | None = _KEEP,
+        last_qty: int = 0,
+        last_px: int = 0,
+        exec_ref_id: str | None = None,
+        reject_reason: int | None = None,
+        text: str = "",
+        pending: tuple[str | None, int | None, int | None] | None = _KEEP,
+    ) -> None:
+        """Emit one ExecutionReport for parent `o`; unspecified fields keep the order's values."""
+        qty = o.order_qty if order_qty is None else order_qty
+        cum = o.cum_qty if cum_qty is None else cum_qty
+        if pending is _KEEP:
+            pending = (o.pending_cl_ord_id, o.pending_qty, o.pending_price)
+        if pending is None or status not in PENDING:
+            pending = (None, None, None)
+        self._emit(
+            ExecutionReport(
+                ts=self._now,
+                order_id=o.order_id,
+                exec_id=exec_id or self.ids(),
+                exec_type=exec_type,
+                ord_status=status,
+                session=o.session,
+                cl_ord_id=cl_ord_id or o.cl_ord_id,
+                orig_cl_ord_id=o.orig_cl_ord_id if orig_cl_ord_id is _KEEP else orig_cl_ord_id,
+                order_qty=qty,
+                cum_qty=cum,
+                leaves_qty=leaves_qty(status, qty, cum),
+                cum_value=o.cum_value if cum_value is None else cum_value,
+                last_qty=last_qty,
+                last_px=last_px,
+                price=o.price if price is _KEEP else price,
+                exec_ref_id=exec_ref_id,
+                reject_reason=reject_reason,
+                text=text,
+                pending_cl_ord_id=pending[0],
+                pending_qty=pending[1],
+                pending_price=pending[2],
+            )
+        )
+
+    def _child_update(
+        self,
+        ch: ChildOrder,
+        status: OrdStatus,
+        *,
+        cl_ord_id: str | None = None,
+        qty: int | None = None,
+        cum_qty: int | None = None,
+        price: int | None = _KEEP,
+        venue_exec_id: str | None = None,
+        fill_exec_id: str | None = None,
+    ) -> None:
+        self._emit(
+            ChildUpdated(
+                ts=self._now,
+                child_id=ch.child_id,
+                status=status,
+                cl_ord_id=cl_ord_id or ch.cl_ord_id,
+                qty=ch.qty if qty is None else qty,
+                cum_qty=ch.cum_qty if cum_qty is None else cum_qty,
+                price=ch.price if price is _KEEP else price,
+                venue_exec_id=venue_exec_id,
+                fill_exec_id=fill_exec_id,
+            )
+        )
+
+    # ------------------------------------------------------------------ validation
+    def _check_terms(
+        self, symbol: str, ord_type: OrdType, qty: Any, price: Any, stop_px: Any
+    ) -> tuple[Reason, str] | None:
+        inst = self.ref.instruments.get(symbol)
+        if inst is None:
+            return Reason.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}"
+        if type(qty) is not int or qty <= 0 or qty % inst.lot_size:
+            return Reason.BAD_QUANTITY, f"quantity {qty!r} must be a positive multiple of lot size {inst.lot_size}"
+        if qty > MAX_QTY:
+            return Reason.QUANTITY_TOO_LARGE, f"quantity {qty} exceeds {MAX_QTY}"
+        for name, value, needed in (("price", price, ord_type in _PRICED), ("stop price", stop_px, ord_type in _STOPPED)):
+            if not needed:
+                continue
+            if type(value) is not int or value <= 0 or value > MAX_PRICE:
+                shown = price_str(value) if type(value) is int else repr(value)
+                return Reason.BAD_PRICE, f"{name} {shown} must be positive and at most {price_str(MAX_PRICE)}"
+            if value % inst.tick_size:
+                return (
+                    Reason.PRICE_OFF_TICK,
+                    f"{name} {price_str(value)} is not a multiple of tick {price_str(inst.tick_size)} for {symbol}",
+                )
+        return None
+
+    def _check_new(self, c: NewOrder) -> tuple[Reason, str] | None:
+        if c.account not in self.ref.accounts:
+            return Reason.UNKNOWN_ACCOUNT, f"unknown account {c.account!r}"
+        if c.account not in self.ref.entitlements.get(c.session, ()):
+            return Reason.NOT_ENTITLED, f"session {c.session} may not trade account {c.account}"
+        bad = self._check_terms(c.symbol, c.ord_type, c.qty, c.price, c.stop_px)
+        if bad is not None:
+            return bad
+        if c.tif is TimeInForce.GTD and (c.expire_time is None or c.expire_time <= self._now):
+            return Reason.BAD_EXPIRE_TIME, "GTD order needs an ExpireTime in the future"
+        if c.ex_destination is not None and c.ex_destination not in self.ref.venues:
+            return Reason.NO_VENUE, f"unknown ExDestination {c.ex_destination!r}"
+        return None
+
+    # ------------------------------------------------------------------ trader commands
+    def _new_order(self, c: NewOrder) -> None:
+        existing = self.state.find(c.session, c.cl_ord_id)
+        if existing is not None:
+            if c.poss_resend:  # F.1.b: already received -> echo its status
+                self._status_report(existing)
+            else:  # F.1.a: reject, carrying the existing order's status
+                self._reject_new(c, Reason.DUPLICATE_CL_ORD_ID, f"duplicate ClOrdID {c.cl_ord_id}", existing)
+            return
+        bad = self._check_new(c)
+        if bad is not None:
+            self._reject_new(c, bad[0], bad[1])
+            return
+        if c.ord_type not in _PRICED and c.price is not None:
+            c = msgspec.structs.replace(c, price=None)  # a market or stop order carries no limit
+        order_id = self.ids()
+        venue = c.ex_destination or self.ref.default_venue
+        self._emit(OrderAccepted(ts=self._now, order_id=order_id, exec_id=self.ids(), order=c, venue=venue))
+        self._route(self.state.orders[order_id], c.qty)
+
+    def _reject_new(self, c: NewOrder, reason: Reason, text: str, existing: ParentOrder | None = None) -> None:
+        snapshot = None
+        if existing is not None:
+            snapshot = self._status_event(existing)
+        self._emit(
+            OrderRejected(ts=self._now, exec_id=self.ids(), order=c, reason=reason.name, text=text, existing=snapshot)
+        )
+
+    def _route(self, o: ParentOrder, qty: int) -> None:
+        """Direct routing: one child for `qty` at the order's venue."""
+        self._emit(
+            ChildOrderSent(
+                ts=self._now,
+                child_id=self.ids(),
+                order_id=o.order_id,
+                venue=o.venue,
+                cl_ord_id=self.ids(),
+                symbol=o.symbol,
+                side=o.side,
+                ord_type=o.ord_type,
+                qty=qty,
+                price=o.price,
+                stop_px=o.stop_px,
+                tif=o.tif,
+            )
+        )
+
+    def _status_event(self, o: ParentOrder) -> ExecutionReport:
+        return ExecutionReport(
+            ts=self._now,
+            order_id=o.order_id,
+            exec_id=self.ids(),
+            exec_type=ExecType.ORDER_STATUS,
+            ord_status=o.status,
+            session=o.session,
+            cl_ord_id=o.cl_ord_id,
+            orig_cl_ord_id=o.orig_cl_ord_id,
+            order_qty=o.order_qty,
+            cum_qty=o.cum_qty,
+            leaves_qty=leaves_qty(o.status, o.order_qty, o.cum_qty),
+            cum_value=o.cum_value,
+            price=o.price,
+        )
+
+    def _status_report(self, o: ParentOrder) -> None:
+        self._emit(self._status_event(o))
+
+    def _status_request(self, c: StatusRequest) -> None:
+        o = self.state.find(c.session, c.cl_ord_id)
+        if o is not None:
+            self._status_report(o)
+            return
+        self._emit(  # G.1.a: unknown order
+            ExecutionReport(
+                ts=self._now,
+                order_id="NONE",
+                exec_id=self.ids(),
+                exec_type=ExecType.ORDER_STATUS,
+                ord_status=S.REJECTED,
+                session=c.session,
+                cl_ord_id=c.cl_ord_id,
+                orig_cl_ord_id=None,
+                order_qty=0,
+                cum_qty=0,
+                leaves_qty=0,
+                cum_value=0,
+                reject_reason=Reason.UNKNOWN_ORDER.ord_rej_reason,
+                text=Reason.UNKNOWN_ORDER.text,
+            )
+        )
+
+    def _cxl_reject(
+        self,
+        session: str,
+        cl_ord_id: str,
+        orig_cl_ord_id: str,
+        o: ParentOrder | None,
+        reason: Reason,
+        text: str,
+        replace: bool,
+        status: OrdStatus | None = None,
+        clears_pending: bool = False,
+    ) -> None:
+        self._emit(
+            CancelRejected(
+                ts=self._now,
+                session=session,
+                cl_ord_id=cl_ord_id,
+                orig_cl_ord_id=orig_cl_ord_id if o is None else o.cl_ord_id,
+                order_id=None if o is None else o.order_id,
+                ord_status=status or (S.REJECTED if o is None else o.status),
+                reason=reason.name,
+                text=text,
+                replace=replace,
+                clears_pending=clears_pending,
+            )
+        )
+
+    def _amend_target(
+        self, session: str, cl_ord_id: str, orig: str, trigger: Trigger, new_qty: int = 0
+    ) -> ParentOrder | None:
+        """The order a cancel/replace names, or None after emitting the cancel reject."""
+        replace = trigger is T.REPLACE_REQUEST
+        o = self.state.find(session, orig)
+        if o is None:  # B.1.f: neither ClOrdID is consumed
+            self._cxl_reject(session, cl_ord_id, orig, None, Reason.UNKNOWN_ORDER, f"unknown order {orig}", replace)
+            return None
+        if self.state.find(session, cl_ord_id) is not None:
+            self._cxl_reject(session, cl_ord_id, orig, o, Reason.DUPLICATE_CL_ORD_ID, f"duplicate ClOrdID {cl_ord_id}", replace)
+            return None
+        # a filled order may only be raised (C.1.c); any other change is too late (C.2.a)
+        if not allowed(o.status, trigger) or (o.status is S.FILLED and new_qty <= o.cum_qty):
+            if o.status in PENDING:
+                reason = Reason.PENDING  # D.2.d
+            elif o.status is S.PENDING_NEW:
+                reason = Reason.PENDING_NEW
+            else:
+                reason = Reason.TOO_LATE  # B.1.c, C.2.a
+            self._cxl_reject(session, cl_ord_id, orig, o, reason, f"{reason.text} ({o.status.name})", replace)
+            return None
+        return o
+
+    def _working_children(self, o: ParentOrder) -> list[ChildOrder]:
+        return [ch for cid in o.children if (ch := self.state.children[cid]).status not in TERMINAL]
+
+    def _cancel_request(self, c: CancelRequest) -> None:
+        o = self._amend_target(c.session, c.cl_ord_id, c.orig_cl_ord_id, T.CANCEL_REQUEST)
+        if o is None:
+            return
+        status = next_status(o.status, T.CANCEL_REQUEST, o.acked, o.order_qty, o.cum_qty)
+        self._er(
+            o, ExecType.PENDING_CANCEL, status,
+            cl_ord_id=c.cl_ord_id, orig_cl_ord_id=o.cl_ord_id, pending=(c.cl_ord_id, None, None),
+        )
+        self._cancel_children(o)
+
+    def _cancel_children(self, o: ParentOrder) -> None:
+        working = self._working_children(o)
+        for ch in working:
+            if allowed(ch.status, T.CANCEL_REQUEST):
+                self._emit(
+                    ChildCancelSent(
+                        ts=self._now, child_id=ch.child_id, venue=ch.venue,
+                        cl_ord_id=self.ids(), orig_cl_ord_id=ch.cl_ord_id,
+                    )
+                )
+        if not working and o.status is S.PENDING_CANCEL:
+            self._finish_cancel(o)
+
+    def _finish_cancel(self, o: ParentOrder, text: str = "") -> None:
+        status = next_status(o.status, T.CANCEL_DONE, o.acked, o.order_qty, o.cum_qty)
+        self._er(
+            o, ExecType.CANCELED, status,
+            cl_ord_id=o.pending_cl_ord_id, orig_cl_ord_id=o.cl_ord_id, pending=None, text=text,
+        )
+
+    def _replace_request(self, c: ReplaceRequest) -> None:
+        o = self._amend_target(c.session, c.cl_ord_id, c.orig_cl_ord_id, T.REPLACE_REQUEST, c.qty)
+        if o is None:
+            return
+        price = o.price if c.price is None else c.price
+        stop_px = o.stop_px if c.stop_px is None else c.stop_px
+        bad = self._check_terms(o.symbol, o.ord_type, c.qty, price, stop_px)
+        if bad is not None:
+            self._cxl_reject(c.session, c.cl_ord_id, c.orig_cl_ord_id, o, bad[0], bad[1], True)
+            return
+        if o.ord_type not in _PRICED:
+            price = None
+        status = next_status(o.status, T.REPLACE_REQUEST, o.acked, o.order_qty, o.cum_qty)
+        self._er(
+            o, ExecType.PENDING_REPLACE, status,
+            cl_ord_id=c.cl_ord_id, orig_cl_ord_id=o.cl_ord_id, pending=(c.cl_ord_id, c.qty, price),
+        )
+        working = self._working_children(o)
+        if not working:
+            self._finish_replace(o)
+            return
+        # one working child under direct routing: resize it to the parent's new leaves
+        ch = working[0]
+        self._emit(
+            ChildReplaceSent(
+                ts=self._now, child_id=ch.child_id, venue=ch.venue, cl_ord_id=self.ids(),
+                orig_cl_ord_id=ch.cl_ord_id, qty=ch.cum_qty + max(0, c.qty - o.cum_qty), price=price,
+            )
+        )
+
+    def _finish_replace(self, o: ParentOrder) -> None:
+        assert o.pending_qty is not None
+        qty = max(o.pending_qty, o.cum_qty)  # C.3.b/c: amended to CumQty, never below it
+        status = next_status(o.status, T.REPLACE_DONE, o.acked, qty, o.cum_qty)
+        self._er(
+            o, ExecType.REPLACED, status,
+            cl_ord_id=o.pending_cl_ord_id, orig_cl_ord_id=o.cl_ord_id,
+            order_qty=qty, price=o.pending_price, pending=None,
+        )
+        unrouted = leaves_qty(status, qty, o.cum_qty) - sum(
+            ch.qty - ch.cum_qty for ch in self._working_children(o)
+        )
+        if unrouted > 0:
+            self._route(o, unrouted)
+
+    # ------------------------------------------------------------------ venue reports
+    def _venue_child(self, venue: str, cl_ord_id: str, orig: str | None, what: str) -> ChildOrder | None:
+        ch = self.state.find_child(venue, cl_ord_id)
+        if ch is None and orig:
+            ch = self.state.find_child(venue, orig)
+        if ch is None:
+            self._anomaly("unknown_child", f"{what} from {venue} for unknown ClOrdID {cl_ord_id}")
+        return ch
+
+    def _venue_report(self, r: VenueExecReport) -> None:
+        ch = self._venue_child(r.venue, r.cl_ord_id, r.orig_cl_ord_id, f"ExecType {r.exec_type.name}")
+        if ch is None:
+            return
+        if r.exec_id in ch.venue_fills:
+            self.duplicate_venue_execs += 1  # each venue ExecID applies once
+            return
+        o = self.state.orders[ch.order_id]
+        et = r.exec_type
+        if et is ExecType.TRADE:
+            self._venue_fill(ch, o, r)
+        elif et is ExecType.TRADE_CANCEL or et is ExecType.TRADE_CORRECT:
+            self._venue_bust(ch, o, r)
+        elif et is ExecType.NEW:
+            self._venue_ack(ch, o)
+        elif et is ExecType.CANCELED:
+            self._venue_canceled(ch, o, r.text)
+        elif et is ExecType.REPLACED:
+            self._venue_replaced(ch, o, r)
+        elif et is ExecType.REJECTED:
+            self._venue_rejected(ch, o, r.cl_ord_id, r.text)
+        elif et is ExecType.DONE_FOR_DAY or et is ExecType.EXPIRED:
+            self._venue_done(ch, o, T.DONE_FOR_DAY if et is ExecType.DONE_FOR_DAY else T.EXPIRE, et)
+        # PendingNew/PendingCancel/PendingReplace/OrderStatus acks are informational
+
+    def _venue_ack(self, ch: ChildOrder, o: ParentOrder) -> None:
+        child_status = next_status(ch.status, T.ACK, True, ch.qty, ch.cum_qty)
+        parent_status = None if o.acked else next_status(o.status, T.ACK, True, o.order_qty, o.cum_qty)
+        self._child_update(ch, child_status)
+        if parent_status is not None:
+            self._er(o, ExecType.NEW, parent_status)
+
+    def _venue_fill(self, ch: ChildOrder, o: ParentOrder, r: VenueExecReport) -> None:
+        q, px = r.last_qty, r.last_px
+        if q <= 0 or px <= 0:
+            self._anomaly("bad_fill", f"fill {r.exec_id} from {r.venue}: LastQty {q} LastPx {px}")
+            return
+        child_cum, cum = ch.cum_qty + q, o.cum_qty + q
+        if child_cum > ch.qty or cum > o.order_qty:
+            self._anomaly("overfill", f"fill {r.exec_id} from {r.venue} of {q} exceeds order {o.order_id}")
+            return
+        child_status = next_status(ch.status, T.FILL, True, ch.qty, child_cum)
+        status = next_status(o.status, T.FILL, True, o.order_qty, cum)
+        fill_id = self.ids()
+        self._child_update(ch, child_status, cum_qty=child_cum, venue_exec_id=r.exec_id, fill_exec_id=fill_id)
+        self._er(
+            o, ExecType.TRADE, status, exec_id=fill_id, cum_qty=cum,
+            cum_value=o.cum_value + q * px, last_qty=q, last_px=px,
+        )
+
+    def _venue_bust(self, ch: ChildOrder, o: ParentOrder, r: VenueExecReport) -> None:
+        ref = ch.venue_fills.get(r.exec_ref_id or "")
+        fill = None if ref is None else o.fills.get(ref)
+        if fill is None or ref is None:
+            self._anomaly("unknown_exec_ref", f"{r.exec_type.name} {r.exec_id} refers to unknown ExecID {r.exec_ref_id}")
+            return
+        old_q, old_px = fill
+        new_q, new_px = (0, 0) if r.exec_type is ExecType.TRADE_CANCEL else (r.last_qty, r.last_px)
+        if r.exec_type is ExecType.TRADE_CORRECT and (new_q <= 0 or new_px <= 0):
+            self._anomaly("bad_fill", f"correction {r.exec_id}: LastQty {new_q} LastPx {new_px}")
+            return
+        dq = new_q - old_q
+        child_cum, cum = ch.cum_qty + dq, o.cum_qty + dq
+        if child_cum > ch.qty or cum > o.order_qty:
+            self._anomaly("overfill", f"correction {r.exec_id} would overfill order {o.order_id}")
+            return
+        child_status = next_status(ch.status, T.BUST, ch.acked, ch.qty, child_cum)
+        status = next_status(o.status, T.BUST, o.acked, o.order_qty, cum)
+        fill_id = self.ids()
+        self._child_update(ch, child_status, cum_qty=child_cum, venue_exec_id=r.exec_id, fill_exec_id=fill_id)
+        self._er(
+            o, r.exec_type, status, exec_id=fill_id, cum_qty=cum,
+            cum_value=o.cum_value + new_q * new_px - old_q * old_px,
+            last_qty=new_q, last_px=new_px, exec_ref_id=ref,
+        )
+
+    def _venue_canceled(self, ch: ChildOrder, o: ParentOrder, text: str) -> None:
+        requested = ch.status is S.PENDING_CANCEL
+        child_status = next_status(ch.status, T.CANCEL_DONE if requested else T.UNSOLICITED_CANCEL, ch.acked, ch.qty, ch.cum_qty)
+        self._child_update(ch, child_status, cl_ord_id=ch.pending_cl_ord_id if requested else None)
+        self._after_child_done(o, text)
+
+    def _after_child_done(self, o: ParentOrder, text: str) -> None:
+        """A child stopped working: finish the parent's cancel, or cancel its remainder."""
+        if self._working_children(o):
+            return
+        if o.status is S.PENDING_CANCEL:
+            self._finish_cancel(o, text)
+            return
+        if o.status in TERMINAL or leaves_qty(o.status, o.order_qty, o.cum_qty) == 0:
+            return
+        if o.status is S.PENDING_REPLACE:
+            self._reject_pending(o, Reason.TOO_LATE, "order canceled by the venue")
+        status = next_status(o.status, T.UNSOLICITED_CANCEL, o.acked, o.order_qty, o.cum_qty)
+        self._er(o, ExecType.CANCELED, status, text=text)  # E.1.b; I.1.a FOK, I.1.b IOC remainder
+
+    def _reject_pending(self, o: ParentOrder, reason: Reason, text: str) -> None:
+        """Answer the parent's pending cancel/replace with a reject and resume its working status."""
+        replace = o.status is S.PENDING_REPLACE
+        trigger = T.REPLACE_REJECT if replace else T.CANCEL_REJECT
+        status = next_status(o.status, trigger, o.acked, o.order_qty, o.cum_qty)
+        assert o.pending_cl_ord_id is not None
+        self._cxl_reject(
+            o.session, o.pending_cl_ord_id, o.cl_ord_id, o, reason, text, replace,
+            status=status, clears_pending=True,
+        )
+
+    def _venue_replaced(self, ch: ChildOrder, o: ParentOrder, r: VenueExecReport) -> None:
+        if ch.pending_qty is None:
+            self._anomaly("unexpected_replace", f"Replaced from {r.venue} for {ch.cl_ord_id} with no replace pending")
+            return
+        qty = max(r.order_qty if r.order_qty is not None else ch.pending_qty, ch.cum_qty)
+        child_status = next_status(ch.status, T.REPLACE_DONE, ch.acked, qty, ch.cum_qty)
+        self._child_update(ch, child_status, cl_ord_id=ch.pending_cl_ord_id, qty=qty, price=ch.pending_price)
+        if o.status is S.PENDING_REPLACE:
+            self._finish_replace(o)
+
+    def _venue_rejected(self, ch: ChildOrder, o: ParentOrder, cl_ord_id: str, text: str) -> None:
+        if cl_ord_id == ch.pending_cl_ord_id:  # the venue refused our cancel or replace
+            self._child_request_refused(ch, o, text)
+            return
+        child_status = next_status(ch.status, T.REJECT, ch.acked, ch.qty, ch.cum_qty)
+        pending = o.status in PENDING
+        others = [w for w in self._working_children(o) if w is not ch]
+        if not others and o.cum_qty == 0 and allowed(o.status, T.REJECT):
+            parent_status: OrdStatus | None = next_status(o.status, T.REJECT, o.acked, o.order_qty, 0)
+        else:
+            parent_status = None
+        self._child_update(ch, child_status)
+        if parent_status is None:
+            self._after_child_done(o, text)
+            return
+        pending_id = o.pending_cl_ord_id
+        self._er(
+            o, ExecType.REJECTED, parent_status, pending=None,
+            reject_reason=Reason.VENUE_REJECT.ord_rej_reason, text=text or Reason.VENUE_REJECT.text,
+        )
+        if pending and pending_id is not None:  # the trader's cancel is answered too
+            self._cxl_reject(o.session, pending_id, o.cl_ord_id, o, Reason.TOO_LATE, "order rejected by venue", False)
+
+    def _venue_cancel_reject(self, r: VenueCancelReject) -> None:
+        ch = self._venue_child(r.venue, r.cl_ord_id, r.orig_cl_ord_id, "OrderCancelReject")
+        if ch is not None:
+            self._child_request_refused(ch, self.state.orders[ch.order_id], r.text)
+
+    def _venue_reject(self, r: VenueReject) -> None:
+        ch = self._venue_child(r.venue, r.cl_ord_id, None, "reject")
+        if ch is not None:
+            self._venue_rejected(ch, self.state.orders[ch.order_id], r.cl_ord_id, r.text)
+
+    def _child_request_refused(self, ch: ChildOrder, o: ParentOrder, text: str) -> None:
+        if ch.status is S.PENDING_CANCEL:
+            trigger = T.CANCEL_REJECT
+        elif ch.status is S.PENDING_REPLACE:
+            trigger = T.REPLACE_REJECT
+        else:
+            self._anomaly("unexpected_cancel_reject", f"cancel reject for child {ch.cl_ord_id} in {ch.status.name}")
+            return
+        child_status = next_status(ch.status, trigger, ch.acked, ch.qty, ch.cum_qty)
+        self._child_update(ch, child_status)
+        if o.status in PENDING:
+            done = o.cum_qty >= o.order_qty
+            self._reject_pending(o, Reason.TOO_LATE if done else Reason.VENUE_REJECT, text or "refused by venue")
+
+    def _venue_done(self, ch: ChildOrder, o: ParentOrder, trigger: Trigger, et: ExecType) -> None:
+        child_status = next_status(ch.status, trigger, ch.acked, ch.qty, ch.cum_qty)
+        self._child_update(ch, child_status)
+        if not self._working_children(o) and allowed(o.status, trigger):
+            self._er(o, et, next_status(o.status, trigger, o.acked, o.order_qty, o.cum_qty), pending=None)
+
+    # ------------------------------------------------------------------ market data and time
+    def _market_data(self, m: MarketData) -> None:
+        self.marks[(m.symbol, m.venue)] = m
+
+    def _timer(self, t: Timer) -> None:
+        """Expire GTD orders past their time; at end of day, day orders are done for day."""
+        for o in list(self.state.orders.values()):
+            if o.status in TERMINAL:
+                continue
+            if o.tif is TimeInForce.GTD and o.expire_time is not None and o.expire_time <= self._now:
+                trigger, et = T.EXPIRE, ExecType.EXPIRED
+            elif t.end_of_day and o.tif is TimeInForce.DAY:
+                trigger, et = T.DONE_FOR_DAY, ExecType.DONE_FOR_DAY
+            else:
+                continue
+            self._er(o, et, next_status(o.status, trigger, o.acked, o.order_qty, o.cum_qty), pending=None)
+            self._cancel_children(o)
+

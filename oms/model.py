@@ -1,0 +1,315 @@
+"""Domain model: reference data, commands and events as msgspec Structs.
+
+One definition serves the journal, the streams and the API. Prices are fixed-point
+integers (see `oms.fixed`), quantities integer units. Enum values are the FIX codes,
+so the gateways translate without tables of their own.
+"""
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+
+class Side(str, enum.Enum):
+    BUY = "1"
+    SELL = "2"
+    SELL_SHORT = "5"
+
+
+class OrdType(str, enum.Enum):
+    MARKET = "1"
+    LIMIT = "2"
+    STOP = "3"
+    STOP_LIMIT = "4"
+
+
+class TimeInForce(str, enum.Enum):
+    DAY = "0"
+    GTC = "1"
+    IOC = "3"
+    FOK = "4"
+    GTD = "6"
+
+
+class OrdStatus(str, enum.Enum):
+    NEW = "0"
+    PARTIALLY_FILLED = "1"
+    FILLED = "2"
+    DONE_FOR_DAY = "3"
+    CANCELED = "4"
+    PENDING_CANCEL = "6"
+    REJECTED = "8"
+    PENDING_NEW = "A"
+    EXPIRED = "C"
+    PENDING_REPLACE = "E"
+
+
+class ExecType(str, enum.Enum):
+    NEW = "0"
+    DONE_FOR_DAY = "3"
+    CANCELED = "4"
+    REPLACED = "5"
+    PENDING_CANCEL = "6"
+    REJECTED = "8"
+    PENDING_NEW = "A"
+    EXPIRED = "C"
+    PENDING_REPLACE = "E"
+    TRADE = "F"
+    TRADE_CORRECT = "G"
+    TRADE_CANCEL = "H"
+    ORDER_STATUS = "I"
+
+
+# ---------------------------------------------------------------- reference data
+
+
+class Instrument(msgspec.Struct, frozen=True):
+    symbol: str
+    tick_size: int  # fixed-point price units
+    lot_size: int = 1
+    currency: str = "USD"
+
+
+class Account(msgspec.Struct, frozen=True):
+    account_id: str
+    name: str = ""
+    base_currency: str = "USD"
+
+
+# ---------------------------------------------------------------- commands
+
+
+class NewOrder(msgspec.Struct, tag=True, frozen=True, gc=False):
+    session: str
+    cl_ord_id: str
+    account: str
+    symbol: str
+    side: Side
+    ord_type: OrdType
+    qty: int
+    price: int | None = None
+    stop_px: int | None = None
+    tif: TimeInForce = TimeInForce.DAY
+    expire_time: int | None = None  # ns since epoch, for GTD
+    ex_destination: str | None = None
+    poss_resend: bool = False
+
+
+class CancelRequest(msgspec.Struct, tag=True, frozen=True, gc=False):
+    session: str
+    cl_ord_id: str
+    orig_cl_ord_id: str
+
+
+class ReplaceRequest(msgspec.Struct, tag=True, frozen=True, gc=False):
+    session: str
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    qty: int
+    price: int | None = None
+    stop_px: int | None = None
+
+
+class StatusRequest(msgspec.Struct, tag=True, frozen=True, gc=False):
+    session: str
+    cl_ord_id: str
+
+
+class VenueExecReport(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """An ExecutionReport received from a venue about one of our child orders."""
+
+    venue: str
+    cl_ord_id: str
+    exec_id: str
+    exec_type: ExecType
+    last_qty: int = 0
+    last_px: int = 0
+    order_qty: int | None = None  # the venue's OrderQty, read on Replaced
+    exec_ref_id: str | None = None
+    orig_cl_ord_id: str | None = None
+    text: str = ""
+
+
+class VenueCancelReject(msgspec.Struct, tag=True, frozen=True, gc=False):
+    venue: str
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    reason: int = 99
+    text: str = ""
+
+
+class VenueReject(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """A venue refused a message about a child order at the session or business level."""
+
+    venue: str
+    cl_ord_id: str
+    text: str = ""
+
+
+class MarketData(msgspec.Struct, tag=True, frozen=True, gc=False):
+    symbol: str
+    venue: str
+    bid: int | None = None
+    ask: int | None = None
+    last: int | None = None
+
+
+class Timer(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """Clock tick: expires GTD orders; with end_of_day, day orders are done for day."""
+
+    end_of_day: bool = False
+
+
+Command = (
+    NewOrder
+    | CancelRequest
+    | ReplaceRequest
+    | StatusRequest
+    | VenueExecReport
+    | VenueCancelReject
+    | VenueReject
+    | MarketData
+    | Timer
+)
+
+
+# ---------------------------------------------------------------- events
+
+
+class OrderAccepted(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """A trader's order passed validation and exists from now on (PendingNew)."""
+
+    ts: int
+    order_id: str
+    exec_id: str
+    order: NewOrder
+    venue: str  # where the router sends it
+
+
+class ExecutionReport(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """A parent order changed (or reports) its state: one FIX ExecutionReport to the trader.
+
+    Carries the order's resulting state, so applying it is an assignment and replay is exact.
+    """
+
+    ts: int
+    order_id: str
+    exec_id: str
+    exec_type: ExecType
+    ord_status: OrdStatus
+    session: str
+    cl_ord_id: str
+    orig_cl_ord_id: str | None
+    order_qty: int
+    cum_qty: int
+    leaves_qty: int
+    cum_value: int  # exact sum of LastQty * LastPx, for AvgPx
+    last_qty: int = 0
+    last_px: int = 0
+    price: int | None = None
+    exec_ref_id: str | None = None
+    reject_reason: int | None = None  # OrdRejReason
+    text: str = ""
+    # pending cancel/replace request now outstanding (None when none)
+    pending_cl_ord_id: str | None = None
+    pending_qty: int | None = None
+    pending_price: int | None = None
+
+
+class OrderRejected(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """A NewOrderSingle refused before it became an order; changes no state."""
+
+    ts: int
+    exec_id: str
+    order: NewOrder
+    reason: str  # oms.reasons.Reason name
+    text: str
+    existing: ExecutionReport | None = None  # duplicate ClOrdID: the existing order's status
+
+
+class CancelRejected(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """OrderCancelReject to the trader; clears the pending request when order_id is set."""
+
+    ts: int
+    session: str
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    order_id: str | None
+    ord_status: OrdStatus
+    reason: str
+    text: str
+    replace: bool  # CxlRejResponseTo: True for a replace request
+    clears_pending: bool = False
+
+
+class ChildOrderSent(msgspec.Struct, tag=True, frozen=True, gc=False):
+    ts: int
+    child_id: str
+    order_id: str
+    venue: str
+    cl_ord_id: str
+    symbol: str
+    side: Side
+    ord_type: OrdType
+    qty: int
+    price: int | None
+    stop_px: int | None
+    tif: TimeInForce
+
+
+class ChildCancelSent(msgspec.Struct, tag=True, frozen=True, gc=False):
+    ts: int
+    child_id: str
+    venue: str
+    cl_ord_id: str
+    orig_cl_ord_id: str
+
+
+class ChildReplaceSent(msgspec.Struct, tag=True, frozen=True, gc=False):
+    ts: int
+    child_id: str
+    venue: str
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    qty: int
+    price: int | None
+
+
+class ChildUpdated(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """A child order's state after a venue report (its resulting state, as for parents)."""
+
+    ts: int
+    child_id: str
+    status: OrdStatus
+    cl_ord_id: str
+    qty: int
+    cum_qty: int
+    price: int | None
+    venue_exec_id: str | None = None  # recorded so that each venue ExecID applies once
+    fill_exec_id: str | None = None  # parent ExecID of the fill this report created/changed
+
+
+class Anomaly(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """Something the engine refused to apply (illegal transition, overfill, unknown child)."""
+
+    ts: int
+    kind: str
+    detail: str
+
+
+Event = (
+    OrderAccepted
+    | ExecutionReport
+    | OrderRejected
+    | CancelRejected
+    | ChildOrderSent
+    | ChildCancelSent
+    | ChildReplaceSent
+    | ChildUpdated
+    | Anomaly
+)
+
+COMMAND_DECODER = msgspec.msgpack.Decoder(Command)
+EVENT_ENCODER = msgspec.msgpack.Encoder()
+EVENT_DECODER = msgspec.msgpack.Decoder(Event)

@@ -1,0 +1,232 @@
+"""The OMS state and the one function that changes it: `OmsState.apply(event)`.
+
+The engine decides events and applies them through here; replay applies the journaled
+events through the same function, so a rebuilt state equals the live one by
+construction, and `state_hash` proves it.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+
+from oms.model import (
+    Anomaly,
+    CancelRejected,
+    ChildCancelSent,
+    ChildOrderSent,
+    ChildReplaceSent,
+    ChildUpdated,
+    Event,
+    ExecType,
+    ExecutionReport,
+    NewOrder,
+    OrderAccepted,
+    OrderRejected,
+    OrdStatus,
+    OrdType,
+    Side,
+    TimeInForce,
+)
+
+_ACK_TYPES = frozenset({ExecType.NEW, ExecType.TRADE})
+_CHAIN_KEEPING = frozenset({ExecType.PENDING_CANCEL, ExecType.PENDING_REPLACE})
+
+
+class ParentOrder(msgspec.Struct):
+    """A trader's order, with its FIX state as the trader sees it."""
+
+    order_id: str
+    session: str
+    account: str
+    symbol: str
+    side: Side
+    ord_type: OrdType
+    tif: TimeInForce
+    expire_time: int | None
+    venue: str
+    cl_ord_id: str
+    orig_cl_ord_id: str | None
+    status: OrdStatus
+    acked: bool
+    order_qty: int
+    price: int | None
+    stop_px: int | None
+    cum_qty: int = 0
+    cum_value: int = 0
+    pending_cl_ord_id: str | None = None
+    pending_qty: int | None = None
+    pending_price: int | None = None
+    fills: dict[str, tuple[int, int]] = {}  # parent ExecID -> (qty, px), for busts and corrections
+    children: list[str] = []
+
+
+class ChildOrder(msgspec.Struct):
+    """An order we sent to a venue on behalf of a parent."""
+
+    child_id: str
+    order_id: str
+    venue: str
+    cl_ord_id: str
+    status: OrdStatus
+    acked: bool
+    qty: int
+    price: int | None
+    cum_qty: int = 0
+    pending_cl_ord_id: str | None = None
+    pending_qty: int | None = None
+    pending_price: int | None = None
+    venue_fills: dict[str, str] = {}  # venue ExecID -> parent ExecID (each venue ExecID once)
+
+
+class OmsState:
+    """Orders, children and their lookup indexes."""
+
+    def __init__(self) -> None:
+        self.orders: dict[str, ParentOrder] = {}
+        self.children: dict[str, ChildOrder] = {}
+        self.by_cl_ord_id: dict[tuple[str, str], str] = {}  # (session, ClOrdID) -> order_id
+        self.child_by_cl_ord_id: dict[tuple[str, str], str] = {}  # (venue, ClOrdID) -> child_id
+        self.last_ts = 0
+        self.events_applied = 0
+
+    # ------------------------------------------------------------------ apply
+    def apply(self, ev: Event) -> None:
+        handler = _APPLY[type(ev)]
+        handler(self, ev)
+        self.events_applied += 1
+        self.last_ts = ev.ts
+
+    def _accepted(self, ev: OrderAccepted) -> None:
+        o: NewOrder = ev.order
+        self.orders[ev.order_id] = ParentOrder(
+            order_id=ev.order_id,
+            session=o.session,
+            account=o.account,
+            symbol=o.symbol,
+            side=o.side,
+            ord_type=o.ord_type,
+            tif=o.tif,
+            expire_time=o.expire_time,
+            venue=ev.venue,
+            cl_ord_id=o.cl_ord_id,
+            orig_cl_ord_id=None,
+            status=OrdStatus.PENDING_NEW,
+            acked=False,
+            order_qty=o.qty,
+            price=o.price,
+            stop_px=o.stop_px,
+            fills={},
+            children=[],
+        )
+        self.by_cl_ord_id[(o.session, o.cl_ord_id)] = ev.order_id
+
+    def _report(self, ev: ExecutionReport) -> None:
+        et = ev.exec_type
+        if et is ExecType.ORDER_STATUS:
+            return
+        order = self.orders[ev.order_id]
+        if et not in _CHAIN_KEEPING and ev.cl_ord_id != order.cl_ord_id:
+            order.orig_cl_ord_id = order.cl_ord_id
+            order.cl_ord_id = ev.cl_ord_id
+        self.by_cl_ord_id[(order.session, ev.cl_ord_id)] = order.order_id
+        order.status = ev.ord_status
+        order.acked = order.acked or et in _ACK_TYPES
+        order.order_qty = ev.order_qty
+        order.cum_qty = ev.cum_qty
+        order.cum_value = ev.cum_value
+        order.price = ev.price
+        order.pending_cl_ord_id = ev.pending_cl_ord_id
+        order.pending_qty = ev.pending_qty
+        order.pending_price = ev.pending_price
+        if et is ExecType.TRADE:
+            order.fills[ev.exec_id] = (ev.last_qty, ev.last_px)
+        elif et is ExecType.TRADE_CANCEL:
+            del order.fills[ev.exec_ref_id]  # type: ignore[arg-type]
+        elif et is ExecType.TRADE_CORRECT:
+            del order.fills[ev.exec_ref_id]  # type: ignore[arg-type]
+            order.fills[ev.exec_id] = (ev.last_qty, ev.last_px)
+
+    def _cancel_rejected(self, ev: CancelRejected) -> None:
+        if ev.clears_pending and ev.order_id is not None:
+            order = self.orders[ev.order_id]
+            order.status = ev.ord_status
+            order.pending_cl_ord_id = order.pending_qty = order.pending_price = None
+
+    def _child_sent(self, ev: ChildOrderSent) -> None:
+        self.children[ev.child_id] = ChildOrder(
+            child_id=ev.child_id,
+            order_id=ev.order_id,
+            venue=ev.venue,
+            cl_ord_id=ev.cl_ord_id,
+            status=OrdStatus.PENDING_NEW,
+            acked=False,
+            qty=ev.qty,
+            price=ev.price,
+            venue_fills={},
+        )
+        self.orders[ev.order_id].children.append(ev.child_id)
+        self.child_by_cl_ord_id[(ev.venue, ev.cl_ord_id)] = ev.child_id
+
+    def _child_cancel_sent(self, ev: ChildCancelSent) -> None:
+        child = self.children[ev.child_id]
+        child.status = OrdStatus.PENDING_CANCEL
+        child.pending_cl_ord_id = ev.cl_ord_id
+        child.pending_qty = child.pending_price = None
+        self.child_by_cl_ord_id[(ev.venue, ev.cl_ord_id)] = ev.child_id
+
+    def _child_replace_sent(self, ev: ChildReplaceSent) -> None:
+        child = self.children[ev.child_id]
+        child.status = OrdStatus.PENDING_REPLACE
+        child.pending_cl_ord_id = ev.cl_ord_id
+        child.pending_qty = ev.qty
+        child.pending_price = ev.price
+        self.child_by_cl_ord_id[(ev.venue, ev.cl_ord_id)] = ev.child_id
+
+    def _child_updated(self, ev: ChildUpdated) -> None:
+        child = self.children[ev.child_id]
+        child.status = ev.status
+        child.cl_ord_id = ev.cl_ord_id
+        child.qty = ev.qty
+        child.cum_qty = ev.cum_qty
+        child.price = ev.price
+        child.acked = child.acked or ev.status is not OrdStatus.PENDING_NEW
+        if ev.status not in (OrdStatus.PENDING_CANCEL, OrdStatus.PENDING_REPLACE):
+            child.pending_cl_ord_id = child.pending_qty = child.pending_price = None
+        if ev.venue_exec_id is not None and ev.fill_exec_id is not None:
+            child.venue_fills[ev.venue_exec_id] = ev.fill_exec_id
+
+    def _no_change(self, ev: Event) -> None:
+        pass
+
+    # ------------------------------------------------------------------ queries
+    def find(self, session: str, cl_ord_id: str) -> ParentOrder | None:
+        oid = self.by_cl_ord_id.get((session, cl_ord_id))
+        return None if oid is None else self.orders[oid]
+
+    def find_child(self, venue: str, cl_ord_id: str) -> ChildOrder | None:
+        cid = self.child_by_cl_ord_id.get((venue, cl_ord_id))
+        return None if cid is None else self.children[cid]
+
+    def state_hash(self) -> str:
+        """SHA-256 over every order and child in a canonical order: equal hash, equal state."""
+        h = hashlib.sha256()
+        enc = msgspec.msgpack.Encoder(order="sorted")
+        for oid in sorted(self.orders):
+            h.update(enc.encode(self.orders[oid]))
+        for cid in sorted(self.children):
+            h.update(enc.encode(self.children[cid]))
+        return h.hexdigest()
+
+
+_APPLY = {
+    OrderAccepted: OmsState._accepted,
+    ExecutionReport: OmsState._report,
+    CancelRejected: OmsState._cancel_rejected,
+    ChildOrderSent: OmsState._child_sent,
+    ChildCancelSent: OmsState._child_cancel_sent,
+    ChildReplaceSent: OmsState._child_replace_sent,
+    ChildUpdated: OmsState._child_updated,
+    OrderRejected: OmsState._no_change,
+    Anomaly: OmsState._no_change,
+}
