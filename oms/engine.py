@@ -663,15 +663,17 @@ class Engine:
 
     def _timer(self, t: Timer) -> None:
         """Expire GTD orders past their time; at end of day, day orders are done for day."""
-        for o in list(self.state.orders.values()):
+        for oid in sorted(self.state.gtd):
+            o = self.state.orders[oid]
             if o.status in TERMINAL:
-                continue
-            if o.tif is TimeInForce.GTD and o.expire_time is not None and o.expire_time <= self._now:
-                trigger, et = T.EXPIRE, ExecType.EXPIRED
-            elif t.end_of_day and o.tif is TimeInForce.DAY:
-                trigger, et = T.DONE_FOR_DAY, ExecType.DONE_FOR_DAY
-            else:
-                continue
-            self._er(o, et, next_status(o.status, trigger, o.acked, o.order_qty, o.cum_qty), pending=None)
-            self._cancel_children(o)
+                self.state.gtd.discard(oid)
+            elif o.expire_time is not None and o.expire_time <= self._now:
+                self._end(o, T.EXPIRE, ExecType.EXPIRED)
+        if t.end_of_day:
+            for o in list(self.state.orders.values()):
+                if o.tif is TimeInForce.DAY and o.status not in TERMINAL:
+                    self._end(o, T.DONE_FOR_DAY, ExecType.DONE_FOR_DAY)
 
+    def _end(self, o: ParentOrder, trigger: Trigger, et: ExecType) -> None:
+        self._er(o, et, next_status(o.status, trigger, o.acked, o.order_qty, o.cum_qty), pending=None)
+        self._cancel_children(o)

@@ -87,6 +87,7 @@ class OmsState:
         self.children: dict[str, ChildOrder] = {}
         self.by_cl_ord_id: dict[tuple[str, str], str] = {}  # (session, ClOrdID) -> order_id
         self.child_by_cl_ord_id: dict[tuple[str, str], str] = {}  # (venue, ClOrdID) -> child_id
+        self.gtd: set[str] = set()  # GTD orders the timer has to look at (done ones are pruned by it)
         self.last_ts = 0
         self.events_applied = 0
 
@@ -120,6 +121,8 @@ class OmsState:
             children=[],
         )
         self.by_cl_ord_id[(o.session, o.cl_ord_id)] = ev.order_id
+        if o.tif is TimeInForce.GTD:
+            self.gtd.add(ev.order_id)
 
     def _report(self, ev: ExecutionReport) -> None:
         et = ev.exec_type

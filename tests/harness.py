@@ -13,6 +13,7 @@ from oms.model import (
     Account,
     CancelRequest,
     Command,
+    Event,
     ExecType,
     Instrument,
     NewOrder,
@@ -52,10 +53,13 @@ class Desk:
         self.now = 1_700_000_000_000_000_000
         self.engine = Engine(REF, clock=lambda: self.now, ids=SequentialIds())
         self.reports: list[TraderReport] = []
+        self.events: list[Event] = []
         self._venue_ids = itertools.count(1)
 
     def run(self, cmd: Command) -> list[TraderReport]:
-        reps = trader_reports(self.engine.handle(cmd))
+        events = self.engine.handle(cmd)
+        self.events += events
+        reps = trader_reports(events)
         self.reports += reps
         return reps
 

@@ -426,3 +426,16 @@ def test_each_venue_exec_id_applies_once():
     assert d.v_fill("X", 1000, exec_id="dup") == []
     assert d.engine.state.state_hash() == before
     assert d.engine.duplicate_venue_execs == 1
+
+
+def test_gtd_order_expires_at_its_time_and_its_child_is_canceled():
+    d = Desk()
+    d.nos("G", 1000, tif=TimeInForce.GTD, expire_time=d.now + 5_000_000_000)
+    d.v_ack("G")
+    d.v_fill("G", 200)
+    assert d.run(Timer()) == []  # not yet
+    d.now += 6_000_000_000
+    assert rows(d.run(Timer())) == [("EXPIRED", "EXPIRED", 1000, 200, 0, 0)]
+    assert d.child("G").status.name == PCXL
+    assert d.v_canceled("G") == []
+    assert rows(d.v_fill("G", 100)) == [("TRADE", "EXPIRED", 1000, 300, 0, 100)]  # a late fill still counts

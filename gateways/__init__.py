@@ -1,0 +1,1 @@
+"""Gateways: turn the outside world into engine commands and events back into messages."""

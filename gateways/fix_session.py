@@ -1,0 +1,198 @@
+"""quickfix plumbing shared by every FIX gateway: settings, lifecycle, message building.
+
+One place knows the differences between FIX 4.2 and 4.4 ExecutionReports, so the
+trader acceptor, the venue sessions and the venue simulators all speak the same way.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+import quickfix as fix
+
+from oms.fixed import price_str
+from oms.model import ExecType, OrdStatus
+
+SPEC_DIR = Path(__file__).resolve().parent.parent / "config" / "fix"
+log = logging.getLogger("gateways.fix")
+
+Role = Literal["acceptor", "initiator"]
+
+
+class FixSession(msgspec.Struct, frozen=True):
+    begin_string: str
+    sender: str
+    target: str
+
+    def session_id(self) -> fix.SessionID:
+        return fix.SessionID(self.begin_string, self.sender, self.target)
+
+
+def write_settings(
+    path: Path, role: Role, host: str, port: int, sessions: list[FixSession],
+    *, store_dir: Path | None = None, heartbeat: int = 30, reset_on_logon: bool = True,
+) -> fix.SessionSettings:
+    """Write a quickfix settings file for `sessions` and load it (quickfix reads files only)."""
+    side = "Accept" if role == "acceptor" else "Connect"
+    lines = [
+        "[DEFAULT]",
+        f"ConnectionType={role}",
+        "StartTime=00:00:00",
+        "EndTime=00:00:00",
+        f"HeartBtInt={heartbeat}",
+        "ReconnectInterval=1",
+        "UseDataDictionary=Y",
+        "ValidateUserDefinedFields=N",
+        "AllowUnknownMsgFields=Y",
+        "ValidateFieldsOutOfOrder=N",
+        f"ResetOnLogon={'Y' if reset_on_logon else 'N'}",
+        f"Socket{side}Host={host}",
+        f"Socket{side}Port={port}",
+        "SocketNodelay=Y",
+        "SocketReuseAddress=Y",
+    ]
+    if store_dir is not None:
+        lines.append(f"FileStorePath={store_dir}")
+    for s in sessions:
+        lines += [
+            "[SESSION]",
+            f"BeginString={s.begin_string}",
+            f"SenderCompID={s.sender}",
+            f"TargetCompID={s.target}",
+            f"DataDictionary={SPEC_DIR / (s.begin_string.replace('.', '') + '.xml')}",
+        ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return fix.SessionSettings(str(path))
+
+
+class Endpoint:
+    """A quickfix acceptor or initiator with its application; start() and stop()."""
+
+    def __init__(self, app: fix.Application, settings: fix.SessionSettings, role: Role,
+                 store_dir: Path | None = None) -> None:
+        store = fix.FileStoreFactory(settings) if store_dir is not None else fix.MemoryStoreFactory()
+        logs = fix.ScreenLogFactory(False, False, False)
+        cls = fix.SocketAcceptor if role == "acceptor" else fix.SocketInitiator
+        self._app = app  # quickfix keeps a raw pointer: hold a reference
+        self._store, self._logs = store, logs
+        self.connector = cls(app, store, settings, logs)
+
+    def start(self) -> None:
+        self.connector.start()
+
+    def stop(self) -> None:
+        self.connector.stop()
+
+
+def field(msg: fix.Message, tag: int) -> str | None:
+    return msg.getField(tag) if msg.isSetField(tag) else None
+
+
+def msg_type(msg: fix.Message) -> str:
+    return msg.getHeader().getField(35)
+
+
+def new_message(kind: str) -> fix.Message:
+    m = fix.Message()
+    m.getHeader().setField(fix.MsgType(kind))
+    return m
+
+
+def utc_timestamp(ns: int | None = None) -> str:
+    ns = time.time_ns() if ns is None else ns
+    secs, rem = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(secs)) + f".{rem // 1_000_000:03d}"
+
+
+def send(msg: fix.Message, session: fix.SessionID) -> bool:
+    try:
+        return bool(fix.Session.sendToTarget(msg, session))
+    except fix.SessionNotFound:
+        log.warning("session %s not found; message dropped", session.toString())
+        return False
+
+
+# FIX 4.2 has no ExecType Trade/TradeCorrect/TradeCancel/OrderStatus: it uses ExecTransType
+_FIX42_TRANS = {ExecType.TRADE_CANCEL: "1", ExecType.TRADE_CORRECT: "2", ExecType.ORDER_STATUS: "3"}
+
+
+def _fix42_exec_type(exec_type: ExecType, ord_status: OrdStatus) -> str:
+    if exec_type is ExecType.TRADE:
+        return "2" if ord_status is OrdStatus.FILLED else "1"
+    if exec_type in _FIX42_TRANS:
+        return ord_status.value  # the status the bust, correction or status report leaves
+    return exec_type.value
+
+
+def execution_report(
+    begin_string: str, *, order_id: str, exec_id: str, exec_type: ExecType, ord_status: OrdStatus,
+    cl_ord_id: str, symbol: str, side: str, order_qty: int, cum_qty: int, leaves_qty: int,
+    avg_px: Decimal, orig_cl_ord_id: str | None = None, last_qty: int = 0, last_px: int = 0,
+    price: int | None = None, account: str | None = None, text: str = "",
+    ord_rej_reason: int | None = None, exec_ref_id: str | None = None, ts: int | None = None,
+) -> fix.Message:
+    m = new_message("8")
+    m.setField(37, order_id)
+    m.setField(17, exec_id)
+    if begin_string == "FIX.4.2":
+        m.setField(20, _FIX42_TRANS.get(exec_type, "0"))
+        m.setField(150, _fix42_exec_type(exec_type, ord_status))
+    else:
+        m.setField(150, exec_type.value)
+    m.setField(39, ord_status.value)
+    m.setField(11, cl_ord_id)
+    if orig_cl_ord_id:
+        m.setField(41, orig_cl_ord_id)
+    m.setField(55, symbol)
+    m.setField(54, side)
+    m.setField(38, str(order_qty))
+    m.setField(14, str(cum_qty))
+    m.setField(151, str(leaves_qty))
+    m.setField(6, format(avg_px.normalize(), "f"))
+    if last_qty:
+        m.setField(32, str(last_qty))
+        m.setField(31, price_str(last_px))
+    if price is not None:
+        m.setField(44, price_str(price))
+    if account:
+        m.setField(1, account)
+    if text:
+        m.setField(58, text)
+    if ord_rej_reason is not None:
+        m.setField(103, str(ord_rej_reason))
+    if exec_ref_id:
+        m.setField(19, exec_ref_id)
+    m.setField(60, utc_timestamp(ts))
+    return m
+
+
+def cancel_reject(
+    *, order_id: str, cl_ord_id: str, orig_cl_ord_id: str, ord_status: OrdStatus, replace: bool,
+    reason: int, text: str = "",
+) -> fix.Message:
+    m = new_message("9")
+    m.setField(37, order_id)
+    m.setField(11, cl_ord_id)
+    m.setField(41, orig_cl_ord_id)
+    m.setField(39, ord_status.value)
+    m.setField(434, "2" if replace else "1")
+    m.setField(102, str(reason))
+    if text:
+        m.setField(58, text)
+    return m
+
+
+def business_reject(ref_msg_type: str, reason: int, text: str, ref_seq: str | None = None) -> fix.Message:
+    """BusinessMessageReject (j): 3 = unsupported message type, 5 = conditionally required field missing."""
+    m = new_message("j")
+    if ref_seq:
+        m.setField(45, ref_seq)
+    m.setField(372, ref_msg_type)
+    m.setField(380, str(reason))
+    m.setField(58, text)
+    return m

@@ -1,0 +1,439 @@
+"""A simulated venue: a quickfix acceptor (FIX.4.2/4.4) over the Numba matching core.
+
+It answers the way exchanges do (FIX 5.0 SP2 Vol. 7): the first report may already be a
+fill, IOC and FOK remainders are canceled, no pending acknowledgements. A background
+market maker quotes around a random-walk mid, so orders fill realistically and prices
+differ across venues. Bad input gets an ExecutionReport Rejected with a reason and the
+session stays up. Book changes happen under one lock; messages are sent after it is
+released, so quickfix's own locks never nest inside it.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import quickfix as fix
+
+from gateways.fix_session import (
+    Endpoint,
+    FixSession,
+    business_reject,
+    cancel_reject,
+    execution_report,
+    field,
+    msg_type,
+    new_message,
+    send,
+    write_settings,
+)
+from oms import matching as mc
+from oms.config import Config, SimConfig, VenueConfig
+from oms.fixed import FixedPointError, avg_px, to_price, to_qty
+from oms.model import ExecType, Instrument, MarketData, OrdStatus
+
+log = logging.getLogger("gateways.venue_sim")
+
+_TIF = {"0": mc.DAY, "1": mc.GTC, "3": mc.IOC, "4": mc.FOK, "6": mc.DAY}
+_STP = {"none": mc.STP_NONE, "cancel_newest": mc.STP_CANCEL_NEWEST, "cancel_oldest": mc.STP_CANCEL_OLDEST,
+        "cancel_both": mc.STP_CANCEL_BOTH, "decrement": mc.STP_DECREMENT}
+_MM_OWNER = 1
+Outbox = list[tuple[fix.Message, fix.SessionID]]
+
+
+class SimOrder(msgspec.Struct):
+    oid: int
+    session: fix.SessionID
+    cl_ord_id: str
+    symbol: str
+    side: str
+    qty: int
+    price: int | None
+    account: str | None
+    cum: int = 0
+    cum_value: int = 0
+    status: OrdStatus = OrdStatus.NEW
+
+    @property
+    def leaves(self) -> int:
+        done = self.status in (OrdStatus.FILLED, OrdStatus.CANCELED, OrdStatus.REJECTED, OrdStatus.EXPIRED)
+        return 0 if done else self.qty - self.cum
+
+
+class VenueSimulator(fix.Application):
+    def __init__(self, venue: VenueConfig, instruments: dict[str, Instrument], ref_prices: dict[str, int]) -> None:
+        super().__init__()
+        self.venue = venue
+        self.sim: SimConfig = venue.sim
+        self.instruments = instruments
+        self.rng = random.Random(self.sim.seed)
+        self.lock = threading.Lock()
+        stp = _STP[self.sim.self_trade]
+        self.books = {s: mc.Book(stp_mode=stp) for s in instruments}
+        offset = 1 + self.sim.price_offset_bps / 1e4
+        self.mids = {s: self._snap(s, round(ref_prices[s] * offset)) for s in instruments}
+        self.last: dict[str, int] = {}
+        self.orders: dict[int, SimOrder] = {}
+        self.by_cl: dict[tuple[str, str], int] = {}
+        self.mm_orders: dict[str, list[int]] = {s: [] for s in instruments}
+        self.owners: dict[tuple[str, str | None], int] = {}
+        self.sessions: dict[str, fix.SessionID] = {}
+        self.md_listeners: list[Callable[[MarketData], None]] = []
+        self._ids = 0
+        self._exec_ids = 0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.endpoint: Endpoint | None = None
+        with self.lock:
+            for s in instruments:
+                self._requote(s, [])
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, run_dir: Path) -> None:
+        sessions = [FixSession(self.venue.begin_string, self.venue.venue_comp_id, c) for c in self.venue.clients]
+        settings = write_settings(run_dir / f"venue-{self.venue.name}.cfg", "acceptor", self.venue.host,
+                                  self.venue.port, sessions)
+        self.endpoint = Endpoint(self, settings, "acceptor")
+        self.endpoint.start()
+        loops = [self._liquidity_loop] if self.sim.depth > 0 else []
+        if self.sim.disconnect_every_s > 0:
+            loops.append(self._disconnect_loop)
+        for loop in loops:
+            t = threading.Thread(target=loop, name=f"{self.venue.name}-{loop.__name__}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        log.info("venue %s listening on %s:%d (%s)", self.venue.name, self.venue.host, self.venue.port,
+                 self.venue.begin_string)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(2)
+        if self.endpoint is not None:
+            self.endpoint.stop()
+
+    def disconnect_all(self) -> None:
+        """Drop every logged-on session (fault injection)."""
+        for sid in list(self.sessions.values()):
+            session = fix.Session.lookupSession(sid)
+            if session is not None:
+                session.disconnect()
+
+    # ------------------------------------------------------------------ quickfix callbacks
+    def onCreate(self, sid: fix.SessionID) -> None:
+        pass
+
+    def onLogon(self, sid: fix.SessionID) -> None:
+        self.sessions[sid.toString()] = sid
+
+    def onLogout(self, sid: fix.SessionID) -> None:
+        self.sessions.pop(sid.toString(), None)
+
+    def toAdmin(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        pass
+
+    def fromAdmin(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        pass
+
+    def toApp(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        pass
+
+    def fromApp(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        kind = msg_type(msg)
+        handler = {"D": self._on_new, "F": self._on_cancel, "G": self._on_replace, "H": self._on_status,
+                   "V": self._on_market_data_request}.get(kind)
+        out: Outbox = []
+        try:
+            if handler is None:
+                out.append((business_reject(kind, 3, f"message type {kind} is not supported",
+                                            msg.getHeader().getField(34)), sid))
+            else:
+                with self.lock:
+                    handler(msg, sid, out)
+        except Exception as exc:  # the venue never dies from a message
+            log.exception("venue %s failed on %s", self.venue.name, kind)
+            out.append((business_reject(kind, 0, f"cannot process: {exc}"), sid))
+        if self.sim.latency_ms:
+            time.sleep(self.sim.latency_ms / 1000)
+        for m, to in out:
+            send(m, to)
+
+    # ------------------------------------------------------------------ helpers
+    def _snap(self, symbol: str, px: int) -> int:
+        tick = self.instruments[symbol].tick_size
+        return max(tick, (px + tick // 2) // tick * tick)
+
+    def _next_exec_id(self) -> str:
+        self._exec_ids += 1
+        return f"{self.venue.name}-E{self._exec_ids}"
+
+    def _er(self, o: SimOrder, exec_type: ExecType, out: Outbox, *, cl_ord_id: str | None = None,
+            orig: str | None = None, last_qty: int = 0, last_px: int = 0, text: str = "",
+            reason: int | None = None) -> None:
+        out.append((execution_report(
+            o.session.getBeginString().getValue(), order_id=f"{self.venue.name}-{o.oid}",
+            exec_id=self._next_exec_id(), exec_type=exec_type, ord_status=o.status, cl_ord_id=cl_ord_id or o.cl_ord_id,
+            orig_cl_ord_id=orig, symbol=o.symbol, side=o.side, order_qty=o.qty, cum_qty=o.cum, leaves_qty=o.leaves,
+            avg_px=avg_px(o.cum_value, o.cum), last_qty=last_qty, last_px=last_px, price=o.price,
+            account=o.account, text=text, ord_rej_reason=reason,
+        ), o.session))
+
+    def _reject_new(self, msg: fix.Message, sid: fix.SessionID, reason: int, text: str, out: Outbox) -> None:
+        qty = field(msg, 38) or "0"
+        out.append((execution_report(
+            sid.getBeginString().getValue(), order_id="NONE", exec_id=self._next_exec_id(),
+            exec_type=ExecType.REJECTED, ord_status=OrdStatus.REJECTED, cl_ord_id=field(msg, 11) or "",
+            symbol=field(msg, 55) or "", side=field(msg, 54) or "1", order_qty=_int_or_zero(qty), cum_qty=0,
+            leaves_qty=0, avg_px=Decimal(0), text=text, ord_rej_reason=reason,
+        ), sid))
+
+    def _owner(self, sid: fix.SessionID, account: str | None) -> int:
+        key = (sid.toString(), account)
+        if key not in self.owners:
+            self.owners[key] = len(self.owners) + 2  # 1 is the market maker
+        return self.owners[key]
+
+    def _parse_terms(self, symbol: str, qty_text: str | None, ord_type: str, price_text: str | None
+                     ) -> tuple[int, int | None] | tuple[int, str]:
+        """(qty, price) or (OrdRejReason, Text)."""
+        inst = self.instruments[symbol]
+        try:
+            qty = to_qty(qty_text or "")
+        except FixedPointError as exc:
+            return 13, str(exc)
+        if qty <= 0 or qty % inst.lot_size:
+            return 13, f"quantity {qty} must be a positive multiple of {inst.lot_size}"
+        if ord_type == "1":
+            return qty, None
+        try:
+            price = to_price(price_text or "")
+        except FixedPointError as exc:
+            return 99, f"bad price: {exc}"
+        if price <= 0:
+            return 99, "price must be positive"
+        if price % inst.tick_size:
+            return 18, f"price {price_text} is not a multiple of the tick size"
+        return qty, price
+
+    # ------------------------------------------------------------------ order entry
+    def _on_new(self, msg: fix.Message, sid: fix.SessionID, out: Outbox) -> None:
+        cl = field(msg, 11) or ""
+        symbol = field(msg, 55) or ""
+        side = field(msg, 54) or ""
+        ord_type = field(msg, 40) or ""
+        tif = field(msg, 59) or "0"
+        if (sid.toString(), cl) in self.by_cl:
+            return self._reject_new(msg, sid, 6, f"duplicate ClOrdID {cl}", out)
+        if symbol not in self.books:
+            return self._reject_new(msg, sid, 1, f"unknown symbol {symbol}", out)
+        if side not in ("1", "2", "5") or ord_type not in ("1", "2") or tif not in _TIF:
+            return self._reject_new(msg, sid, 11, "unsupported side, order type or time in force", out)
+        terms = self._parse_terms(symbol, field(msg, 38), ord_type, field(msg, 44))
+        if isinstance(terms[1], str):
+            return self._reject_new(msg, sid, terms[0], terms[1], out)
+        qty, price = terms  # type: ignore[misc]
+        if self.sim.reject_rate and self.rng.random() < self.sim.reject_rate:
+            return self._reject_new(msg, sid, 0, "simulated venue reject", out)
+        self._ids += 1
+        account = field(msg, 1)
+        o = SimOrder(self._ids, sid, cl, symbol, side, qty, price, account)
+        self.orders[o.oid] = o
+        self.by_cl[(sid.toString(), cl)] = o.oid
+        res = self.books[symbol].add(
+            o.oid, mc.BUY if side == "1" else mc.SELL, price or 0, qty, tif=_TIF[tif],
+            owner=self._owner(sid, account), market=ord_type == "1",
+        )
+        self._after(o, res, out, acked=False)
+
+    def _after(self, o: SimOrder, res: object, out: Outbox, acked: bool) -> None:
+        """Report what one book operation did: fills to both sides, STP cancels, the remainder."""
+        self._report_fills(o.symbol, res.fills, out)  # type: ignore[attr-defined]
+        for oid, _qty in res.stp_cancels:  # type: ignore[attr-defined]
+            victim = self.orders.get(int(oid))
+            if victim is not None and victim.oid != o.oid:
+                victim.status = OrdStatus.CANCELED
+                self._er(victim, ExecType.CANCELED, out, text="self-trade prevention")
+        if o.status in (OrdStatus.FILLED, OrdStatus.CANCELED):
+            return
+        if self.books[o.symbol].order(o.oid) is None:  # not resting: IOC/FOK/market remainder, or STP
+            o.status = OrdStatus.CANCELED
+            self._er(o, ExecType.CANCELED, out, text="remainder canceled" if o.cum else "not filled")
+        elif not acked and o.cum == 0:
+            self._er(o, ExecType.NEW, out)
+        self._publish(o.symbol)
+
+    def _lookup(self, sid: fix.SessionID, orig: str | None) -> SimOrder | None:
+        oid = self.by_cl.get((sid.toString(), orig or ""))
+        return None if oid is None else self.orders[oid]
+
+    def _on_cancel(self, msg: fix.Message, sid: fix.SessionID, out: Outbox) -> None:
+        cl, orig = field(msg, 11) or "", field(msg, 41) or ""
+        o = self._lookup(sid, orig)
+        if o is None or o.leaves == 0:
+            out.append((cancel_reject(
+                order_id="NONE" if o is None else f"{self.venue.name}-{o.oid}", cl_ord_id=cl, orig_cl_ord_id=orig,
+                ord_status=OrdStatus.REJECTED if o is None else o.status, replace=False,
+                reason=1 if o is None else 0, text="unknown order" if o is None else "too late to cancel"), sid))
+            return
+        self.books[o.symbol].cancel(o.oid)
+        o.status = OrdStatus.CANCELED
+        prev, o.cl_ord_id = o.cl_ord_id, cl
+        self.by_cl[(sid.toString(), cl)] = o.oid
+        self._er(o, ExecType.CANCELED, out, orig=prev)
+        self._publish(o.symbol)
+
+    def _on_replace(self, msg: fix.Message, sid: fix.SessionID, out: Outbox) -> None:
+        cl, orig = field(msg, 11) or "", field(msg, 41) or ""
+        o = self._lookup(sid, orig)
+
+        def refuse(reason: int, text: str) -> None:
+            out.append((cancel_reject(
+                order_id="NONE" if o is None else f"{self.venue.name}-{o.oid}", cl_ord_id=cl, orig_cl_ord_id=orig,
+                ord_status=OrdStatus.REJECTED if o is None else o.status, replace=True, reason=reason,
+                text=text), sid))
+
+        if o is None:
+            return refuse(1, "unknown order")
+        if o.leaves == 0:  # Filled and Canceled are terminal at an exchange (S2)
+            return refuse(0, "too late to replace")
+        terms = self._parse_terms(o.symbol, field(msg, 38), "2" if o.price is not None else "1",
+                                  field(msg, 44) or (None if o.price is None else str(Decimal(o.price) / 10**6)))
+        if isinstance(terms[1], str):
+            return refuse(99, terms[1])
+        qty, price = terms  # type: ignore[misc]
+        prev, o.cl_ord_id = o.cl_ord_id, cl
+        self.by_cl[(sid.toString(), cl)] = o.oid
+        book = self.books[o.symbol]
+        o.qty, o.price = max(qty, o.cum), price  # C.3.b/c: never below what is filled
+        if qty <= o.cum:
+            book.cancel(o.oid)
+            o.status = OrdStatus.FILLED
+            self._er(o, ExecType.REPLACED, out, orig=prev)
+            self._publish(o.symbol)
+            return
+        o.status = OrdStatus.PARTIALLY_FILLED if o.cum else OrdStatus.NEW
+        res = book.replace(o.oid, qty - o.cum, price or 0)
+        self._er(o, ExecType.REPLACED, out, orig=prev)
+        self._after(o, res, out, acked=True)
+
+    def _on_status(self, msg: fix.Message, sid: fix.SessionID, out: Outbox) -> None:
+        o = self._lookup(sid, field(msg, 11))
+        if o is None:
+            self._reject_new(msg, sid, 5, "unknown order", out)
+            return
+        self._er(o, ExecType.ORDER_STATUS, out)
+
+    # ------------------------------------------------------------------ market data
+    def top(self, symbol: str) -> MarketData:
+        bid, _bq, ask, _aq = self.books[symbol].l1()
+        return MarketData(symbol=symbol, venue=self.venue.name, bid=bid or None, ask=ask or None,
+                          last=self.last.get(symbol))
+
+    def _publish(self, symbol: str) -> None:
+        if self.md_listeners:
+            md = self.top(symbol)
+            for listener in self.md_listeners:
+                listener(md)
+
+    def _on_market_data_request(self, msg: fix.Message, sid: fix.SessionID, out: Outbox) -> None:
+        """MarketDataRequest (V) answered with one snapshot (W) per symbol, L2 to the requested depth."""
+        import quickfix42 as fix42
+        import quickfix44 as fix44
+
+        mod = fix42 if sid.getBeginString().getValue() == "FIX.4.2" else fix44
+        group = mod.MarketDataRequest.NoRelatedSym()
+        depth = int(field(msg, 264) or "0") or 5
+        for i in range(1, int(field(msg, 146) or "0") + 1):
+            msg.getGroup(i, group)
+            symbol = group.getField(55)
+            if symbol not in self.books:
+                out.append((business_reject("V", 0, f"unknown symbol {symbol}"), sid))
+                continue
+            snap = new_message("W")
+            snap.setField(262, field(msg, 262) or "")
+            snap.setField(55, symbol)
+            bids, asks = self.books[symbol].l2(depth)
+            for entry_type, rows in (("0", bids), ("1", asks)):
+                for px, qty, _count in rows:
+                    e = mod.MarketDataSnapshotFullRefresh.NoMDEntries()
+                    e.setField(269, entry_type)
+                    e.setField(270, str(Decimal(int(px)) / 10**6))
+                    e.setField(271, str(int(qty)))
+                    snap.addGroup(e)
+            out.append((snap, sid))
+
+    # ------------------------------------------------------------------ synthetic liquidity
+    def _requote(self, symbol: str, out: Outbox) -> None:
+        book, sim = self.books[symbol], self.sim
+        for oid in self.mm_orders[symbol]:
+            book.cancel(oid)
+        self.mm_orders[symbol] = []
+        mid, tick = self.mids[symbol], self.instruments[symbol].tick_size
+        half = max(tick, self._snap(symbol, round(mid * sim.spread_bps / 2e4)))
+        for k in range(sim.depth):
+            qty = sim.level_qty * (k + 1)
+            for side, px in ((mc.BUY, mid - half - k * sim.level_ticks * tick),
+                             (mc.SELL, mid + half + k * sim.level_ticks * tick)):
+                if px <= 0:
+                    continue
+                self._ids += 1
+                res = book.add(self._ids, side, px, qty, tif=mc.GTC, owner=_MM_OWNER)
+                self.mm_orders[symbol].append(self._ids)
+                self._report_fills(symbol, res.fills, out)  # a quote may cross a resting client order
+        self._publish(symbol)
+
+    def _report_fills(self, symbol: str, fills: object, out: Outbox) -> None:
+        """A Trade report to each client side of each fill; the market maker gets none."""
+        for taker, maker, px, q, _, _ in fills:  # type: ignore[attr-defined]
+            self.last[symbol] = int(px)
+            for oid in (int(taker), int(maker)):
+                o = self.orders.get(oid)
+                if o is None:
+                    continue
+                o.cum += int(q)
+                o.cum_value += int(q) * int(px)
+                o.status = OrdStatus.FILLED if o.cum >= o.qty else OrdStatus.PARTIALLY_FILLED
+                self._er(o, ExecType.TRADE, out, last_qty=int(q), last_px=int(px))
+
+    def _liquidity_loop(self) -> None:
+        sim = self.sim
+        while not self._stop.wait(sim.tick_ms / 1000):
+            out: Outbox = []
+            with self.lock:
+                for symbol in self.books:
+                    step = self.rng.gauss(sim.drift_bps, sim.volatility_bps) / 1e4
+                    self.mids[symbol] = self._snap(symbol, round(self.mids[symbol] * (1 + step)))
+                    self._requote(symbol, out)
+            for m, to in out:
+                send(m, to)
+
+    def _disconnect_loop(self) -> None:
+        while not self._stop.wait(self.sim.disconnect_every_s):
+            log.warning("venue %s: simulated disconnect", self.venue.name)
+            self.disconnect_all()
+
+
+def _int_or_zero(text: str) -> int:
+    try:
+        return max(0, to_qty(text))
+    except FixedPointError:
+        return 0
+
+
+def start_venues(cfg: Config, run_dir: Path, names: list[str] | None = None) -> list[VenueSimulator]:
+    """Start the simulated venues of a config (all enabled ones, or those named)."""
+    ref = cfg.reference_data()
+    ref_prices = {i.symbol: to_price(i.ref_price) for i in cfg.instruments}
+    sims = []
+    for v in cfg.venues:
+        if (names and v.name not in names) or (not names and not v.sim.enabled):
+            continue
+        sim = VenueSimulator(v, ref.instruments, ref_prices)
+        sim.start(run_dir)
+        sims.append(sim)
+    return sims

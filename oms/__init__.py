@@ -1,0 +1,1 @@
+"""The OMS core: order model, FIX state machine, engine, journal, runtime."""

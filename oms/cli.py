@@ -1,0 +1,145 @@
+"""The `oms` command: run the system, replay a journal."""
+from __future__ import annotations
+
+import argparse
+import collections
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from oms.config import DEFAULT_CONFIG, ConfigError, load
+
+log = logging.getLogger("oms")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="oms", description="Real-time trade order management system.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="start the OMS from a config", description=(
+        "Start the OMS: replay the journal, then run the engine, the gateways and /metrics. "
+        "Stops cleanly on SIGINT or SIGTERM."))
+    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="TOML config (default: %(default)s)")
+    run.add_argument("--stdio", action="store_true",
+                     help="also take JSON-line commands on stdin and write durable events to stdout; stop at end of input")
+    run.add_argument("--no-metrics", action="store_true", help="do not serve /metrics")
+    run.add_argument("--no-venues", action="store_true", help="do not start the simulated venues of the config")
+
+    sim = sub.add_parser("sim-venue", help="run simulated FIX venues alone", description=(
+        "Run the simulated venues of a config (all enabled ones, or those named) until SIGINT or SIGTERM."))
+    sim.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="TOML config (default: %(default)s)")
+    sim.add_argument("--venue", action="append", default=[], metavar="NAME", help="run only this venue (repeatable)")
+
+    rep = sub.add_parser("replay", help="rebuild state from a journal and print it", description=(
+        "Rebuild the order state from a journal, print a summary and the state hash. "
+        "A torn or corrupt tail is recovered to the last complete record, as at start-up."))
+    rep.add_argument("journal", type=Path, help="journal file (SQLite)")
+    return p
+
+
+def _stop_event() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _run_dir(cfg_run_dir: str) -> Path:
+    path = Path(cfg_run_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _sim_venue(args: argparse.Namespace) -> int:
+    from gateways.venue_sim import start_venues
+
+    cfg = load(args.config)
+    unknown = set(args.venue) - {v.name for v in cfg.venues}
+    if unknown:
+        raise ConfigError(args.config, "venues", f"no venue named {', '.join(sorted(unknown))}")
+    stop = _stop_event()
+    sims = start_venues(cfg, _run_dir(cfg.run_dir), args.venue)
+    log.info("%d simulated venues running; SIGINT or SIGTERM stops them", len(sims))
+    stop.wait()
+    for sim in sims:
+        sim.stop()
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from oms.metrics import Metrics
+    from oms.runtime import Runtime, open_engine
+
+    cfg = load(args.config)
+    stop = _stop_event()
+    sims = []
+    if not args.no_venues:
+        from gateways.venue_sim import start_venues
+
+        sims = start_venues(cfg, _run_dir(cfg.run_dir))
+    engine, journal = open_engine(cfg, Path.cwd())
+    metrics = Metrics()
+    if not args.no_metrics:
+        metrics.serve(cfg.metrics.host, cfg.metrics.port)
+        log.info("metrics on http://%s:%d/metrics", cfg.metrics.host, cfg.metrics.port)
+    runtime = Runtime(engine, journal, cfg, metrics)
+    runtime.start()
+    gateway = None
+    if args.stdio:
+        from gateways.stdio import StdioGateway
+
+        gateway = StdioGateway(runtime)
+        gateway.start()
+    log.info("OMS running with %d orders; SIGINT or SIGTERM stops it", len(engine.state.orders))
+    while not stop.is_set() and not (gateway is not None and gateway.finished.is_set()):
+        stop.wait(0.2)
+    runtime.stop()
+    for sim in sims:
+        sim.stop()
+    log.info("stopped; journal at seq %d; state hash %s", journal.last_seq, engine.state.state_hash())
+    return 1 if runtime.failed else 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from oms.journal import Journal, JournalError
+    from oms.runtime import replay
+
+    if not args.journal.is_file():
+        print(f"oms replay: {args.journal}: no such file", file=sys.stderr)
+        return 2
+    try:
+        journal = Journal(args.journal)
+    except JournalError as exc:
+        print(f"oms replay: {exc}", file=sys.stderr)
+        return 2
+    with journal:
+        state = replay(journal)
+        seq = journal.last_seq
+    by_status = collections.Counter(o.status.name for o in state.orders.values())
+    fills = sum(len(o.fills) for o in state.orders.values())
+    print(f"journal      {args.journal}")
+    print(f"records      {seq}")
+    print(f"events       {state.events_applied}")
+    print(f"orders       {len(state.orders)}")
+    for status, n in sorted(by_status.items()):
+        print(f"  {status:<16} {n}")
+    print(f"child orders {len(state.children)}")
+    print(f"fills        {fills}")
+    print(f"state hash   {state.state_hash()}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return {"run": _run, "replay": _replay, "sim-venue": _sim_venue}[args.command](args)
+    except ConfigError as exc:
+        print(f"oms: bad config: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

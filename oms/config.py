@@ -1,0 +1,211 @@
+"""Configuration: TOML decoded into typed Structs, then checked for meaning.
+
+Every problem becomes a `ConfigError` naming the file, the key and the reason, so an
+operator can fix it without reading code.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from oms.engine import ReferenceData
+from oms.fixed import FixedPointError, to_price
+from oms.model import Account, Instrument
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+
+
+class ConfigError(Exception):
+    def __init__(self, path: str | os.PathLike, key: str, reason: str) -> None:
+        super().__init__(f"{path}: {key}: {reason}")
+        self.path, self.key, self.reason = str(path), key, reason
+
+
+class _Base(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    pass
+
+
+class Listen(_Base):
+    host: str = "127.0.0.1"
+    port: int = 0
+
+
+class JournalConfig(_Base):
+    path: str = "journal.db"  # relative to run_dir
+    commit: Literal["event", "group"] = "group"
+    window_us: int = 0  # how long a group waits for more commands; 0 = what queued during the last commit
+    max_batch: int = 4096
+    fsync: bool = True
+
+
+class SessionConfig(_Base):
+    comp_id: str
+    begin_string: Literal["FIX.4.2", "FIX.4.4"] = "FIX.4.4"
+    accounts: list[str] = []
+
+
+class FixConfig(_Base):
+    host: str = "127.0.0.1"
+    port: int = 9876
+    comp_id: str = "OMS"
+    sessions: list[SessionConfig] = []
+
+
+class NatsConfig(_Base):
+    embedded: bool = True
+    host: str = "127.0.0.1"
+    port: int = 4222
+    url: str = ""  # an existing server or cluster; when set, nothing is embedded
+
+
+class SimConfig(_Base):
+    """A simulated venue: its synthetic liquidity and the faults it injects."""
+
+    enabled: bool = True
+    spread_bps: float = 4.0  # quoted spread around the mid
+    depth: int = 5  # price levels quoted each side (0: no synthetic liquidity)
+    level_qty: int = 500  # quantity at the best level; deeper levels grow by this much
+    level_ticks: int = 1  # distance between quoted levels, in ticks
+    volatility_bps: float = 2.0  # standard deviation of the mid's step
+    drift_bps: float = 0.0  # mean of the mid's step
+    price_offset_bps: float = 0.0  # this venue's mid relative to the reference price
+    tick_ms: int = 250  # how often the mid moves and quotes refresh
+    seed: int = 1
+    latency_ms: int = 0  # delay before each answer
+    reject_rate: float = 0.0  # share of new orders rejected at random
+    disconnect_every_s: float = 0.0  # drop every session this often (0: never)
+    self_trade: Literal["none", "cancel_newest", "cancel_oldest", "cancel_both", "decrement"] = "cancel_newest"
+
+
+class VenueConfig(_Base):
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    begin_string: Literal["FIX.4.2", "FIX.4.4"] = "FIX.4.4"
+    comp_id: str = ""  # the venue's CompID; defaults to its name
+    clients: list[str] = msgspec.field(default_factory=lambda: ["OMS"])  # CompIDs that may log on
+    sim: SimConfig = SimConfig()
+
+    @property
+    def venue_comp_id(self) -> str:
+        return self.comp_id or self.name
+
+
+class InstrumentConfig(_Base):
+    symbol: str
+    tick_size: str = "0.01"
+    lot_size: int = 1
+    currency: str = "USD"
+    ref_price: str = "100"  # where simulated venues start quoting
+
+
+class AccountConfig(_Base):
+    id: str
+    name: str = ""
+    base_currency: str = "USD"
+
+
+class Config(_Base):
+    run_dir: str = "run"
+    journal: JournalConfig = JournalConfig()
+    metrics: Listen = Listen(port=9100)
+    api: Listen = Listen(port=8080)
+    nats: NatsConfig = NatsConfig()
+    fix: FixConfig = FixConfig()
+    default_venue: str = ""
+    venues: list[VenueConfig] = []
+    instruments: list[InstrumentConfig] = []
+    accounts: list[AccountConfig] = []
+
+    def journal_path(self, base: Path) -> Path:
+        run_dir = Path(self.run_dir)
+        if not run_dir.is_absolute():
+            run_dir = base / run_dir
+        path = Path(self.journal.path)
+        return path if path.is_absolute() else run_dir / path
+
+    def reference_data(self) -> ReferenceData:
+        return ReferenceData(
+            instruments={
+                i.symbol: Instrument(i.symbol, to_price(i.tick_size), i.lot_size, i.currency)
+                for i in self.instruments
+            },
+            accounts={a.id: Account(a.id, a.name, a.base_currency) for a in self.accounts},
+            venues=tuple(v.name for v in self.venues),
+            default_venue=self.default_venue,
+            entitlements={s.comp_id: frozenset(s.accounts) for s in self.fix.sessions},
+        )
+
+
+def _check(path: str | os.PathLike, cfg: Config) -> None:
+    """Meaning the types cannot express: ports, ticks, references between sections."""
+
+    def fail(key: str, reason: str) -> None:
+        raise ConfigError(path, key, reason)
+
+    for key, port in (("metrics.port", cfg.metrics.port), ("api.port", cfg.api.port),
+                      ("nats.port", cfg.nats.port), ("fix.port", cfg.fix.port)):
+        if not 0 <= port <= 65535:
+            fail(key, f"port {port} is not between 0 and 65535")
+    if cfg.journal.window_us < 0 or cfg.journal.max_batch < 1:
+        fail("journal", "window_us must be >= 0 and max_batch >= 1")
+    symbols: set[str] = set()
+    for n, inst in enumerate(cfg.instruments):
+        key = f"instruments[{n}]"
+        if inst.symbol in symbols:
+            fail(f"{key}.symbol", f"duplicate symbol {inst.symbol!r}")
+        symbols.add(inst.symbol)
+        for name in ("tick_size", "ref_price"):
+            try:
+                positive = to_price(getattr(inst, name)) > 0
+            except FixedPointError as exc:
+                fail(f"{key}.{name}", str(exc))
+            else:
+                if not positive:
+                    fail(f"{key}.{name}", "must be positive")
+        if inst.lot_size < 1:
+            fail(f"{key}.lot_size", "must be at least 1")
+    accounts = {a.id for a in cfg.accounts}
+    if len(accounts) != len(cfg.accounts):
+        fail("accounts", "duplicate account id")
+    for n, s in enumerate(cfg.fix.sessions):
+        for acc in s.accounts:
+            if acc not in accounts:
+                fail(f"fix.sessions[{n}].accounts", f"unknown account {acc!r}")
+    for n, v in enumerate(cfg.venues):
+        if not 0 <= v.port <= 65535:
+            fail(f"venues[{n}].port", f"port {v.port} is not between 0 and 65535")
+        if v.sim.enabled and v.port == 0:
+            fail(f"venues[{n}].port", f"simulated venue {v.name} needs a port")
+        if not 0.0 <= v.sim.reject_rate <= 1.0:
+            fail(f"venues[{n}].sim.reject_rate", "must be between 0 and 1")
+        if v.sim.depth < 0 or v.sim.level_qty < 1 or v.sim.tick_ms < 1 or v.sim.level_ticks < 1:
+            fail(f"venues[{n}].sim", "depth >= 0, level_qty >= 1, level_ticks >= 1 and tick_ms >= 1 are required")
+    venues = [v.name for v in cfg.venues]
+    if len(set(venues)) != len(venues):
+        fail("venues", "duplicate venue name")
+    if venues and cfg.default_venue not in venues:
+        fail("default_venue", f"{cfg.default_venue!r} is not one of the venues {venues}")
+
+
+def load(path: str | os.PathLike) -> Config:
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(path, "-", f"cannot read: {exc.strerror}") from exc
+    try:
+        cfg = msgspec.toml.decode(raw, type=Config)
+    except msgspec.ValidationError as exc:
+        msg = str(exc)
+        reason, _, where = msg.partition(" - at `")
+        key = where.rstrip("`").removeprefix("$").removeprefix(".")
+        if reason.startswith("Object contains unknown field `"):  # name the offending key itself
+            key = ".".join(filter(None, (key, reason.split("`")[1])))
+        raise ConfigError(path, key or "-", reason) from exc
+    except msgspec.DecodeError as exc:
+        raise ConfigError(path, "-", f"not valid TOML: {exc}") from exc
+    _check(path, cfg)
+    return cfg

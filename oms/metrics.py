@@ -1,0 +1,57 @@
+"""Prometheus metrics: every stage counts and times itself.
+
+A `Metrics` owns its registry, so several OMS instances (tests, benchmarks) coexist
+in one process; `oms run` serves the registry at /metrics.
+"""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from oms.model import Anomaly, CancelRejected, Event, OrderRejected
+
+_LATENCY_BUCKETS = (1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3, 1e-2, 0.1)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.commands = Counter("oms_commands", "Commands handled by the engine", ["type"], registry=r)
+        self.events = Counter("oms_events", "Events emitted by the engine", ["type"], registry=r)
+        self.rejects = Counter("oms_rejects", "Orders, cancels and replaces refused, by reason", ["reason"], registry=r)
+        self.anomalies = Counter("oms_anomalies", "Venue reports refused by the state machine", ["kind"], registry=r)
+        self.engine_latency = Histogram(
+            "oms_engine_latency_seconds", "Engine time per command", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.commit_latency = Histogram(
+            "oms_journal_commit_seconds", "Journal append + fsync'd commit per group", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.batch_size = Histogram(
+            "oms_group_commit_commands", "Commands per group commit", buckets=(1, 2, 4, 8, 16, 64, 256, 1024, 4096),
+            registry=r,
+        )
+        self.journal_records = Gauge("oms_journal_last_seq", "Sequence of the last durable journal record", registry=r)
+        self.orders = Gauge("oms_orders", "Orders known to the engine", registry=r)
+        self._cmd_children: dict[type, Counter] = {}
+        self._event_children: dict[type, Counter] = {}
+
+    def count(self, cmd: object, events: list[Event], seconds: float) -> None:
+        """Record one handled command; label children are cached off the hot path."""
+        t = type(cmd)
+        c = self._cmd_children.get(t)
+        if c is None:
+            c = self._cmd_children[t] = self.commands.labels(t.__name__)
+        c.inc()
+        self.engine_latency.observe(seconds)
+        for ev in events:
+            et = type(ev)
+            ec = self._event_children.get(et)
+            if ec is None:
+                ec = self._event_children[et] = self.events.labels(et.__name__)
+            ec.inc()
+            if et is OrderRejected or et is CancelRejected:
+                self.rejects.labels(ev.reason.lower()).inc()  # type: ignore[union-attr]
+            elif et is Anomaly:
+                self.anomalies.labels(ev.kind).inc()  # type: ignore[union-attr]
+
+    def serve(self, host: str, port: int) -> None:
+        start_http_server(port, addr=host, registry=self.registry)

@@ -1,0 +1,168 @@
+"""The engine's thread: commands in from gateways, group commit, replies after durability.
+
+Gateways call `submit` from any thread; one thread takes everything queued, runs it
+through the engine, appends the events to the journal and commits once (group
+commit), and only then hands each command's events to its reply callback and to the
+listeners (streams). A trader is never acknowledged before the event is durable.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from oms.config import Config
+from oms.engine import Engine, SequentialIds
+from oms.journal import Journal
+from oms.metrics import Metrics
+from oms.model import EVENT_DECODER, EVENT_ENCODER, Command, Event, Timer
+from oms.state import OmsState
+
+log = logging.getLogger("oms.runtime")
+
+Reply = Callable[[list[Event]], None]
+_STOP = object()
+
+
+def replay(journal: Journal, state: OmsState | None = None) -> OmsState:
+    """Rebuild the state by applying every journaled event, in order."""
+    state = state if state is not None else OmsState()
+    decode = EVENT_DECODER.decode
+    for _seq, payload in journal.replay():
+        state.apply(decode(payload))
+    return state
+
+
+def open_engine(cfg: Config, base: Path, clock: Callable[[], int] = time.time_ns) -> tuple[Engine, Journal]:
+    """Open the journal, replay it, and give back an engine holding the rebuilt state."""
+    path = cfg.journal_path(base)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    journal = Journal(path, fsync=cfg.journal.fsync)
+    started = time.perf_counter()
+    state = replay(journal)
+    starts = int(journal.get_meta("starts") or 0) + 1
+    journal.set_meta("starts", str(starts))
+    journal.commit()
+    log.info(
+        "journal %s: replayed %d events, %d orders in %.3f s; state hash %s",
+        path, state.events_applied, len(state.orders), time.perf_counter() - started, state.state_hash(),
+    )
+    # ids carry the start count, so ids stay unique across restarts of one journal
+    engine = Engine(cfg.reference_data(), clock=clock, ids=SequentialIds(f"{starts}-"), state=state)
+    return engine, journal
+
+
+class Runtime:
+    def __init__(
+        self,
+        engine: Engine,
+        journal: Journal,
+        cfg: Config,
+        metrics: Metrics | None = None,
+        listeners: Iterable[Callable[[list[Event]], None]] = (),
+        timer_interval: float = 1.0,
+    ) -> None:
+        self.engine = engine
+        self.journal = journal
+        self.metrics = metrics or Metrics()
+        self.listeners = list(listeners)
+        self._per_command = cfg.journal.commit == "event"
+        self._window = cfg.journal.window_us / 1e6
+        self._max_batch = cfg.journal.max_batch
+        self._timer_interval = timer_interval
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="oms-engine", daemon=True)
+        self.failed: BaseException | None = None
+
+    def submit(self, cmd: Command, reply: Reply | None = None) -> None:
+        self._q.put((cmd, reply))
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._q.put(_STOP)
+        self._thread.join(timeout)
+
+    # ------------------------------------------------------------------ loop
+    def _take(self) -> list | None:
+        """Block for the first command, then take what is queued (and what arrives within the window)."""
+        try:
+            first = self._q.get(timeout=self._timer_interval)
+        except queue.Empty:
+            return [(Timer(), None)]
+        if first is _STOP:
+            return None
+        batch = [first]
+        deadline = time.perf_counter() + self._window
+        while len(batch) < self._max_batch:
+            try:
+                item = self._q.get_nowait()
+            except queue.Empty:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    break
+                try:
+                    item = self._q.get(timeout=left)
+                except queue.Empty:
+                    break
+            if item is _STOP:
+                self._q.put(_STOP)
+                break
+            batch.append(item)
+        return batch
+
+    def _loop(self) -> None:
+        try:
+            while (batch := self._take()) is not None:
+                self._process(batch)
+        except BaseException as exc:  # a journal failure: stop taking orders, loudly
+            self.failed = exc
+            log.critical("engine stopped: %s", exc, exc_info=True)
+        finally:
+            self.journal.close()
+
+    def _process(self, batch: list) -> None:
+        handle, encode, m = self.engine.handle, EVENT_ENCODER.encode, self.metrics
+        records: list[bytes] = []
+        done: list[tuple[Reply | None, list[Event]]] = []
+        for cmd, reply in batch:
+            t0 = time.perf_counter()
+            events = handle(cmd)
+            m.count(cmd, events, time.perf_counter() - t0)
+            records.extend(encode(ev) for ev in events)
+            done.append((reply, events))
+            if self._per_command:
+                self._commit(records, done, 1)
+                records, done = [], []
+        if done:
+            self._commit(records, done, len(batch))
+
+    def _commit(self, records: list[bytes], done: list[tuple[Reply | None, list[Event]]], n: int) -> None:
+        t0 = time.perf_counter()
+        if records:
+            self.journal.append(records)
+            self.journal.commit()
+        m = self.metrics
+        m.commit_latency.observe(time.perf_counter() - t0)
+        m.batch_size.observe(n)
+        m.journal_records.set(self.journal.last_seq)
+        m.orders.set(len(self.engine.state.orders))
+        for reply, events in done:  # durable from here on: acknowledge
+            if reply is not None:
+                _safely(reply, events)
+        if self.listeners:
+            flat = [ev for _, events in done for ev in events]
+            for listener in self.listeners:
+                _safely(listener, flat)
+
+
+def _safely(fn: Callable[[list[Event]], None], events: list[Event]) -> None:
+    """A failing gateway callback is logged; it never stops the engine."""
+    try:
+        fn(events)
+    except Exception:
+        log.exception("callback %r failed", fn)

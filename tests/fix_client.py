@@ -1,0 +1,139 @@
+"""A real quickfix initiator for tests: send messages, wait for the answers."""
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+import time
+from pathlib import Path
+
+import quickfix as fix
+
+from gateways.fix_session import Endpoint, FixSession, field, msg_type, new_message, send, utc_timestamp, write_settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class FixClient(fix.Application):
+    def __init__(self, tmp: Path, port: int, sender: str, target: str, begin_string: str = "FIX.4.4") -> None:
+        super().__init__()
+        self.session = FixSession(begin_string, sender, target)
+        self.sid = self.session.session_id()
+        self.inbox: queue.Queue[fix.Message] = queue.Queue()
+        self.logged_on = threading.Event()
+        self.logged_out = threading.Event()
+        settings = write_settings(tmp / f"client-{sender}-{port}.cfg", "initiator", "127.0.0.1", port, [self.session])
+        self.endpoint = Endpoint(self, settings, "initiator")
+        self._n = 0
+
+    def __enter__(self) -> FixClient:
+        self.endpoint.start()
+        assert self.logged_on.wait(15), "FIX logon timed out"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.endpoint.stop()
+
+    # quickfix callbacks
+    def onCreate(self, sid): pass
+    def onLogon(self, sid): self.logged_out.clear(); self.logged_on.set()
+    def onLogout(self, sid): self.logged_on.clear(); self.logged_out.set()
+    def toAdmin(self, msg, sid): pass
+    def fromAdmin(self, msg, sid): pass
+    def toApp(self, msg, sid): pass
+    def fromApp(self, msg, sid): self.inbox.put(fix.Message(msg))
+
+    # ------------------------------------------------------------------ sending
+    def next_id(self, prefix: str = "C") -> str:
+        self._n += 1
+        return f"{prefix}{self._n}-{time.monotonic_ns() % 10**9}"
+
+    def send(self, msg: fix.Message) -> None:
+        assert send(msg, self.sid), "send failed"
+
+    def new_order(self, cl: str, symbol: str, side: str, qty: str, price: str | None = None,
+                  ord_type: str | None = None, tif: str = "0", account: str | None = None,
+                  extra: dict[int, str] | None = None) -> None:
+        m = new_message("D")
+        m.setField(11, cl)
+        if self.session.begin_string == "FIX.4.2":
+            m.setField(21, "1")
+        m.setField(55, symbol)
+        m.setField(54, side)
+        m.setField(60, utc_timestamp())
+        m.setField(38, qty)
+        m.setField(40, ord_type or ("2" if price is not None else "1"))
+        if price is not None:
+            m.setField(44, price)
+        m.setField(59, tif)
+        if account:
+            m.setField(1, account)
+        for tag, value in (extra or {}).items():
+            m.setField(tag, value)
+        self.send(m)
+
+    def cancel(self, cl: str, orig: str, symbol: str, side: str, qty: str = "0") -> None:
+        m = new_message("F")
+        m.setField(11, cl)
+        m.setField(41, orig)
+        m.setField(55, symbol)
+        m.setField(54, side)
+        m.setField(60, utc_timestamp())
+        if self.session.begin_string == "FIX.4.2" or qty != "0":
+            m.setField(38, qty)
+        self.send(m)
+
+    def replace(self, cl: str, orig: str, symbol: str, side: str, qty: str, price: str | None = None,
+                ord_type: str = "2") -> None:
+        m = new_message("G")
+        m.setField(11, cl)
+        m.setField(41, orig)
+        if self.session.begin_string == "FIX.4.2":
+            m.setField(21, "1")
+        m.setField(55, symbol)
+        m.setField(54, side)
+        m.setField(60, utc_timestamp())
+        m.setField(38, qty)
+        m.setField(40, ord_type)
+        if price is not None:
+            m.setField(44, price)
+        self.send(m)
+
+    def status(self, cl: str, symbol: str, side: str) -> None:
+        m = new_message("H")
+        m.setField(11, cl)
+        m.setField(55, symbol)
+        m.setField(54, side)
+        self.send(m)
+
+    # ------------------------------------------------------------------ receiving
+    def expect(self, kind: str | None = None, timeout: float = 10.0, **fields: str) -> fix.Message:
+        """The next application message (of type `kind`, with the given tag values), skipping others."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {kind or 'message'} {fields} within {timeout}s")
+            try:
+                m = self.inbox.get(timeout=left)
+            except queue.Empty:
+                continue
+            if kind is not None and msg_type(m) != kind:
+                continue
+            if all(field(m, int(tag.lstrip("t"))) == v for tag, v in fields.items()):
+                return m
+
+    def drain(self, wait: float = 0.3) -> list[fix.Message]:
+        time.sleep(wait)
+        out = []
+        while not self.inbox.empty():
+            out.append(self.inbox.get_nowait())
+        return out
+
+
+def tags(m: fix.Message, *numbers: int) -> tuple[str | None, ...]:
+    return tuple(field(m, n) for n in numbers)

@@ -1,0 +1,183 @@
+"""The venue simulator over real FIX sessions on loopback."""
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import quickfix44 as fix44
+
+from gateways.fix_session import new_message
+from gateways.venue_sim import VenueSimulator
+from oms.config import SimConfig, VenueConfig
+from oms.fixed import to_price
+from oms.model import Instrument
+from tests.fix_client import FixClient, free_port, tags
+
+INSTRUMENTS = {"AAPL": Instrument("AAPL", to_price("0.01")), "MSFT": Instrument("MSFT", to_price("0.01"))}
+REF = {"AAPL": to_price("190"), "MSFT": to_price("420")}
+
+
+def make_venue(tmp: Path, depth: int = 0, begin_string: str = "FIX.4.4", **sim: object) -> VenueSimulator:
+    cfg = VenueConfig(name="TSIM", port=free_port(), begin_string=begin_string, clients=["C1", "C2"],
+                      sim=SimConfig(depth=depth, tick_ms=50, **sim))  # type: ignore[arg-type]
+    v = VenueSimulator(cfg, INSTRUMENTS, REF)
+    v.start(tmp)
+    return v
+
+
+@pytest.fixture
+def quiet_venue(tmp_path: Path):
+    v = make_venue(tmp_path)
+    yield v
+    v.stop()
+
+
+def client(tmp: Path, v: VenueSimulator, name: str) -> FixClient:
+    return FixClient(tmp, v.venue.port, name, "TSIM", v.venue.begin_string)
+
+
+def er(m) -> tuple:
+    """ExecType, OrdStatus, OrderQty, CumQty, LeavesQty, LastQty."""
+    return tags(m, 150, 39, 38, 14, 151, 32)
+
+
+def test_rest_then_fill_first_report_may_be_a_fill(tmp_path, quiet_venue):
+    with client(tmp_path, quiet_venue, "C1") as c1, client(tmp_path, quiet_venue, "C2") as c2:
+        c1.new_order("B1", "AAPL", "1", "100", "190.00")
+        assert er(c1.expect("8", t11="B1")) == ("0", "0", "100", "0", "100", None)
+        c2.new_order("S1", "AAPL", "2", "60", "189.50")
+        taker = c2.expect("8", t11="S1")
+        assert er(taker) == ("F", "2", "60", "60", "0", "60")  # S2 A.1.c: filled on hitting the book
+        assert tags(taker, 31) == ("190",)  # at the maker's price
+        assert er(c1.expect("8", t11="B1")) == ("F", "1", "100", "60", "40", "60")
+        c2.new_order("S2", "AAPL", "2", "150", "190.00")
+        assert er(c2.expect("8", t11="S2")) == ("F", "1", "150", "40", "110", "40")  # A.1.d, then rests
+        assert er(c1.expect("8", t11="B1")) == ("F", "2", "100", "100", "0", "40")
+        assert c2.drain() == []  # no New after a first fill
+
+
+def test_ioc_remainder_and_fok_are_canceled(tmp_path, quiet_venue):
+    with client(tmp_path, quiet_venue, "C1") as c1, client(tmp_path, quiet_venue, "C2") as c2:
+        c1.new_order("S1", "MSFT", "2", "50", "420.00")
+        c1.expect("8", t11="S1")
+        c2.new_order("F1", "MSFT", "1", "100", "420.00", tif="4")  # FOK: cannot fill
+        assert er(c2.expect("8", t11="F1")) == ("4", "4", "100", "0", "0", None)
+        c2.new_order("I1", "MSFT", "1", "100", "420.00", tif="3")  # IOC: 50 then cancel
+        assert er(c2.expect("8", t11="I1")) == ("F", "1", "100", "50", "50", "50")
+        assert er(c2.expect("8", t11="I1")) == ("4", "4", "100", "50", "0", None)
+
+
+def test_cancel_replace_and_their_rejects(tmp_path, quiet_venue):
+    with client(tmp_path, quiet_venue, "C1") as c1:
+        c1.new_order("B1", "AAPL", "1", "100", "189.00")
+        c1.expect("8", t11="B1")
+        c1.replace("B2", "B1", "AAPL", "1", "80", "189.00")
+        rep = c1.expect("8", t11="B2")
+        assert er(rep) == ("5", "0", "80", "0", "80", None) and tags(rep, 41) == ("B1",)
+        c1.cancel("B3", "B2", "AAPL", "1")
+        cxl = c1.expect("8", t11="B3")
+        assert er(cxl) == ("4", "4", "80", "0", "0", None) and tags(cxl, 41) == ("B2",)
+        c1.cancel("B4", "B3", "AAPL", "1")  # already canceled
+        assert tags(c1.expect("9", t11="B4"), 102, 39, 434) == ("0", "4", "1")
+        c1.cancel("B5", "NOPE", "AAPL", "1")
+        assert tags(c1.expect("9", t11="B5"), 102, 39) == ("1", "8")
+        c1.replace("B6", "NOPE", "AAPL", "1", "10", "189.00")
+        assert tags(c1.expect("9", t11="B6"), 102, 434) == ("1", "2")
+
+
+def test_replace_that_crosses_trades(tmp_path, quiet_venue):
+    with client(tmp_path, quiet_venue, "C1") as c1, client(tmp_path, quiet_venue, "C2") as c2:
+        c1.new_order("S1", "AAPL", "2", "100", "191.00")
+        c1.expect("8", t11="S1")
+        c2.new_order("B1", "AAPL", "1", "100", "189.00")
+        c2.expect("8", t11="B1")
+        c2.replace("B2", "B1", "AAPL", "1", "100", "191.00")
+        assert er(c2.expect("8", t11="B2")) == ("5", "0", "100", "0", "100", None)
+        assert er(c2.expect("8", t11="B2")) == ("F", "2", "100", "100", "0", "100")
+        assert er(c1.expect("8", t11="S1")) == ("F", "2", "100", "100", "0", "100")
+
+
+@pytest.mark.parametrize("symbol,qty,price,reason", [
+    ("ZZZZ", "100", "10.00", "1"),
+    ("AAPL", "100", "190.005", "18"),
+    ("AAPL", "0", "190.00", "13"),
+    ("AAPL", "-5", "190.00", "13"),
+])
+def test_bad_orders_are_rejected_and_the_session_stays_up(tmp_path, quiet_venue, symbol, qty, price, reason):
+    with client(tmp_path, quiet_venue, "C1") as c1:
+        c1.new_order("X1", symbol, "1", qty, price)
+        rej = c1.expect("8", t11="X1")
+        assert tags(rej, 150, 39, 103) == ("8", "8", reason) and tags(rej, 58)[0]
+        c1.new_order("X2", "AAPL", "1", "10", "150.00")
+        assert tags(c1.expect("8", t11="X2"), 150) == ("0",)
+        assert c1.logged_on.is_set()
+
+
+def test_self_trade_prevention_cancels_the_newest(tmp_path, quiet_venue):
+    with client(tmp_path, quiet_venue, "C1") as c1:
+        c1.new_order("B1", "AAPL", "1", "100", "190.00")
+        c1.expect("8", t11="B1")
+        c1.new_order("S1", "AAPL", "2", "100", "190.00")
+        stp = c1.expect("8", t11="S1")
+        assert tags(stp, 150, 39, 14) == ("4", "4", "0")
+        c1.status("B1", "AAPL", "1")
+        assert tags(c1.expect("8", t11="B1"), 150, 39, 151) == ("I", "0", "100")
+
+
+def test_market_order_fills_against_synthetic_liquidity_and_market_data(tmp_path):
+    v = make_venue(tmp_path, depth=5, level_qty=200)
+    try:
+        with client(tmp_path, v, "C1") as c1:
+            c1.new_order("M1", "AAPL", "1", "100")
+            fill = c1.expect("8", t11="M1")
+            assert tags(fill, 150, 39, 14) == ("F", "2", "100")
+            assert abs(Decimal(tags(fill, 31)[0] or "0") - 190) < 2
+            req = new_message("V")
+            req.setField(262, "md1")
+            req.setField(263, "0")
+            req.setField(264, "3")
+            g = fix44.MarketDataRequest.NoMDEntryTypes()
+            g.setField(269, "0")
+            req.addGroup(g)
+            g.setField(269, "1")
+            req.addGroup(g)
+            sym = fix44.MarketDataRequest.NoRelatedSym()
+            sym.setField(55, "MSFT")
+            req.addGroup(sym)
+            c1.send(req)
+            snap = c1.expect("W")
+            assert tags(snap, 262, 55, 268) == ("md1", "MSFT", "6")
+        top = v.top("MSFT")
+        assert top.bid is not None and top.ask is not None and top.bid < top.ask
+    finally:
+        v.stop()
+
+
+def test_fix42_session_reports_fills_the_fix42_way(tmp_path):
+    v = make_venue(tmp_path, begin_string="FIX.4.2")
+    try:
+        with client(tmp_path, v, "C1") as c1, client(tmp_path, v, "C2") as c2:
+            c1.new_order("B1", "AAPL", "1", "100", "190.00")
+            assert tags(c1.expect("8", t11="B1"), 20, 150, 39) == ("0", "0", "0")
+            c2.new_order("S1", "AAPL", "2", "100", "190.00")
+            assert tags(c2.expect("8", t11="S1"), 20, 150, 39, 32) == ("0", "2", "2", "100")
+    finally:
+        v.stop()
+
+
+def test_venue_restart_accepts_logons_again(tmp_path):
+    v = make_venue(tmp_path)
+    port = v.venue.port
+    with client(tmp_path, v, "C1") as c1:
+        v.stop()
+        assert c1.logged_out.wait(10)
+        v2 = VenueSimulator(v.venue, INSTRUMENTS, REF)
+        v2.start(tmp_path)
+        try:
+            assert c1.logged_on.wait(15)  # the client's reconnect finds the restarted venue
+            c1.new_order("A1", "AAPL", "1", "10", "100.00")
+            assert tags(c1.expect("8", t11="A1"), 150) == ("0",)
+        finally:
+            v2.stop()
+    assert v2.venue.port == port
