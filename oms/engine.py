@@ -472,11 +472,31 @@ class Engine:
             cl_ord_id=o.pending_cl_ord_id, orig_cl_ord_id=o.cl_ord_id,
             order_qty=qty, price=o.pending_price, pending=None,
         )
-        unrouted = leaves_qty(status, qty, o.cum_qty) - sum(
-            ch.qty - ch.cum_qty for ch in self._working_children(o)
-        )
-        if unrouted > 0:
-            self._route(o, unrouted)
+        self._fit_children(o)
+
+    def _fit_children(self, o: ParentOrder) -> None:
+        """Make the working children add up to the parent's leaves: route a shortfall, shrink an excess.
+
+        An excess appears when a fill is busted while a replace is in flight, so the
+        venue resized the child against a CumQty that no longer holds.
+        """
+        working = self._working_children(o)
+        gap = leaves_qty(o.status, o.order_qty, o.cum_qty) - sum(ch.qty - ch.cum_qty for ch in working)
+        if gap > 0:
+            self._route(o, gap)
+            return
+        for ch in working:
+            if gap == 0:
+                break
+            if allowed(ch.status, T.REPLACE_REQUEST):
+                cut = min(-gap, ch.qty - ch.cum_qty)
+                self._emit(
+                    ChildReplaceSent(
+                        ts=self._now, child_id=ch.child_id, venue=ch.venue, cl_ord_id=self.ids(),
+                        orig_cl_ord_id=ch.cl_ord_id, qty=ch.qty - cut, price=ch.price,
+                    )
+                )
+                gap += cut
 
     # ------------------------------------------------------------------ venue reports
     def _venue_child(self, venue: str, cl_ord_id: str, orig: str | None, what: str) -> ChildOrder | None:
@@ -675,5 +695,9 @@ class Engine:
                     self._end(o, T.DONE_FOR_DAY, ExecType.DONE_FOR_DAY)
 
     def _end(self, o: ParentOrder, trigger: Trigger, et: ExecType) -> None:
+        """End one order's day; an order that cannot end is reported, the sweep goes on."""
+        if not allowed(o.status, trigger):
+            self._anomaly("illegal_transition", f"Timer: {trigger.value} not allowed for {o.order_id} in {o.status.name}")
+            return
         self._er(o, et, next_status(o.status, trigger, o.acked, o.order_qty, o.cum_qty), pending=None)
         self._cancel_children(o)

@@ -57,6 +57,7 @@ TABLE: dict[tuple[OrdStatus, Trigger], OrdStatus | _Working] = {
     (S.PENDING_NEW, T.REJECT): S.REJECTED,  # A.1.a alt
     (S.PENDING_NEW, T.UNSOLICITED_CANCEL): S.CANCELED,  # venues: IOC/FOK killed without ack (S2 I.1)
     (S.PENDING_NEW, T.EXPIRE): S.EXPIRED,
+    (S.PENDING_NEW, T.DONE_FOR_DAY): S.DONE_FOR_DAY,  # never acknowledged by the end of the day
     # --- New
     **{(S.NEW, t): s for t, s in _LIVE_COMMON.items()},
     (S.NEW, T.ACK): WORKING,  # venues repeat acknowledgements (e.g. after a reconnect): idempotent
