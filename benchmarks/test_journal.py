@@ -6,12 +6,13 @@ Events are real encoded ExecutionReports (about 200 bytes), fsync on.
 from __future__ import annotations
 
 from oms.journal import Journal
-from oms.model import EVENT_ENCODER, ExecType, ExecutionReport, OrdStatus
+from oms.model import EVENT_ENCODER, ExecType, ExecutionReport, OrdStatus, Side
 
 GROUP = 1000
 EVENT = EVENT_ENCODER.encode(ExecutionReport(
     ts=1_700_000_000_000_000_000, order_id="1-123456", exec_id="1-123457", exec_type=ExecType.TRADE,
-    ord_status=OrdStatus.PARTIALLY_FILLED, session="CLIENT1", cl_ord_id="ORD-2026-11-25-000123",
+    ord_status=OrdStatus.PARTIALLY_FILLED, session="CLIENT1", account="DEMO1", symbol="AAPL",
+    side=Side.BUY, cl_ord_id="ORD-2026-11-25-000123",
     orig_cl_ord_id=None, order_qty=10000, cum_qty=2000, leaves_qty=8000, cum_value=200_020_000_000,
     last_qty=2000, last_px=100_010_000, price=100_050_000))
 

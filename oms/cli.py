@@ -23,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
         "Stops cleanly on SIGINT or SIGTERM."))
     run.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="TOML config (default: %(default)s)")
     run.add_argument("--stdio", action="store_true",
-                     help="also take JSON-line commands on stdin and write durable events to stdout; stop at end of input")
+                     help="take JSON-line commands on stdin instead of FIX and write durable events to stdout; "
+                          "stop at end of input")
     run.add_argument("--no-metrics", action="store_true", help="do not serve /metrics")
     run.add_argument("--no-venues", action="store_true", help="do not start the simulated venues of the config")
 
@@ -69,37 +70,24 @@ def _sim_venue(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from oms.metrics import Metrics
-    from oms.runtime import Runtime, open_engine
+    from oms.system import System
 
     cfg = load(args.config)
     stop = _stop_event()
-    sims = []
-    if not args.no_venues:
-        from gateways.venue_sim import start_venues
-
-        sims = start_venues(cfg, _run_dir(cfg.run_dir))
-    engine, journal = open_engine(cfg, Path.cwd())
-    metrics = Metrics()
-    if not args.no_metrics:
-        metrics.serve(cfg.metrics.host, cfg.metrics.port)
-        log.info("metrics on http://%s:%d/metrics", cfg.metrics.host, cfg.metrics.port)
-    runtime = Runtime(engine, journal, cfg, metrics)
-    runtime.start()
+    system = System(cfg, Path.cwd(), venues=not args.no_venues, serve_metrics=not args.no_metrics,
+                    fix=not args.stdio)
+    system.start()
     gateway = None
     if args.stdio:
         from gateways.stdio import StdioGateway
 
-        gateway = StdioGateway(runtime)
+        gateway = StdioGateway(system.runtime)
         gateway.start()
-    log.info("OMS running with %d orders; SIGINT or SIGTERM stops it", len(engine.state.orders))
+    log.info("OMS running with %d orders; SIGINT or SIGTERM stops it", len(system.engine.state.orders))
     while not stop.is_set() and not (gateway is not None and gateway.finished.is_set()):
         stop.wait(0.2)
-    runtime.stop()
-    for sim in sims:
-        sim.stop()
-    log.info("stopped; journal at seq %d; state hash %s", journal.last_seq, engine.state.state_hash())
-    return 1 if runtime.failed else 0
+    system.stop()
+    return 1 if system.runtime.failed else 0
 
 
 def _replay(args: argparse.Namespace) -> int:

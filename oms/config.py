@@ -45,6 +45,9 @@ class SessionConfig(_Base):
     comp_id: str
     begin_string: Literal["FIX.4.2", "FIX.4.4"] = "FIX.4.4"
     accounts: list[str] = []
+    username: str = ""  # when set, Logon must carry Username (553) and Password (554)
+    password: str = ""
+    cancel_on_disconnect: bool = False
 
 
 class FixConfig(_Base):
@@ -120,12 +123,13 @@ class Config(_Base):
     instruments: list[InstrumentConfig] = []
     accounts: list[AccountConfig] = []
 
-    def journal_path(self, base: Path) -> Path:
+    def run_path(self, base: Path) -> Path:
         run_dir = Path(self.run_dir)
-        if not run_dir.is_absolute():
-            run_dir = base / run_dir
+        return run_dir if run_dir.is_absolute() else base / run_dir
+
+    def journal_path(self, base: Path) -> Path:
         path = Path(self.journal.path)
-        return path if path.is_absolute() else run_dir / path
+        return path if path.is_absolute() else self.run_path(base) / path
 
     def reference_data(self) -> ReferenceData:
         return ReferenceData(

@@ -35,6 +35,7 @@ from oms.model import (
     OrdStatus,
     OrdType,
     ReplaceRequest,
+    SessionLost,
     StatusRequest,
     TimeInForce,
     Timer,
@@ -112,6 +113,7 @@ class Engine:
             VenueCancelReject: self._venue_cancel_reject,
             VenueReject: self._venue_reject,
             MarketData: self._market_data,
+            SessionLost: self._session_lost,
             Timer: self._timer,
         }
 
@@ -175,6 +177,9 @@ class Engine:
                 exec_type=exec_type,
                 ord_status=status,
                 session=o.session,
+                account=o.account,
+                symbol=o.symbol,
+                side=o.side,
                 cl_ord_id=cl_ord_id or o.cl_ord_id,
                 orig_cl_ord_id=o.orig_cl_ord_id if orig_cl_ord_id is _KEEP else orig_cl_ord_id,
                 order_qty=qty,
@@ -312,6 +317,9 @@ class Engine:
             exec_type=ExecType.ORDER_STATUS,
             ord_status=o.status,
             session=o.session,
+            account=o.account,
+            symbol=o.symbol,
+            side=o.side,
             cl_ord_id=o.cl_ord_id,
             orig_cl_ord_id=o.orig_cl_ord_id,
             order_qty=o.order_qty,
@@ -337,6 +345,9 @@ class Engine:
                 exec_type=ExecType.ORDER_STATUS,
                 ord_status=S.REJECTED,
                 session=c.session,
+                account="",
+                symbol=c.symbol,
+                side=c.side,
                 cl_ord_id=c.cl_ord_id,
                 orig_cl_ord_id=None,
                 order_qty=0,
@@ -413,14 +424,21 @@ class Engine:
         )
         self._cancel_children(o)
 
+    def _session_lost(self, c: SessionLost) -> None:
+        """Cancel-on-disconnect: every cancellable order of the session, under OMS-made ClOrdIDs."""
+        for o in list(self.state.orders.values()):
+            if o.session == c.session and allowed(o.status, T.CANCEL_REQUEST):
+                self._cancel_request(CancelRequest(session=c.session, cl_ord_id=f"COD-{self.ids()}",
+                                                   orig_cl_ord_id=o.cl_ord_id))
+
     def _cancel_children(self, o: ParentOrder) -> None:
         working = self._working_children(o)
         for ch in working:
             if allowed(ch.status, T.CANCEL_REQUEST):
                 self._emit(
                     ChildCancelSent(
-                        ts=self._now, child_id=ch.child_id, venue=ch.venue,
-                        cl_ord_id=self.ids(), orig_cl_ord_id=ch.cl_ord_id,
+                        ts=self._now, child_id=ch.child_id, venue=ch.venue, cl_ord_id=self.ids(),
+                        orig_cl_ord_id=ch.cl_ord_id, symbol=o.symbol, side=o.side, qty=ch.qty,
                     )
                 )
         if not working and o.status is S.PENDING_CANCEL:
@@ -456,10 +474,14 @@ class Engine:
             return
         # one working child under direct routing: resize it to the parent's new leaves
         ch = working[0]
+        self._replace_child(o, ch, ch.cum_qty + max(0, c.qty - o.cum_qty), price)
+
+    def _replace_child(self, o: ParentOrder, ch: ChildOrder, qty: int, price: int | None) -> None:
         self._emit(
             ChildReplaceSent(
                 ts=self._now, child_id=ch.child_id, venue=ch.venue, cl_ord_id=self.ids(),
-                orig_cl_ord_id=ch.cl_ord_id, qty=ch.cum_qty + max(0, c.qty - o.cum_qty), price=price,
+                orig_cl_ord_id=ch.cl_ord_id, symbol=o.symbol, side=o.side, ord_type=o.ord_type,
+                qty=qty, price=price,
             )
         )
 
@@ -490,12 +512,7 @@ class Engine:
                 break
             if allowed(ch.status, T.REPLACE_REQUEST):
                 cut = min(-gap, ch.qty - ch.cum_qty)
-                self._emit(
-                    ChildReplaceSent(
-                        ts=self._now, child_id=ch.child_id, venue=ch.venue, cl_ord_id=self.ids(),
-                        orig_cl_ord_id=ch.cl_ord_id, qty=ch.qty - cut, price=ch.price,
-                    )
-                )
+                self._replace_child(o, ch, ch.qty - cut, ch.price)
                 gap += cut
 
     # ------------------------------------------------------------------ venue reports

@@ -31,6 +31,7 @@ class Metrics:
         )
         self.journal_records = Gauge("oms_journal_last_seq", "Sequence of the last durable journal record", registry=r)
         self.orders = Gauge("oms_orders", "Orders known to the engine", registry=r)
+        self.failed_logons = Counter("oms_failed_logons", "Trader logons refused", ["session"], registry=r)
         self._cmd_children: dict[type, Counter] = {}
         self._event_children: dict[type, Counter] = {}
 

@@ -114,6 +114,8 @@ class ReplaceRequest(msgspec.Struct, tag=True, frozen=True, gc=False):
 class StatusRequest(msgspec.Struct, tag=True, frozen=True, gc=False):
     session: str
     cl_ord_id: str
+    symbol: str = ""  # echoed when the order is unknown (G.1.a)
+    side: Side = Side.BUY
 
 
 class VenueExecReport(msgspec.Struct, tag=True, frozen=True, gc=False):
@@ -155,6 +157,12 @@ class MarketData(msgspec.Struct, tag=True, frozen=True, gc=False):
     last: int | None = None
 
 
+class SessionLost(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """A trader session with cancel-on-disconnect logged out: cancel its working orders."""
+
+    session: str
+
+
 class Timer(msgspec.Struct, tag=True, frozen=True, gc=False):
     """Clock tick: expires GTD orders; with end_of_day, day orders are done for day."""
 
@@ -170,6 +178,7 @@ Command = (
     | VenueCancelReject
     | VenueReject
     | MarketData
+    | SessionLost
     | Timer
 )
 
@@ -199,6 +208,9 @@ class ExecutionReport(msgspec.Struct, tag=True, frozen=True, gc=False):
     exec_type: ExecType
     ord_status: OrdStatus
     session: str
+    account: str
+    symbol: str
+    side: Side
     cl_ord_id: str
     orig_cl_ord_id: str | None
     order_qty: int
@@ -264,6 +276,9 @@ class ChildCancelSent(msgspec.Struct, tag=True, frozen=True, gc=False):
     venue: str
     cl_ord_id: str
     orig_cl_ord_id: str
+    symbol: str
+    side: Side
+    qty: int
 
 
 class ChildReplaceSent(msgspec.Struct, tag=True, frozen=True, gc=False):
@@ -272,6 +287,9 @@ class ChildReplaceSent(msgspec.Struct, tag=True, frozen=True, gc=False):
     venue: str
     cl_ord_id: str
     orig_cl_ord_id: str
+    symbol: str
+    side: Side
+    ord_type: OrdType
     qty: int
     price: int | None
 

@@ -18,6 +18,7 @@ from oms.model import (
     OrderAccepted,
     OrderRejected,
     OrdStatus,
+    Side,
 )
 from oms.reasons import Reason
 
@@ -29,6 +30,9 @@ class TraderReport(msgspec.Struct, frozen=True):
     orig_cl_ord_id: str | None
     order_id: str
     ord_status: OrdStatus
+    symbol: str = ""
+    side: Side = Side.BUY
+    account: str = ""
     exec_id: str = ""
     exec_type: ExecType | None = None
     order_qty: int = 0
@@ -50,6 +54,9 @@ def trader_report(ev: Event) -> TraderReport | None:
         return TraderReport(
             msg_type="8",
             session=ev.session,
+            symbol=ev.symbol,
+            side=ev.side,
+            account=ev.account,
             cl_ord_id=ev.cl_ord_id,
             orig_cl_ord_id=ev.orig_cl_ord_id,
             order_id=ev.order_id,
@@ -72,6 +79,9 @@ def trader_report(ev: Event) -> TraderReport | None:
         return TraderReport(
             msg_type="8",
             session=o.session,
+            symbol=o.symbol,
+            side=o.side,
+            account=o.account,
             cl_ord_id=o.cl_ord_id,
             orig_cl_ord_id=None,
             order_id=ev.order_id,
@@ -88,6 +98,9 @@ def trader_report(ev: Event) -> TraderReport | None:
         return TraderReport(  # F.1.a: a duplicate carries the existing order's status
             msg_type="8",
             session=o.session,
+            symbol=o.symbol,
+            side=o.side,
+            account=o.account,
             cl_ord_id=o.cl_ord_id,
             orig_cl_ord_id=None,
             order_id="NONE" if x is None else x.order_id,

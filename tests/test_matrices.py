@@ -439,3 +439,15 @@ def test_gtd_order_expires_at_its_time_and_its_child_is_canceled():
     assert d.child("G").status.name == PCXL
     assert d.v_canceled("G") == []
     assert rows(d.v_fill("G", 100)) == [("TRADE", "EXPIRED", 1000, 300, 0, 100)]  # a late fill still counts
+
+
+def test_session_lost_cancels_the_sessions_working_orders():
+    from oms.model import SessionLost
+
+    d = acked()
+    d.nos("Y", 500)
+    d.v_fill("X", 10000)  # filled: nothing to cancel
+    reps = d.run(SessionLost(session="CLIENT1"))
+    assert rows(reps) == [(PCXL, PCXL, 500, 0, 500, 0)]
+    assert reps[0].orig_cl_ord_id == "Y" and reps[0].cl_ord_id.startswith("COD-")
+    assert rows(d.v_canceled("Y")) == [(CXL, CXL, 500, 0, 0, 0)]

@@ -1,0 +1,242 @@
+"""Trader FIX sessions in (quickfix acceptor, FIX.4.2 and 4.4): messages to commands, events to reports.
+
+Only the configured CompID pairs log on; a session with credentials must send
+Username (553) and Password (554), compared in constant time and never logged. A
+message whose fields cannot become a command is refused here with a typed reject
+(ExecutionReport Rejected, OrderCancelReject or BusinessMessageReject) and changes
+nothing; everything else goes to the engine, whose reports come back through
+`on_events` once they are durable.
+"""
+from __future__ import annotations
+
+import calendar
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import quickfix as fix
+
+from gateways.fix_session import (
+    Endpoint,
+    FixSession,
+    business_reject,
+    cancel_reject,
+    execution_report,
+    field,
+    msg_type,
+    send,
+    write_settings,
+)
+from oms.config import Config, SessionConfig
+from oms.fixed import FixedPointError, to_price, to_qty
+from oms.model import (
+    CancelRequest,
+    Command,
+    Event,
+    ExecType,
+    NewOrder,
+    OrdStatus,
+    OrdType,
+    ReplaceRequest,
+    SessionLost,
+    Side,
+    StatusRequest,
+    TimeInForce,
+)
+from oms.reports import TraderReport, trader_report
+
+log = logging.getLogger("gateways.fix_trader")
+
+_SIDES = {s.value: s for s in Side}
+_TYPES = {t.value: t for t in OrdType}
+_TIFS = {t.value: t for t in TimeInForce}
+
+
+class BadField(Exception):
+    def __init__(self, reason: int, text: str) -> None:
+        super().__init__(text)
+        self.reason, self.text = reason, text
+
+
+def _required(msg: fix.Message, tag: int, name: str) -> str:
+    value = field(msg, tag)
+    if not value:
+        raise BadField(99, f"{name} ({tag}) is required")
+    return value
+
+
+def _qty(msg: fix.Message, tag: int = 38) -> int:
+    try:
+        return to_qty(_required(msg, tag, "OrderQty"))
+    except FixedPointError as exc:
+        raise BadField(13, f"OrderQty: {exc}") from exc
+
+
+def _price(msg: fix.Message, tag: int, name: str) -> int | None:
+    text = field(msg, tag)
+    if text is None:
+        return None
+    try:
+        return to_price(text)
+    except FixedPointError as exc:
+        raise BadField(99, f"{name}: {exc}") from exc
+
+
+def _utc_ns(text: str | None) -> int | None:
+    """UTCTimestamp (YYYYMMDD-HH:MM:SS[.sss]) to ns since the epoch."""
+    if not text:
+        return None
+    try:
+        base, _, frac = text.partition(".")
+        secs = calendar.timegm(time.strptime(base, "%Y%m%d-%H:%M:%S"))
+        return secs * 1_000_000_000 + int((frac or "0").ljust(9, "0")[:9])
+    except ValueError as exc:
+        raise BadField(99, f"ExpireTime {text!r} is not a UTCTimestamp") from exc
+
+
+class TraderGateway(fix.Application):
+    def __init__(self, cfg: Config, submit: Callable[[Command], None],
+                 on_failed_logon: Callable[[str], None] | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.submit = submit
+        self.on_failed_logon = on_failed_logon
+        self.by_comp: dict[str, SessionConfig] = {s.comp_id: s for s in cfg.fix.sessions}
+        self.sessions = [FixSession(s.begin_string, cfg.fix.comp_id, s.comp_id) for s in cfg.fix.sessions]
+        self.sids = {s.target: s.session_id() for s in self.sessions}
+        self.begin = {s.target: s.begin_string for s in self.sessions}
+        self.endpoint: Endpoint | None = None
+
+    def start(self, run_dir: Path) -> None:
+        store = run_dir / "fix-trader-store"
+        settings = write_settings(run_dir / "fix-trader.cfg", "acceptor", self.cfg.fix.host, self.cfg.fix.port,
+                                  self.sessions, store_dir=store, reset_on_logon=False)
+        self.endpoint = Endpoint(self, settings, "acceptor", store_dir=store)
+        self.endpoint.start()
+        log.info("trader FIX acceptor on %s:%d as %s, sessions %s", self.cfg.fix.host, self.cfg.fix.port,
+                 self.cfg.fix.comp_id, ", ".join(self.sids))
+
+    def stop(self) -> None:
+        if self.endpoint is not None:
+            self.endpoint.stop()
+
+    # ------------------------------------------------------------------ session level
+    def onCreate(self, sid: fix.SessionID) -> None:
+        pass
+
+    def onLogon(self, sid: fix.SessionID) -> None:
+        log.info("trader session %s logged on", sid.toString())
+
+    def onLogout(self, sid: fix.SessionID) -> None:
+        comp = sid.getTargetCompID().getValue()
+        log.info("trader session %s logged out", sid.toString())
+        if self.by_comp[comp].cancel_on_disconnect:
+            self.submit(SessionLost(session=comp))
+
+    def toAdmin(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        pass
+
+    def fromAdmin(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        if msg_type(msg) != "A":
+            return
+        comp = sid.getTargetCompID().getValue()
+        s = self.by_comp[comp]
+        if not s.username:
+            return
+        ok = hmac.compare_digest((field(msg, 553) or "").encode(), s.username.encode())
+        ok &= hmac.compare_digest((field(msg, 554) or "").encode(), s.password.encode())
+        if not ok:
+            log.warning("trader session %s: logon refused (bad credentials)", comp)
+            if self.on_failed_logon is not None:
+                self.on_failed_logon(comp)
+            raise fix.RejectLogon("invalid username or password")
+
+    def toApp(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        pass
+
+    # ------------------------------------------------------------------ application level
+    def fromApp(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        comp = sid.getTargetCompID().getValue()
+        kind = msg_type(msg)
+        try:
+            if kind == "D":
+                self.submit(self._new_order(msg, comp))
+            elif kind in ("F", "G"):
+                self.submit(self._amend(msg, comp, kind))
+            elif kind == "H":
+                self.submit(StatusRequest(session=comp, cl_ord_id=_required(msg, 11, "ClOrdID"),
+                                          symbol=field(msg, 55) or "", side=_SIDES.get(field(msg, 54) or "1", Side.BUY)))
+            else:
+                send(business_reject(kind, 3, f"message type {kind} is not supported",
+                                     msg.getHeader().getField(34)), sid)
+        except BadField as bad:
+            self._refuse(msg, sid, kind, bad)
+        except Exception as exc:  # the gateway never dies from a message
+            log.exception("trader %s: cannot process %s", comp, kind)
+            send(business_reject(kind, 0, f"cannot process: {exc}"), sid)
+
+    def _new_order(self, msg: fix.Message, comp: str) -> NewOrder:
+        side = _SIDES.get(field(msg, 54) or "")
+        ord_type = _TYPES.get(field(msg, 40) or "")
+        tif = _TIFS.get(field(msg, 59) or "0")
+        if side is None or ord_type is None or tif is None:
+            raise BadField(11, "unsupported Side, OrdType or TimeInForce")
+        account = field(msg, 1)
+        if account is None:
+            entitled = self.by_comp[comp].accounts
+            if len(entitled) != 1:
+                raise BadField(15, "Account (1) is required")
+            account = entitled[0]
+        return NewOrder(
+            session=comp, cl_ord_id=_required(msg, 11, "ClOrdID"), account=account,
+            symbol=_required(msg, 55, "Symbol"), side=side, ord_type=ord_type, qty=_qty(msg),
+            price=_price(msg, 44, "Price"), stop_px=_price(msg, 99, "StopPx"), tif=tif,
+            expire_time=_utc_ns(field(msg, 126)), ex_destination=field(msg, 100),
+            poss_resend=msg.getHeader().isSetField(97) and msg.getHeader().getField(97) == "Y",
+        )
+
+    def _amend(self, msg: fix.Message, comp: str, kind: str) -> Command:
+        cl, orig = _required(msg, 11, "ClOrdID"), _required(msg, 41, "OrigClOrdID")
+        if kind == "F":
+            return CancelRequest(session=comp, cl_ord_id=cl, orig_cl_ord_id=orig)
+        return ReplaceRequest(session=comp, cl_ord_id=cl, orig_cl_ord_id=orig, qty=_qty(msg),
+                              price=_price(msg, 44, "Price"), stop_px=_price(msg, 99, "StopPx"))
+
+    def _refuse(self, msg: fix.Message, sid: fix.SessionID, kind: str, bad: BadField) -> None:
+        """A typed reject for a message whose fields cannot become a command."""
+        cl = field(msg, 11) or "NONE"
+        if kind in ("F", "G"):
+            send(cancel_reject(order_id="NONE", cl_ord_id=cl, orig_cl_ord_id=field(msg, 41) or "NONE",
+                               ord_status=OrdStatus.REJECTED, replace=kind == "G", reason=99, text=bad.text), sid)
+            return
+        send(execution_report(
+            sid.getBeginString().getValue(), order_id="NONE", exec_id=f"R-{cl}", exec_type=ExecType.REJECTED,
+            ord_status=OrdStatus.REJECTED, cl_ord_id=cl, symbol=field(msg, 55) or "?",
+            side=field(msg, 54) or "1", order_qty=0, cum_qty=0, leaves_qty=0, avg_px=Decimal(0),
+            text=bad.text, ord_rej_reason=bad.reason,
+        ), sid)
+
+    # ------------------------------------------------------------------ reports out
+    def on_events(self, events: list[Event]) -> None:
+        """Runtime listener: every trader-facing event, after it is durable, to its session."""
+        for ev in events:
+            r = trader_report(ev)
+            if r is not None and r.session in self.sids:
+                send(self._message(r), self.sids[r.session])
+
+    def _message(self, r: TraderReport) -> fix.Message:
+        if r.msg_type == "9":
+            return cancel_reject(order_id=r.order_id, cl_ord_id=r.cl_ord_id, orig_cl_ord_id=r.orig_cl_ord_id or "",
+                                 ord_status=r.ord_status, replace=r.cxl_rej_response_to == "2",
+                                 reason=r.cxl_rej_reason or 0, text=r.text)
+        assert r.exec_type is not None
+        return execution_report(
+            self.begin[r.session], order_id=r.order_id, exec_id=r.exec_id, exec_type=r.exec_type,
+            ord_status=r.ord_status, cl_ord_id=r.cl_ord_id, orig_cl_ord_id=r.orig_cl_ord_id, symbol=r.symbol,
+            side=r.side.value, order_qty=r.order_qty, cum_qty=r.cum_qty, leaves_qty=r.leaves_qty,
+            avg_px=r.avg_px, last_qty=r.last_qty, last_px=r.last_px, price=r.price, account=r.account or None,
+            text=r.text, ord_rej_reason=r.ord_rej_reason, exec_ref_id=r.exec_ref_id,
+        )

@@ -1,0 +1,171 @@
+"""Venue sessions: one quickfix initiator per venue; child orders out, venue reports in.
+
+Venue variants are accepted as they come (a first report that is a fill, no pending
+acknowledgements, FIX 4.2's ExecTransType for busts and corrections); the engine
+applies each venue ExecID once. A child that cannot be sent because its venue is
+down comes back to the engine as a venue reject, so nothing waits on a dead line.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import quickfix as fix
+
+from gateways.fix_session import Endpoint, FixSession, field, msg_type, new_message, send, utc_timestamp, write_settings
+from oms.config import Config, VenueConfig
+from oms.fixed import FixedPointError, price_str, to_price, to_qty
+from oms.model import (
+    ChildCancelSent,
+    ChildOrderSent,
+    ChildReplaceSent,
+    Command,
+    Event,
+    ExecType,
+    OrdType,
+    VenueCancelReject,
+    VenueExecReport,
+    VenueReject,
+)
+
+log = logging.getLogger("gateways.fix_venue")
+
+_EXEC_TYPES = {e.value: e for e in ExecType}
+_FIX42_TRANS = {"1": ExecType.TRADE_CANCEL, "2": ExecType.TRADE_CORRECT, "3": ExecType.ORDER_STATUS}
+
+
+def venue_exec_type(msg: fix.Message, begin_string: str) -> ExecType | None:
+    """The FIX 4.4 ExecType of a venue's report, whichever version it speaks."""
+    raw = field(msg, 150) or ""
+    if begin_string == "FIX.4.2":
+        trans = field(msg, 20) or "0"
+        if trans in _FIX42_TRANS:
+            return _FIX42_TRANS[trans]
+        if raw in ("1", "2"):  # Partial fill, Fill
+            return ExecType.TRADE
+    return _EXEC_TYPES.get(raw)
+
+
+def _num(text: str | None, parse: Callable[[str], int]) -> int:
+    try:
+        return parse(text) if text else 0
+    except FixedPointError:
+        return 0
+
+
+class VenueLink(fix.Application):
+    """The OMS's session with one venue."""
+
+    def __init__(self, venue: VenueConfig, our_comp_id: str, submit: Callable[[Command], None]) -> None:
+        super().__init__()
+        self.venue = venue
+        self.submit = submit
+        self.session = FixSession(venue.begin_string, our_comp_id, venue.venue_comp_id)
+        self.sid = self.session.session_id()
+        self.up = False
+        self.endpoint: Endpoint | None = None
+
+    def start(self, run_dir: Path) -> None:
+        settings = write_settings(run_dir / f"fix-venue-{self.venue.name}.cfg", "initiator", self.venue.host,
+                                  self.venue.port, [self.session])
+        self.endpoint = Endpoint(self, settings, "initiator")
+        self.endpoint.start()
+
+    def stop(self) -> None:
+        if self.endpoint is not None:
+            self.endpoint.stop()
+
+    def onCreate(self, sid: fix.SessionID) -> None:
+        pass
+
+    def onLogon(self, sid: fix.SessionID) -> None:
+        self.up = True
+        log.info("venue %s session up", self.venue.name)
+
+    def onLogout(self, sid: fix.SessionID) -> None:
+        self.up = False
+        log.warning("venue %s session down", self.venue.name)
+
+    def toAdmin(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        pass
+
+    def fromAdmin(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        pass
+
+    def toApp(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        pass
+
+    def fromApp(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        kind = msg_type(msg)
+        name = self.venue.name
+        try:
+            if kind == "8":
+                et = venue_exec_type(msg, self.venue.begin_string)
+                if et is None:
+                    log.warning("venue %s: unknown ExecType %s", name, field(msg, 150))
+                    return
+                self.submit(VenueExecReport(
+                    venue=name, cl_ord_id=field(msg, 11) or "", exec_id=field(msg, 17) or "", exec_type=et,
+                    last_qty=_num(field(msg, 32), to_qty), last_px=_num(field(msg, 31), to_price),
+                    order_qty=_num(field(msg, 38), to_qty) if et is ExecType.REPLACED else None,
+                    exec_ref_id=field(msg, 19), orig_cl_ord_id=field(msg, 41), text=field(msg, 58) or "",
+                ))
+            elif kind == "9":
+                self.submit(VenueCancelReject(venue=name, cl_ord_id=field(msg, 11) or "",
+                                              orig_cl_ord_id=field(msg, 41) or "",
+                                              reason=int(field(msg, 102) or 99), text=field(msg, 58) or ""))
+            elif kind == "j" and field(msg, 379):
+                self.submit(VenueReject(venue=name, cl_ord_id=field(msg, 379) or "", text=field(msg, 58) or ""))
+        except Exception:  # a venue's message never takes the OMS down
+            log.exception("venue %s: cannot process %s", name, kind)
+
+    # ------------------------------------------------------------------ child orders out
+    def send_child(self, ev: ChildOrderSent | ChildCancelSent | ChildReplaceSent) -> None:
+        if not self.up:
+            self.submit(VenueReject(venue=self.venue.name, cl_ord_id=ev.cl_ord_id,
+                                    text=f"venue {self.venue.name} is not connected"))
+            return
+        t = type(ev)
+        m = new_message("D" if t is ChildOrderSent else "F" if t is ChildCancelSent else "G")
+        m.setField(11, ev.cl_ord_id)
+        if t is not ChildOrderSent:
+            m.setField(41, ev.orig_cl_ord_id)  # type: ignore[union-attr]
+        if self.venue.begin_string == "FIX.4.2" and t is not ChildCancelSent:
+            m.setField(21, "1")
+        m.setField(55, ev.symbol)
+        m.setField(54, ev.side.value)
+        m.setField(38, str(ev.qty))
+        if t is not ChildCancelSent:
+            ord_type = ev.ord_type  # type: ignore[union-attr]
+            m.setField(40, ord_type.value)
+            if ev.price is not None and ord_type in (OrdType.LIMIT, OrdType.STOP_LIMIT):  # type: ignore[union-attr]
+                m.setField(44, price_str(ev.price))  # type: ignore[union-attr]
+        if t is ChildOrderSent:
+            if ev.stop_px is not None:  # type: ignore[union-attr]
+                m.setField(99, price_str(ev.stop_px))  # type: ignore[union-attr]
+            m.setField(59, ev.tif.value)  # type: ignore[union-attr]
+        m.setField(60, utc_timestamp())
+        send(m, self.sid)
+
+
+class VenueGateway:
+    """All venue links; sends the engine's child-order events to the right one."""
+
+    def __init__(self, cfg: Config, submit: Callable[[Command], None]) -> None:
+        self.links = {v.name: VenueLink(v, cfg.fix.comp_id, submit) for v in cfg.venues}
+
+    def start(self, run_dir: Path) -> None:
+        for link in self.links.values():
+            link.start(run_dir)
+
+    def stop(self) -> None:
+        for link in self.links.values():
+            link.stop()
+
+    def on_events(self, events: list[Event]) -> None:
+        """Runtime listener: child orders go out once their events are durable."""
+        for ev in events:
+            t = type(ev)
+            if t is ChildOrderSent or t is ChildCancelSent or t is ChildReplaceSent:
+                self.links[ev.venue].send_child(ev)  # type: ignore[union-attr]

@@ -1,0 +1,67 @@
+"""The whole OMS on one machine: what `oms run` starts, in order, and stops in reverse.
+
+Venue simulators first (so the venue links find them), then the journal and engine,
+the runtime with its listeners (trader reports, child orders), the venue links and
+last the trader acceptor, so no trader can send an order before it can be routed.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from oms.config import Config
+from oms.metrics import Metrics
+from oms.runtime import Runtime, open_engine
+
+log = logging.getLogger("oms.system")
+
+
+class System:
+    def __init__(self, cfg: Config, base: Path, *, venues: bool = True, serve_metrics: bool = True,
+                 fix: bool = True) -> None:
+        self.cfg = cfg
+        self.base = base
+        self.run_dir = cfg.run_path(base)
+        self.with_venues, self.serve_metrics, self.with_fix = venues, serve_metrics, fix
+        self.metrics = Metrics()
+        self.sims: list = []
+        self.trader = None
+        self.venue_links = None
+
+    def start(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.with_venues:
+            from gateways.venue_sim import start_venues
+
+            self.sims = start_venues(self.cfg, self.run_dir)
+        self.engine, self.journal = open_engine(self.cfg, self.base)
+        if self.serve_metrics:
+            self.metrics.serve(self.cfg.metrics.host, self.cfg.metrics.port)
+            log.info("metrics on http://%s:%d/metrics", self.cfg.metrics.host, self.cfg.metrics.port)
+        self.runtime = Runtime(self.engine, self.journal, self.cfg, self.metrics)
+        if self.with_fix:
+            from gateways.fix_trader import TraderGateway
+            from gateways.fix_venue import VenueGateway
+
+            self.venue_links = VenueGateway(self.cfg, self.runtime.submit)
+            self.trader = TraderGateway(self.cfg, self.runtime.submit,
+                                        on_failed_logon=lambda s: self.metrics.failed_logons.labels(s).inc())
+            self.runtime.listeners += [self.trader.on_events, self.venue_links.on_events]
+        for sim in self.sims:
+            sim.md_listeners.append(self.runtime.submit)
+        self.runtime.start()
+        if self.venue_links is not None and self.trader is not None:
+            self.venue_links.start(self.run_dir)
+            self.trader.start(self.run_dir)
+
+    def stop(self) -> None:
+        if self.trader is not None:
+            self.trader.stop()
+        if self.venue_links is not None:
+            self.venue_links.stop()
+        for sim in self.sims:
+            sim.md_listeners.clear()
+        self.runtime.stop()
+        for sim in self.sims:
+            sim.stop()
+        log.info("stopped; journal at seq %d; state hash %s", self.journal.last_seq, self.engine.state.state_hash())
