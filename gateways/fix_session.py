@@ -34,9 +34,13 @@ class FixSession(msgspec.Struct, frozen=True):
 
 def write_settings(
     path: Path, role: Role, host: str, port: int, sessions: list[FixSession],
-    *, store_dir: Path | None = None, heartbeat: int = 30, reset_on_logon: bool = True,
+    *, store_dir: Path | None = None, heartbeat: int = 30, reset_on_logon: bool = True, dictionary: bool = True,
 ) -> fix.SessionSettings:
-    """Write a quickfix settings file for `sessions` and load it (quickfix reads files only)."""
+    """Write a quickfix settings file for `sessions` and load it (quickfix reads files only).
+
+    Without a dictionary quickfix leaves field validation to the application, which can
+    then refuse a bad field with an order-level reject instead of a session-level one.
+    """
     side = "Accept" if role == "acceptor" else "Connect"
     lines = [
         "[DEFAULT]",
@@ -45,7 +49,7 @@ def write_settings(
         "EndTime=00:00:00",
         f"HeartBtInt={heartbeat}",
         "ReconnectInterval=1",
-        "UseDataDictionary=Y",
+        f"UseDataDictionary={'Y' if dictionary else 'N'}",
         "ValidateUserDefinedFields=N",
         "AllowUnknownMsgFields=Y",
         "ValidateFieldsOutOfOrder=N",
@@ -63,8 +67,9 @@ def write_settings(
             f"BeginString={s.begin_string}",
             f"SenderCompID={s.sender}",
             f"TargetCompID={s.target}",
-            f"DataDictionary={SPEC_DIR / (s.begin_string.replace('.', '') + '.xml')}",
         ]
+        if dictionary:
+            lines.append(f"DataDictionary={SPEC_DIR / (s.begin_string.replace('.', '') + '.xml')}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return fix.SessionSettings(str(path))
@@ -77,16 +82,21 @@ class Endpoint:
                  store_dir: Path | None = None) -> None:
         store = fix.FileStoreFactory(settings) if store_dir is not None else fix.MemoryStoreFactory()
         logs = fix.ScreenLogFactory(False, False, False)
-        cls = fix.SocketAcceptor if role == "acceptor" else fix.SocketInitiator
-        self._app = app  # quickfix keeps a raw pointer: hold a reference
-        self._store, self._logs = store, logs
-        self.connector = cls(app, store, settings, logs)
+        # the threaded connectors: SocketAcceptor.stop races its own poll thread over the socket map
+        cls = fix.ThreadedSocketAcceptor if role == "acceptor" else fix.ThreadedSocketInitiator
+        # quickfix keeps raw references to all of these: they must outlive the connector
+        self._app, self._settings, self._store, self._logs = app, settings, store, logs
+        self.connector: fix.Initiator | fix.Acceptor | None = cls(app, store, settings, logs)
 
     def start(self) -> None:
         self.connector.start()
 
     def stop(self) -> None:
-        self.connector.stop()
+        """Stop, then destroy the connector: quickfix unregisters its sessions (a process-wide
+        registry) only when the connector is deleted, and a stale one would shadow a new one."""
+        if self.connector is not None:
+            self.connector.stop()
+            self.connector = None
 
 
 def field(msg: fix.Message, tag: int) -> str | None:
@@ -115,6 +125,21 @@ def send(msg: fix.Message, session: fix.SessionID) -> bool:
     except fix.SessionNotFound:
         log.warning("session %s not found; message dropped", session.toString())
         return False
+
+
+# reason codes each version defines; the catalogue's finer codes fall back (the Text names them)
+_DEFINED = {
+    ("FIX.4.2", 103): frozenset(range(9)), ("FIX.4.2", 102): frozenset(range(4)),
+    ("FIX.4.4", 103): frozenset([*range(12), 13, 14, 15, 99]), ("FIX.4.4", 102): frozenset([*range(7), 99]),
+}
+
+
+def fit_reason(begin_string: str, tag: int, code: int) -> int:
+    """`code` if the session's FIX version defines it, else Other (99), or Broker option (0) in 4.2."""
+    defined = _DEFINED.get((begin_string, tag))
+    if defined is None or code in defined:
+        return code
+    return 99 if 99 in defined else 0
 
 
 # FIX 4.2 has no ExecType Trade/TradeCorrect/TradeCancel/OrderStatus: it uses ExecTransType
@@ -164,7 +189,7 @@ def execution_report(
     if text:
         m.setField(58, text)
     if ord_rej_reason is not None:
-        m.setField(103, str(ord_rej_reason))
+        m.setField(103, str(fit_reason(begin_string, 103, ord_rej_reason)))
     if exec_ref_id:
         m.setField(19, exec_ref_id)
     m.setField(60, utc_timestamp(ts))
@@ -172,7 +197,7 @@ def execution_report(
 
 
 def cancel_reject(
-    *, order_id: str, cl_ord_id: str, orig_cl_ord_id: str, ord_status: OrdStatus, replace: bool,
+    begin_string: str, *, order_id: str, cl_ord_id: str, orig_cl_ord_id: str, ord_status: OrdStatus, replace: bool,
     reason: int, text: str = "",
 ) -> fix.Message:
     m = new_message("9")
@@ -181,7 +206,7 @@ def cancel_reject(
     m.setField(41, orig_cl_ord_id)
     m.setField(39, ord_status.value)
     m.setField(434, "2" if replace else "1")
-    m.setField(102, str(reason))
+    m.setField(102, str(fit_reason(begin_string, 102, reason)))
     if text:
         m.setField(58, text)
     return m

@@ -113,7 +113,7 @@ class TraderGateway(fix.Application):
     def start(self, run_dir: Path) -> None:
         store = run_dir / "fix-trader-store"
         settings = write_settings(run_dir / "fix-trader.cfg", "acceptor", self.cfg.fix.host, self.cfg.fix.port,
-                                  self.sessions, store_dir=store, reset_on_logon=False)
+                                  self.sessions, store_dir=store, reset_on_logon=False, dictionary=False)
         self.endpoint = Endpoint(self, settings, "acceptor", store_dir=store)
         self.endpoint.start()
         log.info("trader FIX acceptor on %s:%d as %s, sessions %s", self.cfg.fix.host, self.cfg.fix.port,
@@ -209,7 +209,7 @@ class TraderGateway(fix.Application):
         """A typed reject for a message whose fields cannot become a command."""
         cl = field(msg, 11) or "NONE"
         if kind in ("F", "G"):
-            send(cancel_reject(order_id="NONE", cl_ord_id=cl, orig_cl_ord_id=field(msg, 41) or "NONE",
+            send(cancel_reject(sid.getBeginString().getValue(), order_id="NONE", cl_ord_id=cl, orig_cl_ord_id=field(msg, 41) or "NONE",
                                ord_status=OrdStatus.REJECTED, replace=kind == "G", reason=99, text=bad.text), sid)
             return
         send(execution_report(
@@ -229,7 +229,7 @@ class TraderGateway(fix.Application):
 
     def _message(self, r: TraderReport) -> fix.Message:
         if r.msg_type == "9":
-            return cancel_reject(order_id=r.order_id, cl_ord_id=r.cl_ord_id, orig_cl_ord_id=r.orig_cl_ord_id or "",
+            return cancel_reject(self.begin[r.session], order_id=r.order_id, cl_ord_id=r.cl_ord_id, orig_cl_ord_id=r.orig_cl_ord_id or "",
                                  ord_status=r.ord_status, replace=r.cxl_rej_response_to == "2",
                                  reason=r.cxl_rej_reason or 0, text=r.text)
         assert r.exec_type is not None

@@ -276,7 +276,7 @@ class VenueSimulator(fix.Application):
         o = self._lookup(sid, orig)
         if o is None or o.leaves == 0:
             out.append((cancel_reject(
-                order_id="NONE" if o is None else f"{self.venue.name}-{o.oid}", cl_ord_id=cl, orig_cl_ord_id=orig,
+                sid.getBeginString().getValue(), order_id="NONE" if o is None else f"{self.venue.name}-{o.oid}", cl_ord_id=cl, orig_cl_ord_id=orig,
                 ord_status=OrdStatus.REJECTED if o is None else o.status, replace=False,
                 reason=1 if o is None else 0, text="unknown order" if o is None else "too late to cancel"), sid))
             return
@@ -293,7 +293,7 @@ class VenueSimulator(fix.Application):
 
         def refuse(reason: int, text: str) -> None:
             out.append((cancel_reject(
-                order_id="NONE" if o is None else f"{self.venue.name}-{o.oid}", cl_ord_id=cl, orig_cl_ord_id=orig,
+                sid.getBeginString().getValue(), order_id="NONE" if o is None else f"{self.venue.name}-{o.oid}", cl_ord_id=cl, orig_cl_ord_id=orig,
                 ord_status=OrdStatus.REJECTED if o is None else o.status, replace=True, reason=reason,
                 text=text), sid))
 

@@ -19,20 +19,27 @@ def free_port() -> int:
 
 
 class FixClient(fix.Application):
-    def __init__(self, tmp: Path, port: int, sender: str, target: str, begin_string: str = "FIX.4.4") -> None:
+    """A FIX peer: an initiator (a trader) by default, or an acceptor (a venue played by the test)."""
+
+    def __init__(self, tmp: Path, port: int, sender: str, target: str, begin_string: str = "FIX.4.4",
+                 role: str = "initiator", logon_fields: dict[int, str] | None = None, wait_logon: bool = True) -> None:
         super().__init__()
         self.session = FixSession(begin_string, sender, target)
         self.sid = self.session.session_id()
         self.inbox: queue.Queue[fix.Message] = queue.Queue()
         self.logged_on = threading.Event()
         self.logged_out = threading.Event()
-        settings = write_settings(tmp / f"client-{sender}-{port}.cfg", "initiator", "127.0.0.1", port, [self.session])
-        self.endpoint = Endpoint(self, settings, "initiator")
+        self.logon_fields = logon_fields or {}
+        self.wait_logon = wait_logon
+        settings = write_settings(tmp / f"{role}-{sender}-{port}.cfg", role, "127.0.0.1", port,  # type: ignore[arg-type]
+                                  [self.session])
+        self.endpoint = Endpoint(self, settings, role)  # type: ignore[arg-type]
         self._n = 0
 
     def __enter__(self) -> FixClient:
         self.endpoint.start()
-        assert self.logged_on.wait(15), "FIX logon timed out"
+        if self.wait_logon:
+            assert self.logged_on.wait(15), "FIX logon timed out"
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -42,8 +49,13 @@ class FixClient(fix.Application):
     def onCreate(self, sid): pass
     def onLogon(self, sid): self.logged_out.clear(); self.logged_on.set()
     def onLogout(self, sid): self.logged_on.clear(); self.logged_out.set()
-    def toAdmin(self, msg, sid): pass
-    def fromAdmin(self, msg, sid): pass
+    def toAdmin(self, msg, sid):
+        if msg_type(msg) == "A":
+            for tag, value in self.logon_fields.items():
+                msg.setField(tag, value)
+    def fromAdmin(self, msg, sid):
+        if msg_type(msg) == "3":  # session-level Reject: tests want to see those too
+            self.inbox.put(fix.Message(msg))
     def toApp(self, msg, sid): pass
     def fromApp(self, msg, sid): self.inbox.put(fix.Message(msg))
 

@@ -1,0 +1,240 @@
+"""The trader's view over real FIX sessions: trader -> OMS -> venue and back, all quickfix on loopback.
+
+The venue is a real quickfix acceptor played by the test, so the races of the order
+state matrices (fills crossing cancels and replaces) happen exactly when the test
+says. Each test asserts the trader's ExecutionReports as the matrices give them.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from gateways.fix_session import execution_report, field
+from oms.config import Config
+from oms.model import ExecType, OrdStatus
+from oms.system import System
+from tests.fix_client import FixClient, free_port, tags
+
+CONFIG = """
+run_dir = "run"
+default_venue = "TV"
+[fix]
+port = {trader_port}
+[[fix.sessions]]
+comp_id = "CLIENT1"
+begin_string = "FIX.4.2"
+accounts = ["DEMO1", "DEMO2"]
+[[fix.sessions]]
+comp_id = "CLIENT2"
+begin_string = "FIX.4.4"
+accounts = ["DEMO2"]
+username = "trader2"
+password = "s3cret!"
+cancel_on_disconnect = true
+[[venues]]
+name = "TV"
+port = {venue_port}
+begin_string = "FIX.4.4"
+[venues.sim]
+enabled = false
+[[accounts]]
+id = "DEMO1"
+[[accounts]]
+id = "DEMO2"
+[[accounts]]
+id = "DEMO3"
+[[instruments]]
+symbol = "AAPL"
+[[instruments]]
+symbol = "MSFT"
+"""
+
+
+class Desk:
+    """A running OMS, the venue TV (played by the test) and the two trader sessions."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.trader_port, self.venue_port = free_port(), free_port()
+        cfg = msgspec.toml.decode(CONFIG.format(trader_port=self.trader_port, venue_port=self.venue_port), type=Config)
+        self.venue = FixClient(tmp, self.venue_port, "TV", "OMS", role="acceptor", wait_logon=False)
+        self.venue.__enter__()
+        self.system = System(cfg, tmp, venues=False, serve_metrics=False)
+        self.system.start()
+        assert self.venue.logged_on.wait(15), "the OMS did not log on to the venue"
+        self._n = 0
+
+    def trader(self, comp: str = "CLIENT1", **kw: object) -> FixClient:
+        begin = "FIX.4.2" if comp == "CLIENT1" else "FIX.4.4"
+        fields = {553: "trader2", 554: "s3cret!"} if comp == "CLIENT2" else {}
+        kw.setdefault("logon_fields", fields)
+        return FixClient(self.tmp, self.trader_port, comp, "OMS", begin, **kw)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.system.stop()
+        self.venue.__exit__()
+
+    # ------------------------------------------------------------ the venue's side
+    def venue_order(self, kind: str = "D"):
+        return self.venue.expect(kind)
+
+    def venue_says(self, order, exec_type: ExecType, status: OrdStatus, qty: int, cum: int, last: int = 0,
+                   px: str = "100", cl: str | None = None, exec_id: str | None = None, ref: str | None = None) -> str:
+        self._n += 1
+        exec_id = exec_id or f"TV{self._n}"
+        msg = execution_report(
+            "FIX.4.4", order_id="TV-1", exec_id=exec_id, exec_type=exec_type, ord_status=status,
+            cl_ord_id=cl or field(order, 11) or "", symbol=field(order, 55) or "", side=field(order, 54) or "1",
+            order_qty=qty, cum_qty=cum, leaves_qty=max(qty - cum, 0) if status.value in "01AE6" else 0,
+            avg_px=Decimal(px), last_qty=last, last_px=int(Decimal(px) * 10**6), exec_ref_id=ref,
+        )
+        self.venue.send(msg)
+        return exec_id
+
+
+@pytest.fixture
+def desk(tmp_path: Path):
+    d = Desk(tmp_path)
+    yield d
+    d.close()
+
+
+def er(m) -> tuple:
+    """OrdStatus, OrderQty, CumQty, LeavesQty, LastQty (FIX 4.2: LastShares)."""
+    return tags(m, 39, 38, 14, 151, 32)
+
+
+def test_a1a_new_order_filled_through_the_venue(desk: Desk) -> None:
+    with desk.trader() as t:
+        t.new_order("X", "AAPL", "1", "10000", "100.00", account="DEMO1")
+        assert er(t.expect("8", t11="X")) == ("A", "10000", "0", "10000", None)
+        child = desk.venue_order()
+        assert tags(child, 55, 54, 38, 44, 40) == ("AAPL", "1", "10000", "100", "2")
+        desk.venue_says(child, ExecType.NEW, OrdStatus.NEW, 10000, 0)
+        assert tags(t.expect("8", t11="X"), 20, 150, 39) == ("0", "0", "0")  # FIX 4.2 session
+        desk.venue_says(child, ExecType.TRADE, OrdStatus.PARTIALLY_FILLED, 10000, 2000, 2000, "100.01")
+        fill = t.expect("8", t11="X")
+        assert er(fill) == ("1", "10000", "2000", "8000", "2000") and tags(fill, 150, 31) == ("1", "100.01")
+        desk.venue_says(child, ExecType.TRADE, OrdStatus.FILLED, 10000, 10000, 8000, "100.02")
+        last = t.expect("8", t11="X")
+        assert er(last) == ("2", "10000", "10000", "0", "8000") and tags(last, 150) == ("2",)
+        assert Decimal(field(last, 6) or "0") == (2000 * Decimal("100.01") + 8000 * Decimal("100.02")) / 10000
+
+
+def test_b1b_fill_during_pending_cancel_is_reported_on_the_old_id(desk: Desk) -> None:
+    with desk.trader("CLIENT2") as t:
+        t.new_order("X", "MSFT", "2", "1000", "400.00", account="DEMO2")
+        child = desk.venue_order()
+        desk.venue_says(child, ExecType.NEW, OrdStatus.NEW, 1000, 0, px="400")
+        t.expect("8", t11="X", t150="0")
+        t.cancel("Y", "X", "MSFT", "2")
+        pending = t.expect("8", t11="Y")
+        assert tags(pending, 150, 39, 41, 151) == ("6", "6", "X", "1000")
+        venue_cancel = desk.venue_order("F")
+        assert tags(venue_cancel, 41) == tags(child, 11)
+        desk.venue_says(child, ExecType.TRADE, OrdStatus.PARTIALLY_FILLED, 1000, 300, 300, "400")
+        fill = t.expect("8", t11="X")
+        assert tags(fill, 150, 39, 14, 151) == ("F", "6", "300", "700")
+        desk.venue_says(child, ExecType.CANCELED, OrdStatus.CANCELED, 1000, 300, px="400", cl=field(venue_cancel, 11))
+        done = t.expect("8", t11="Y")
+        assert tags(done, 150, 39, 41, 14, 151) == ("4", "4", "X", "300", "0")
+
+
+def test_c1b_replace_with_a_fill_while_pending(desk: Desk) -> None:
+    with desk.trader("CLIENT2") as t:
+        t.new_order("X", "AAPL", "1", "10000", "100.00", account="DEMO2")
+        child = desk.venue_order()
+        desk.venue_says(child, ExecType.TRADE, OrdStatus.PARTIALLY_FILLED, 10000, 1000, 1000)  # first report a fill
+        assert tags(t.expect("8", t11="X", t150="F"), 39, 14) == ("1", "1000")
+        t.replace("Y", "X", "AAPL", "1", "12000", "100.00")
+        assert tags(t.expect("8", t11="Y"), 150, 39, 38, 14) == ("E", "E", "10000", "1000")
+        venue_replace = desk.venue_order("G")
+        assert tags(venue_replace, 38, 41) == ("12000", field(child, 11))
+        desk.venue_says(child, ExecType.TRADE, OrdStatus.PARTIALLY_FILLED, 10000, 1100, 100)
+        assert tags(t.expect("8", t11="X"), 150, 39, 38, 14, 151) == ("F", "E", "10000", "1100", "8900")
+        desk.venue_says(venue_replace, ExecType.REPLACED, OrdStatus.PARTIALLY_FILLED, 12000, 1100)
+        assert tags(t.expect("8", t11="Y"), 150, 39, 38, 14, 151, 41) == ("5", "1", "12000", "1100", "10900", "X")
+
+
+def test_duplicate_status_and_unknown_order(desk: Desk) -> None:
+    with desk.trader() as t:
+        t.new_order("X", "AAPL", "1", "100", "100.00", account="DEMO1")
+        desk.venue_says(desk.venue_order(), ExecType.NEW, OrdStatus.NEW, 100, 0)
+        t.expect("8", t11="X", t150="0")
+        t.new_order("X", "AAPL", "1", "500", "100.00", account="DEMO1")  # F.1.a
+        dup = t.expect("8", t11="X", t150="8")
+        assert tags(dup, 39, 38, 103) == ("0", "100", "6")
+        t.status("NOPE", "AAPL", "1")  # G.1.a
+        assert tags(t.expect("8", t11="NOPE"), 20, 39, 103) == ("3", "8", "5")
+        t.cancel("C1", "NOPE", "AAPL", "1")  # B.1.f
+        assert tags(t.expect("9", t11="C1"), 39, 102, 37) == ("8", "1", "NONE")
+
+
+@pytest.mark.parametrize("comp,fields,reason,text", [
+    ("CLIENT2", dict(qty="abc"), "13", "OrderQty"),
+    ("CLIENT2", dict(qty="100", price="NaN"), "99", "Price"),
+    ("CLIENT2", dict(qty="100", price="100.001"), "99", "tick"),  # 18 is FIX 5.0: Other in 4.4
+    ("CLIENT1", dict(qty="100", price="100.001"), "0", "tick"),  # FIX 4.2 knows 0-8 only
+    ("CLIENT2", dict(qty="0"), "13", "quantity"),
+    ("CLIENT2", dict(qty="100", account="DEMO1"), "15", "may not trade"),
+    ("CLIENT2", dict(qty="100", symbol="ZZZZ"), "1", "unknown symbol"),
+])
+def test_bad_orders_are_rejected_with_a_reason_and_the_session_stays_up(desk: Desk, comp, fields, reason, text) -> None:
+    account = "DEMO1" if comp == "CLIENT1" else "DEMO2"
+    with desk.trader(comp) as t:
+        t.new_order("B", fields.get("symbol", "AAPL"), "1", fields["qty"], fields.get("price", "100.00"),
+                    account=fields.get("account", account))
+        rej = t.expect("8", t11="B")
+        assert tags(rej, 39, 103) == ("8", reason) and text in (field(rej, 58) or "")
+        t.new_order("OK", "AAPL", "1", "100", "100.00", account=account)
+        assert tags(t.expect("8", t11="OK"), 39) == ("A",)
+        assert t.logged_on.is_set()
+
+
+def test_unsupported_message_gets_a_business_reject(desk: Desk) -> None:
+    from gateways.fix_session import new_message
+
+    with desk.trader("CLIENT2") as t:
+        m = new_message("AC")  # MultilegOrderCancelReplace: not supported
+        m.setField(11, "Q1")
+        t.send(m)
+        assert tags(t.expect("j"), 372, 380) == ("AC", "3")
+
+
+def test_bad_password_and_unknown_comp_id_cannot_log_on(desk: Desk) -> None:
+    bad = desk.trader("CLIENT2", logon_fields={553: "trader2", 554: "wrong"}, wait_logon=False)
+    bad.__enter__()
+    try:
+        assert not bad.logged_on.wait(3)
+    finally:
+        bad.__exit__()
+    failed = desk.system.metrics.registry.get_sample_value("oms_failed_logons_total", {"session": "CLIENT2"})
+    assert failed and failed >= 1
+    stranger = FixClient(desk.tmp, desk.trader_port, "INTRUDER", "OMS", "FIX.4.4", wait_logon=False)
+    stranger.__enter__()
+    try:
+        assert not stranger.logged_on.wait(3)
+    finally:
+        stranger.__exit__()
+
+
+def test_cancel_on_disconnect(desk: Desk) -> None:
+    with desk.trader("CLIENT2") as t:
+        t.new_order("X", "AAPL", "1", "100", "100.00", account="DEMO2")
+        desk.venue_says(desk.venue_order(), ExecType.NEW, OrdStatus.NEW, 100, 0)
+        t.expect("8", t11="X", t150="0")
+    cancel = desk.venue_order("F")  # the trader left: its working order is canceled at the venue
+    assert field(cancel, 55) == "AAPL"
+
+
+def test_venue_down_rejects_instead_of_hanging(desk: Desk) -> None:
+    with desk.trader() as t:
+        desk.venue.endpoint.stop()
+        assert desk.venue.logged_out.wait(10)
+        t.new_order("X", "AAPL", "1", "100", "100.00", account="DEMO1")
+        assert tags(t.expect("8", t11="X"), 39) == ("A",)
+        rej = t.expect("8", t11="X", t39="8")
+        assert "not connected" in (field(rej, 58) or "")
