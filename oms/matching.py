@@ -2,7 +2,7 @@
 
 State is six int64 arrays: an order pool (FIFO linked lists per price level), a level
 pool, a ladder per side (level indices sorted by price, best last, so taking the best
-level is O(1)), an open-addressing id table, a small meta vector and an output buffer of
+level is O(1), with their sort keys alongside for a contiguous binary search), an open-addressing id table, a small meta vector and an output buffer of
 fill and self-trade rows. Every operation first checks that it has room (a free order
 slot, a free level, table load, output rows for every order it could touch); if not, it
 changes nothing and the Python wrapper grows the arrays and retries, or raises
@@ -29,7 +29,8 @@ O_OID, O_SIDE, O_PRICE, O_QTY, O_OWNER, O_TIF, O_NEXT, O_PREV, O_LEVEL, O_SEQ = 
 # level pool columns (L_HEAD doubles as the free-list link)
 L_PRICE, L_QTY, L_COUNT, L_HEAD, L_TAIL = range(5)
 # meta vector
-M_LIVE, M_SEQ, M_OFREE, M_LFREE, M_NBID, M_NASK, M_HCOUNT, M_STP, M_OUTN, M_ARG = range(10)
+M_LIVE, M_SEQ, M_OFREE, M_LFREE, M_NBID, M_NASK, M_HCOUNT, M_STP, M_OUTN, M_ARG, M_OCAP, M_HCAP = range(12)
+META = 16
 # output rows: (op index, kind, a, b, price, qty, a remaining, b remaining)
 ROW_FILL, ROW_STP = 0, 1
 R_OP, R_KIND, R_A, R_B, R_PX, R_QTY, R_AREM, R_BREM = range(8)
@@ -41,11 +42,13 @@ OP_COLUMNS = 7
 # ---------------------------------------------------------------------- id table
 @njit(cache=True, inline="always")
 def _home(key, mask):
-    h = key * -7046029254386353131  # Fibonacci hashing; int64 wraps
-    return (h ^ (h >> 29)) & mask
+    """Near-identity with a stride of two: the dense, increasing ids a venue assigns land in
+    neighbouring even slots (cache-friendly, collision-free) and leave the odd ones free, so
+    probe and delete runs stay short at the table's load of at most one half."""
+    return ((key ^ (key >> 21) ^ (key >> 42)) << 1) & mask
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _find(table, key):
     mask = table.shape[0] - 1
     i = _home(key, mask)
@@ -58,7 +61,7 @@ def _find(table, key):
         i = (i + 1) & mask
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _put(table, meta, key, val):
     mask = table.shape[0] - 1
     i = _home(key, mask)
@@ -69,7 +72,7 @@ def _put(table, meta, key, val):
     meta[M_HCOUNT] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _delete(table, meta, key):
     """Linear-probing delete with backward shift: no tombstones, probes stay short."""
     mask = table.shape[0] - 1
@@ -110,25 +113,26 @@ def _key(side, px):
     return px if side == 0 else -px
 
 
-@njit(cache=True)
-def _lower_bound(levels, ladder, side, n, key):
+@njit(cache=True, inline="always")
+def _lower_bound(ladder, side, n, key):
     lo, hi = 0, n
     while lo < hi:
         mid = (lo + hi) >> 1
-        if _key(side, levels[ladder[side, mid], L_PRICE]) < key:
+        if ladder[2 + side, mid] < key:
             lo = mid + 1
         else:
             hi = mid
     return lo
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _level_for(levels, ladder, meta, side, price):
     n = meta[M_NBID + side]
-    if n > 0 and levels[ladder[side, n - 1], L_PRICE] == price:
+    key = _key(side, price)
+    if n > 0 and ladder[2 + side, n - 1] == key:
         return ladder[side, n - 1]
-    pos = _lower_bound(levels, ladder, side, n, _key(side, price))
-    if pos < n and levels[ladder[side, pos], L_PRICE] == price:
+    pos = _lower_bound(ladder, side, n, key)
+    if pos < n and ladder[2 + side, pos] == key:
         return ladder[side, pos]
     lv = meta[M_LFREE]
     meta[M_LFREE] = levels[lv, L_HEAD]
@@ -139,26 +143,29 @@ def _level_for(levels, ladder, meta, side, price):
     levels[lv, L_TAIL] = -1
     for j in range(n, pos, -1):
         ladder[side, j] = ladder[side, j - 1]
+        ladder[2 + side, j] = ladder[2 + side, j - 1]
     ladder[side, pos] = lv
+    ladder[2 + side, pos] = key
     meta[M_NBID + side] = n + 1
     return lv
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _drop_level(levels, ladder, meta, side, lv):
     n = meta[M_NBID + side]
     pos = n - 1
     if ladder[side, pos] != lv:
-        pos = _lower_bound(levels, ladder, side, n, _key(side, levels[lv, L_PRICE]))
+        pos = _lower_bound(ladder, side, n, _key(side, levels[lv, L_PRICE]))
     for j in range(pos, n - 1):
         ladder[side, j] = ladder[side, j + 1]
+        ladder[2 + side, j] = ladder[2 + side, j + 1]
     meta[M_NBID + side] = n - 1
     levels[lv, L_HEAD] = meta[M_LFREE]
     meta[M_LFREE] = lv
 
 
 # ---------------------------------------------------------------------- orders
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _rest(orders, levels, ladder, table, meta, oid, side, price, qty, owner, tif):
     s = meta[M_OFREE]
     meta[M_OFREE] = orders[s, O_NEXT]
@@ -186,7 +193,7 @@ def _rest(orders, levels, ladder, table, meta, oid, side, price, qty, owner, tif
     meta[M_LIVE] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _unlink(orders, levels, ladder, table, meta, s):
     lv = orders[s, O_LEVEL]
     p = orders[s, O_PREV]
@@ -210,7 +217,7 @@ def _unlink(orders, levels, ladder, table, meta, s):
     meta[M_LIVE] -= 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _emit(out, meta, op, kind, a, b, px, qty, arem, brem):
     n = meta[M_OUTN]
     out[n, R_OP] = op
@@ -229,7 +236,7 @@ def _crosses(side, price, market, level_px):
     return market or (level_px <= price if side == 0 else level_px >= price)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _reachable(levels, ladder, meta, side, price, market):
     """Resting orders (count, quantity) an incoming order could meet: bounds what it may need."""
     other = 1 - side
@@ -244,7 +251,7 @@ def _reachable(levels, ladder, meta, side, price, market):
     return count, qty
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _fok_fillable(orders, levels, ladder, meta, side, price, qty, owner, market):
     stp = meta[M_STP]
     other = 1 - side
@@ -272,7 +279,7 @@ def _fok_fillable(orders, levels, ladder, meta, side, price, qty, owner, market)
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _enter(orders, levels, ladder, table, meta, out, op, oid, side, price, qty, tif, owner, market):
     """Match an incoming order against the other side, then rest what a Day/GTC limit leaves."""
     if tif == FOK and not _fok_fillable(orders, levels, ladder, meta, side, price, qty, owner, market):
@@ -294,41 +301,37 @@ def _enter(orders, levels, ladder, table, meta, out, op, oid, side, price, qty, 
             nxt = orders[m, O_NEXT]
             mq = orders[m, O_QTY]
             moid = orders[m, O_OID]
+            taken = 0  # what leaves the maker: traded, decremented or canceled
             if stp != STP_NONE and owner != 0 and orders[m, O_OWNER] == owner:
                 if stp == STP_CANCEL_NEWEST:
                     _emit(out, meta, op, ROW_STP, oid, moid, lpx, rem, 0, mq)
                     rem = 0
                     killed = True
-                    break
-                if stp == STP_CANCEL_OLDEST:
+                elif stp == STP_CANCEL_OLDEST:
                     _emit(out, meta, op, ROW_STP, moid, oid, lpx, mq, 0, rem)
-                    _unlink(orders, levels, ladder, table, meta, m)
+                    taken = mq
                 elif stp == STP_CANCEL_BOTH:
                     _emit(out, meta, op, ROW_STP, moid, oid, lpx, mq, 0, rem)
-                    _unlink(orders, levels, ladder, table, meta, m)
                     _emit(out, meta, op, ROW_STP, oid, moid, lpx, rem, 0, 0)
+                    taken = mq
                     rem = 0
                     killed = True
-                    break
                 else:  # decrement both by the smaller quantity
-                    d = min(rem, mq)
-                    rem -= d
-                    mq -= d
-                    orders[m, O_QTY] = mq
-                    levels[lv, L_QTY] -= d
-                    _emit(out, meta, op, ROW_STP, moid, oid, lpx, d, mq, rem)
-                    _emit(out, meta, op, ROW_STP, oid, moid, lpx, d, rem, mq)
-                    if mq == 0:
-                        _unlink(orders, levels, ladder, table, meta, m)
+                    taken = min(rem, mq)
+                    rem -= taken
+                    _emit(out, meta, op, ROW_STP, moid, oid, lpx, taken, mq - taken, rem)
+                    _emit(out, meta, op, ROW_STP, oid, moid, lpx, taken, rem, mq - taken)
             else:
-                q = min(rem, mq)
-                rem -= q
-                mq -= q
-                orders[m, O_QTY] = mq
-                levels[lv, L_QTY] -= q
-                _emit(out, meta, op, ROW_FILL, oid, moid, lpx, q, rem, mq)
-                if mq == 0:
-                    _unlink(orders, levels, ladder, table, meta, m)
+                taken = min(rem, mq)
+                rem -= taken
+                _emit(out, meta, op, ROW_FILL, oid, moid, lpx, taken, rem, mq - taken)
+            if taken == mq:
+                _unlink(orders, levels, ladder, table, meta, m)
+            else:
+                orders[m, O_QTY] = mq - taken
+                levels[lv, L_QTY] -= taken
+            if killed:
+                break
             m = nxt
     if rem > 0 and not killed and not market and (tif == DAY or tif == GTC):
         _rest(orders, levels, ladder, table, meta, oid, side, price, rem, owner, tif)
@@ -336,7 +339,7 @@ def _enter(orders, levels, ladder, table, meta, out, op, oid, side, price, qty, 
     return DONE
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _has_room(levels, ladder, table, meta, out, side, price, qty, owner, market, may_rest):
     """Nothing is touched unless every resource the operation could need is there. An order
     that cannot rest, or that the reachable quantity surely fills, needs no slot (a replace
@@ -401,15 +404,33 @@ def _apply(orders, levels, ladder, table, meta, out, op, kind, oid, side, price,
     return _enter(orders, levels, ladder, table, meta, out, op, oid, side, price, qty, tif, owner, market)
 
 
+@njit(cache=True, inline="always")
+def _views(arena):
+    """The state arrays, carved out of the one arena (no copies)."""
+    meta = arena[:META]
+    ocap, hcap = meta[M_OCAP], meta[M_HCAP]
+    a = META
+    orders = arena[a:a + ocap * 10].reshape((ocap, 10))
+    a += ocap * 10
+    levels = arena[a:a + ocap * 5].reshape((ocap, 5))
+    a += ocap * 5
+    ladder = arena[a:a + ocap * 4].reshape((4, ocap))
+    a += ocap * 4
+    table = arena[a:a + hcap * 2].reshape((hcap, 2))
+    return orders, levels, ladder, table, meta
+
+
 @njit(cache=True)
-def _one(orders, levels, ladder, table, meta, out, kind, oid, side, price, qty, tif, owner):
+def _one(arena, out, kind, oid, side, price, qty, tif, owner):
+    orders, levels, ladder, table, meta = _views(arena)
     meta[M_OUTN] = 0
     return _apply(orders, levels, ladder, table, meta, out, 0, kind, oid, side, price, qty, tif, owner)
 
 
 @njit(cache=True)
-def _batch(orders, levels, ladder, table, meta, out, ops, status, start):
+def _batch(arena, out, ops, status, start):
     """Apply ops[start:] in order; stop at the first that needs room and return its index."""
+    orders, levels, ladder, table, meta = _views(arena)
     for i in range(start, ops.shape[0]):
         st = _apply(orders, levels, ladder, table, meta, out, i, ops[i, C_KIND], ops[i, C_OID], ops[i, C_SIDE],
                     ops[i, C_PRICE], ops[i, C_QTY], ops[i, C_TIF], ops[i, C_OWNER])
@@ -420,7 +441,8 @@ def _batch(orders, levels, ladder, table, meta, out, ops, status, start):
 
 
 @njit(cache=True)
-def _expire(orders, levels, ladder, table, meta, tif):
+def _expire(arena, tif):
+    orders, levels, ladder, table, meta = _views(arena)
     slots = np.empty(meta[M_LIVE], np.int64)
     n = 0
     for s in range(orders.shape[0]):
@@ -494,30 +516,43 @@ class BatchResult(NamedTuple):
     rows: np.ndarray  # output rows, R_OP naming the operation
 
 
-def _free_chain(a: np.ndarray, start: int, link: int) -> None:
-    """Link slots start.. of a pool into a free list ending at -1."""
-    n = a.shape[0]
-    a[start:, link] = np.arange(start + 1, n + 1)
-    a[n - 1, link] = -1
-
-
 class Book:
-    """One instrument's book. Prices and quantities are fixed-point integers."""
+    """One instrument's book. Prices and quantities are fixed-point integers.
+
+    All state lives in one int64 arena, so a call from Python unboxes a single array."""
 
     def __init__(self, stp_mode: int = STP_NONE, capacity: int = 1024, max_orders: int = 50_000_000) -> None:
         if stp_mode not in (STP_NONE, STP_CANCEL_NEWEST, STP_CANCEL_OLDEST, STP_CANCEL_BOTH, STP_DECREMENT):
             raise ValueError(f"unknown self-trade prevention mode {stp_mode}")
-        cap = max(4, min(capacity, max_orders))
         self.max_orders = max_orders
-        self.orders = np.full((cap, 10), -1, np.int64)
-        _free_chain(self.orders, 0, O_NEXT)
-        self.levels = np.full((cap, 5), -1, np.int64)
-        _free_chain(self.levels, 0, L_HEAD)
-        self.ladder = np.full((2, cap), -1, np.int64)
-        self.table = np.full((_pow2(4 * cap), 2), -1, np.int64)
-        self.meta = np.zeros(16, np.int64)
-        self.meta[M_LIVE], self.meta[M_OFREE], self.meta[M_LFREE], self.meta[M_STP] = 0, 0, 0, stp_mode
-        self.out = np.zeros((256, 8), np.int64)
+        self.arena = np.zeros(0, np.int64)
+        cap = max(4, min(capacity, max_orders))
+        self.out = np.zeros((256, 8), np.int64)  # output rows of the last call; not state
+        self._allocate(cap, _pow2(2 * cap), previous=None)
+        self.meta[M_STP] = stp_mode
+
+    def _allocate(self, ocap: int, hcap: int, previous: tuple | None) -> None:
+        """A new arena of the given capacities, carrying over the previous state if any."""
+        arena = np.full(META + ocap * 19 + hcap * 2, -1, np.int64)
+        arena[:META] = 0
+        arena[M_OCAP], arena[M_HCAP] = ocap, hcap
+        orders, levels, ladder, table, meta = _views(arena)
+        old_cap = 0
+        if previous is not None:
+            p_orders, p_levels, p_ladder, p_table, p_meta = previous
+            old_cap = p_orders.shape[0]
+            meta[:M_OCAP] = p_meta[:M_OCAP]
+            orders[:old_cap] = p_orders
+            levels[:old_cap] = p_levels
+            ladder[:, :old_cap] = p_ladder
+            _rehash(p_table, table)
+        for pool, link, head in ((orders, O_NEXT, M_OFREE), (levels, L_HEAD, M_LFREE)):
+            if ocap > old_cap:  # chain the new slots in front of the free list
+                pool[old_cap:, link] = np.arange(old_cap + 1, ocap + 1)
+                pool[ocap - 1, link] = meta[head] if previous is not None else -1
+                meta[head] = old_cap
+        self.arena = arena
+        self.orders, self.levels, self.ladder, self.table, self.meta = orders, levels, ladder, table, meta
 
     def __len__(self) -> int:
         return int(self.meta[M_LIVE])
@@ -529,8 +564,7 @@ class Book:
     # ------------------------------------------------------------------ single operations
     def _one(self, kind: int, oid: int, side: int, price: int, qty: int, tif: int, owner: int) -> int:
         while True:
-            st = _one(self.orders, self.levels, self.ladder, self.table, self.meta, self.out,
-                      kind, oid, side, price, qty, tif, owner)
+            st = _one(self.arena, self.out, kind, oid, side, price, qty, tif, owner)
             if st != NEED_ROOM:
                 if st < 0 and kind != OP_CANCEL:
                     raise BookError(st, error_text(st, oid))
@@ -539,22 +573,22 @@ class Book:
 
     def add(self, oid: int, side: int, price: int, qty: int, tif: int = DAY, owner: int = 0,
             market: bool = False) -> Result:
-        st = self._one(OP_ADD_MARKET if market else OP_ADD, oid, side, price, qty, tif, owner)
-        return Result(st, self._rows())
+        st = _one(self.arena, self.out, OP_ADD_MARKET if market else OP_ADD, oid, side, price, qty, tif, owner)
+        if st < 0 or st == NEED_ROOM:
+            st = self._one(OP_ADD_MARKET if market else OP_ADD, oid, side, price, qty, tif, owner)
+        n = self.meta[M_OUTN]
+        return Result(st, self.out[:n].copy() if n else _NO_ROWS)
 
     def cancel(self, oid: int) -> int:
         """Remove a resting order; returns its open quantity, 0 if it was not resting."""
-        self._one(OP_CANCEL, oid, 0, 0, 0, 0, 0)
+        _one(self.arena, self.out, OP_CANCEL, oid, 0, 0, 0, 0, 0)
         return int(self.meta[M_ARG])
 
     def replace(self, oid: int, new_qty: int, new_price: int) -> Result:
         """New open quantity and price. Same price and quantity not up keeps time priority."""
         st = self._one(OP_REPLACE, oid, 0, new_price, new_qty, 0, 0)
-        return Result(st, self._rows())
-
-    def _rows(self) -> np.ndarray:
         n = self.meta[M_OUTN]
-        return self.out[:n].copy() if n else _NO_ROWS
+        return Result(st, self.out[:n].copy() if n else _NO_ROWS)
 
     # ------------------------------------------------------------------ batch
     def batch(self, ops: np.ndarray) -> BatchResult:
@@ -566,7 +600,7 @@ class Book:
         self.meta[M_OUTN] = 0
         i = 0
         while True:
-            i = _batch(self.orders, self.levels, self.ladder, self.table, self.meta, self.out, ops, status, i)
+            i = _batch(self.arena, self.out, ops, status, i)
             if i == ops.shape[0]:
                 return BatchResult(status, self.out[: self.meta[M_OUTN]].copy())
             self._grow(applied=i)
@@ -574,26 +608,20 @@ class Book:
     # ------------------------------------------------------------------ growth
     def _grow(self, applied: int | None = None) -> None:
         m = self.meta
+        ocap = self.orders.shape[0]
         if m[M_OFREE] == -1 or m[M_LFREE] == -1:
-            old = self.orders.shape[0]
-            if old >= self.max_orders:
+            if ocap >= self.max_orders:
                 done = "" if applied is None else f" after applying {applied} operations of the batch"
-                raise BookFullError(f"book full: {old} resting orders is the configured maximum{done}")
-            new = min(2 * old, self.max_orders)
-            self.orders = _extend(self.orders, new, O_NEXT, m, M_OFREE)
-            self.levels = _extend(self.levels, new, L_HEAD, m, M_LFREE)
-            ladder = np.full((2, new), -1, np.int64)
-            ladder[:, :old] = self.ladder
-            self.ladder = ladder
-        if 2 * (m[M_HCOUNT] + 1) > self.table.shape[0] or self.table.shape[0] < 2 * self.orders.shape[0]:
-            table = np.full((_pow2(4 * self.orders.shape[0]), 2), -1, np.int64)
-            _rehash(self.table, table)
-            self.table = table
+                raise BookFullError(f"book full: {ocap} resting orders is the configured maximum{done}")
+            ocap = min(2 * ocap, self.max_orders)
         need = int(m[M_OUTN] + m[M_ARG])
         if need > self.out.shape[0]:
             out = np.zeros((_pow2(need), 8), np.int64)
             out[: m[M_OUTN]] = self.out[: m[M_OUTN]]
             self.out = out
+        if ocap > self.orders.shape[0] or 2 * (m[M_HCOUNT] + 1) > self.table.shape[0]:
+            self._allocate(ocap, max(self.table.shape[0], _pow2(2 * ocap)),
+                           previous=(self.orders, self.levels, self.ladder, self.table, self.meta))
 
     # ------------------------------------------------------------------ views
     def order(self, oid: int) -> Resting | None:
@@ -629,7 +657,7 @@ class Book:
 
     def expire(self, tif: int = DAY) -> list[tuple[int, int]]:
         """Remove every resting order with this time in force (end of day): [(oid, qty)] in time order."""
-        gone = _expire(self.orders, self.levels, self.ladder, self.table, self.meta, tif)
+        gone = _expire(self.arena, tif)
         return [(int(o), int(q)) for o, q in gone]
 
 
@@ -639,18 +667,6 @@ _NO_ROWS.flags.writeable = False
 
 def _pow2(n: int) -> int:
     return 1 << max(3, (int(n) - 1).bit_length())
-
-
-def _extend(pool: np.ndarray, new: int, link: int, meta: np.ndarray, head: int) -> np.ndarray:
-    old = pool.shape[0]
-    if old >= new:
-        return pool
-    grown = np.full((new, pool.shape[1]), -1, np.int64)
-    grown[:old] = pool
-    _free_chain(grown, old, link)
-    grown[new - 1, link] = meta[head]
-    meta[head] = old
-    return grown
 
 
 __all__ = ["Book", "Result", "BatchResult", "BookError", "BookFullError", "Resting", "BUY", "SELL", "DAY", "GTC",
