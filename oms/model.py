@@ -41,7 +41,6 @@ class OrdStatus(str, enum.Enum):
     PENDING_CANCEL = "6"
     REJECTED = "8"
     PENDING_NEW = "A"
-    RESTATED = "D"
     EXPIRED = "C"
     PENDING_REPLACE = "E"
 
@@ -55,6 +54,7 @@ class ExecType(str, enum.Enum):
     REJECTED = "8"
     PENDING_NEW = "A"
     EXPIRED = "C"
+    RESTATED = "D"
     PENDING_REPLACE = "E"
     TRADE = "F"
     TRADE_CORRECT = "G"

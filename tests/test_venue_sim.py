@@ -181,3 +181,16 @@ def test_venue_restart_accepts_logons_again(tmp_path):
         finally:
             v2.stop()
     assert v2.venue.port == port
+
+
+def test_self_trade_decrement_restates_the_resting_order(tmp_path):
+    v = make_venue(tmp_path, self_trade="decrement")
+    try:
+        with client(tmp_path, v, "C1") as c1:
+            c1.new_order("B1", "AAPL", "1", "100", "190.00")
+            c1.expect("8", t11="B1")
+            c1.new_order("S1", "AAPL", "2", "60", "190.00")
+            assert tags(c1.expect("8", t11="B1"), 150, 39, 38, 151) == ("D", "0", "40", "40")
+            assert tags(c1.expect("8", t11="S1"), 150, 39, 14) == ("4", "4", "0")
+    finally:
+        v.stop()

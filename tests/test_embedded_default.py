@@ -1,0 +1,67 @@
+"""The embedded default (`config/default.toml`) as `oms run` starts it: three simulated
+venues, the engine and journal, the trader acceptor and metrics, on free loopback ports."""
+from __future__ import annotations
+
+import urllib.request
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from oms.config import load
+from oms.system import System
+from tests.fix_client import FixClient, free_port, tags
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("default")
+    cfg = load(ROOT / "config" / "default.toml")
+    cfg = msgspec.structs.replace(
+        cfg,
+        fix=msgspec.structs.replace(cfg.fix, port=free_port()),
+        metrics=msgspec.structs.replace(cfg.metrics, port=free_port()),
+        venues=[msgspec.structs.replace(v, port=free_port()) for v in cfg.venues],
+    )
+    s = System(cfg, tmp)
+    s.start()
+    yield s
+    s.stop()
+
+
+def trader(system: System, tmp: Path) -> FixClient:
+    return FixClient(tmp, system.cfg.fix.port, "CLIENT1", "OMS", "FIX.4.2")
+
+
+def test_three_venues_quote_different_prices(system):
+    assert len(system.sims) >= 3
+    tops = [s.top("AAPL") for s in system.sims]
+    assert all(t.bid and t.ask and t.bid < t.ask for t in tops)
+    assert len({(t.bid, t.ask) for t in tops}) == len(tops)  # prices differ across venues
+    depths = {len(s.books["SPY"].l2(50)[0]) for s in system.sims}
+    assert len(depths) > 1  # and so does depth
+
+
+@pytest.mark.parametrize("venue", [None, "YSIM", "ZSIM"])
+def test_a_100_share_market_order_fills(system, tmp_path, venue):
+    with trader(system, tmp_path) as t:
+        cl = t.next_id()
+        t.new_order(cl, "AAPL", "1", "100", account="DEMO1", extra={100: venue} if venue else None)
+        while True:
+            er = t.expect("8", t11=cl, timeout=15)
+            if tags(er, 39) == ("2",):
+                break
+            assert tags(er, 39)[0] in ("A", "0", "1"), tags(er, 39, 58)
+        assert tags(er, 14, 151) == ("100", "0")
+        assert abs(Decimal(tags(er, 6)[0]) - 190) < 5
+
+
+def test_metrics_are_served(system, tmp_path):
+    with trader(system, tmp_path) as t:
+        t.new_order(t.next_id(), "MSFT", "1", "10", "1.00", account="DEMO1")
+        t.expect("8")
+    body = urllib.request.urlopen(f"http://127.0.0.1:{system.cfg.metrics.port}/metrics", timeout=5).read().decode()
+    assert "oms_commands_total" in body and "oms_engine_latency_seconds" in body
