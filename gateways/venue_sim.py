@@ -339,6 +339,11 @@ class VenueSimulator(fix.Application):
         return MarketData(symbol=symbol, venue=self.venue.name, bid=bid or None, ask=ask or None,
                           last=self.last.get(symbol))
 
+    def publish_all(self) -> None:
+        with self.lock:
+            for symbol in self.books:
+                self._publish(symbol)
+
     def _publish(self, symbol: str) -> None:
         if self.md_listeners:
             md = self.top(symbol)

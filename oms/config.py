@@ -14,6 +14,8 @@ import msgspec
 from oms.engine import ReferenceData
 from oms.fixed import FixedPointError, to_price
 from oms.model import Account, Instrument
+from risk.compliance import RiskConfigError, parse_rule
+from risk.config import RiskConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 
@@ -122,6 +124,7 @@ class Config(_Base):
     venues: list[VenueConfig] = []
     instruments: list[InstrumentConfig] = []
     accounts: list[AccountConfig] = []
+    risk: RiskConfig = RiskConfig()
 
     def run_path(self, base: Path) -> Path:
         run_dir = Path(self.run_dir)
@@ -141,6 +144,7 @@ class Config(_Base):
             venues=tuple(v.name for v in self.venues),
             default_venue=self.default_venue,
             entitlements={s.comp_id: frozenset(s.accounts) for s in self.fix.sessions},
+            ref_prices={i.symbol: to_price(i.ref_price) for i in self.instruments},
         )
 
 
@@ -193,6 +197,16 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
         fail("venues", "duplicate venue name")
     if venues and cfg.default_venue not in venues:
         fail("default_venue", f"{cfg.default_venue!r} is not one of the venues {venues}")
+    for n, rule in enumerate(cfg.risk.limits):
+        try:
+            parse_rule(rule)
+        except RiskConfigError as exc:
+            fail(f"risk.limits[{n}].{exc.key}", exc.reason)
+        for name, known in (("account", accounts), ("symbol", symbols)):
+            if getattr(rule, name) and getattr(rule, name) not in known:
+                fail(f"risk.limits[{n}].{name}", f"unknown {name} {getattr(rule, name)!r}")
+    if not 0 <= cfg.risk.soft_pct <= 100:
+        fail("risk.soft_pct", "must be between 0 and 100")
 
 
 def load(path: str | os.PathLike) -> Config:

@@ -19,6 +19,7 @@ from oms.model import (
     Anomaly,
     CancelRejected,
     CancelRequest,
+    ComplianceAlert,
     ChildCancelSent,
     ChildOrderSent,
     ChildReplaceSent,
@@ -34,8 +35,13 @@ from oms.model import (
     OrderRejected,
     OrdStatus,
     OrdType,
+    ReenableExecutions,
     ReplaceRequest,
+    RiskChanged,
     SessionLost,
+    SetKillSwitch,
+    SetLimit,
+    SetOverride,
     StatusRequest,
     TimeInForce,
     Timer,
@@ -44,6 +50,8 @@ from oms.model import (
     VenueReject,
 )
 from oms.reasons import Reason
+from risk.compliance import Compliance
+from risk.config import RiskConfig
 from oms.state import ChildOrder, OmsState, ParentOrder
 from oms.states import (
     PENDING,
@@ -72,6 +80,7 @@ class ReferenceData(msgspec.Struct, frozen=True):
     venues: tuple[str, ...]
     default_venue: str
     entitlements: dict[str, frozenset[str]]  # session -> accounts it may trade
+    ref_prices: dict[str, int] = {}  # configured reference prices, the fallback for valuing orders
 
 
 class SequentialIds:
@@ -94,11 +103,15 @@ class Engine:
         ids: Callable[[], str],
         state: OmsState | None = None,
         on_anomaly: Callable[[Anomaly], None] | None = None,
+        risk: RiskConfig | None = None,
     ) -> None:
         self.ref = ref
         self.clock = clock
         self.ids = ids
         self.state = state if state is not None else OmsState()
+        self.risk_cfg = risk or RiskConfig()
+        self.compliance = Compliance(list(ref.accounts), list(ref.instruments), self.risk_cfg, ref.ref_prices)
+        self.state.observers.append(self.compliance.on_event)  # replayed events rebuild it too
         self.marks: dict[tuple[str, str], MarketData] = {}  # (symbol, venue) -> latest quote
         self.duplicate_venue_execs = 0
         self._on_anomaly = on_anomaly
@@ -115,6 +128,10 @@ class Engine:
             MarketData: self._market_data,
             SessionLost: self._session_lost,
             Timer: self._timer,
+            SetLimit: self._risk_change,
+            SetKillSwitch: self._risk_change,
+            SetOverride: self._risk_change,
+            ReenableExecutions: self._risk_change,
         }
 
     # ------------------------------------------------------------------ core
@@ -122,8 +139,13 @@ class Engine:
         out: list[Event] = []
         self._out = out
         self._now = self.clock()
+        self.compliance.newly_throttled.clear()
         try:
             self._handlers[type(cmd)](cmd)
+            for symbol, side in self.compliance.newly_throttled:
+                self._emit(ComplianceAlert(ts=self._now, control="repeated_execution", level="hard", symbol=symbol,
+                                           text=f"repeated-execution throttle on for {symbol} side {side}: "
+                                                f"new orders refused until re-enabled"))
         except IllegalTransition as exc:
             self._anomaly("illegal_transition", f"{type(cmd).__name__}: {exc}")
         except Exception as exc:  # the engine never dies from a message
@@ -277,9 +299,17 @@ class Engine:
             return
         if c.ord_type not in _PRICED and c.price is not None:
             c = msgspec.structs.replace(c, price=None)  # a market or stop order carries no limit
-        order_id = self.ids()
         venue = c.ex_destination or self.ref.default_venue
-        self._emit(OrderAccepted(ts=self._now, order_id=order_id, exec_id=self.ids(), order=c, venue=venue))
+        verdict = self.compliance.check_new(c, venue, self._now)
+        if verdict.control is not None:
+            self._reject_new(c, Reason[f"RISK_{verdict.control.name}"], verdict.text)
+            return
+        order_id = self.ids()
+        self._emit(OrderAccepted(ts=self._now, order_id=order_id, exec_id=self.ids(), order=c, venue=venue,
+                                 risk_px=verdict.risk_px))
+        for control, text in verdict.alerts:
+            self._emit(ComplianceAlert(ts=self._now, control=control.label, text=text, account=c.account,
+                                       symbol=c.symbol, order_id=order_id))
         self._route(self.state.orders[order_id], c.qty)
 
     def _reject_new(self, c: NewOrder, reason: Reason, text: str, existing: ParentOrder | None = None) -> None:
@@ -413,9 +443,14 @@ class Engine:
     def _working_children(self, o: ParentOrder) -> list[ChildOrder]:
         return [ch for cid in o.children if (ch := self.state.children[cid]).status not in TERMINAL]
 
-    def _cancel_request(self, c: CancelRequest) -> None:
+    def _cancel_request(self, c: CancelRequest, forced: bool = False) -> None:
+        """forced: the OMS's own cancels (kill switch, cancel-on-disconnect) skip the throttle."""
         o = self._amend_target(c.session, c.cl_ord_id, c.orig_cl_ord_id, T.CANCEL_REQUEST)
         if o is None:
+            return
+        refused = None if forced else self._risk_refusal(c.session, "cancel", o.order_id, 0, None)
+        if refused is not None:
+            self._cxl_reject(c.session, c.cl_ord_id, c.orig_cl_ord_id, o, refused[0], refused[1], False)
             return
         status = next_status(o.status, T.CANCEL_REQUEST, o.acked, o.order_qty, o.cum_qty)
         self._er(
@@ -429,7 +464,38 @@ class Engine:
         for o in list(self.state.orders.values()):
             if o.session == c.session and allowed(o.status, T.CANCEL_REQUEST):
                 self._cancel_request(CancelRequest(session=c.session, cl_ord_id=f"COD-{self.ids()}",
-                                                   orig_cl_ord_id=o.cl_ord_id))
+                                                   orig_cl_ord_id=o.cl_ord_id), forced=True)
+
+    def _risk_refusal(self, session: str, kind: str, order_id: str, qty: int, price: int | None
+                      ) -> tuple[Reason, str] | None:
+        """A cancel or replace over its throttle, or a replace that breaches a limit."""
+        text = self.compliance.rate_refused(session, kind, self._now)
+        if text is not None:
+            return Reason.RISK_THROTTLE, text
+        if kind == "modify":
+            verdict = self.compliance.check_replace(order_id, qty, price, self._now)
+            if verdict.control is not None:
+                return Reason[f"RISK_{verdict.control.name}"], verdict.text
+        return None
+
+    def _risk_change(self, c: SetLimit | SetKillSwitch | SetOverride | ReenableExecutions) -> None:
+        """Authorised users change limits, kill switches, overrides; each change is journaled."""
+        if c.user not in self.risk_cfg.admins:
+            self._emit(ComplianceAlert(ts=self._now, control="authorisation", level="hard",
+                                       text=f"{type(c).__name__} refused: user {c.user!r} is not authorised"))
+            return
+        why = self.compliance.validate_change(c)
+        if why is not None:
+            self._emit(ComplianceAlert(ts=self._now, control="authorisation", level="hard",
+                                       text=f"{type(c).__name__} refused: {why}"))
+            return
+        self._emit(RiskChanged(ts=self._now, user=c.user, change=c))
+        if isinstance(c, SetKillSwitch) and c.on and not c.reduce_only:
+            for o in list(self.state.orders.values()):
+                if allowed(o.status, T.CANCEL_REQUEST) and self.compliance.in_scope(
+                        c, o.account, o.session, o.symbol, o.venue):
+                    self._cancel_request(CancelRequest(session=o.session, cl_ord_id=f"KILL-{self.ids()}",
+                                                       orig_cl_ord_id=o.cl_ord_id), forced=True)
 
     def _cancel_children(self, o: ParentOrder) -> None:
         working = self._working_children(o)
@@ -458,11 +524,13 @@ class Engine:
         price = o.price if c.price is None else c.price
         stop_px = o.stop_px if c.stop_px is None else c.stop_px
         bad = self._check_terms(o.symbol, o.ord_type, c.qty, price, stop_px)
+        if o.ord_type not in _PRICED:
+            price = None
+        if bad is None:
+            bad = self._risk_refusal(c.session, "modify", o.order_id, c.qty, price)
         if bad is not None:
             self._cxl_reject(c.session, c.cl_ord_id, c.orig_cl_ord_id, o, bad[0], bad[1], True)
             return
-        if o.ord_type not in _PRICED:
-            price = None
         status = next_status(o.status, T.REPLACE_REQUEST, o.acked, o.order_qty, o.cum_qty)
         self._er(
             o, ExecType.PENDING_REPLACE, status,
@@ -697,6 +765,9 @@ class Engine:
     # ------------------------------------------------------------------ market data and time
     def _market_data(self, m: MarketData) -> None:
         self.marks[(m.symbol, m.venue)] = m
+        ref = (m.bid + m.ask) // 2 if m.bid and m.ask else m.last
+        if ref:
+            self.compliance.set_reference(m.symbol, ref, self._now)
 
     def _timer(self, t: Timer) -> None:
         """Expire GTD orders past their time; at end of day, day orders are done for day."""

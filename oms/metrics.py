@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from oms.model import Anomaly, CancelRejected, Event, OrderRejected
+from oms.model import Anomaly, CancelRejected, ComplianceAlert, Event, OrderRejected
 
 _LATENCY_BUCKETS = (1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3, 1e-2, 0.1)
 
@@ -18,6 +18,8 @@ class Metrics:
         self.commands = Counter("oms_commands", "Commands handled by the engine", ["type"], registry=r)
         self.events = Counter("oms_events", "Events emitted by the engine", ["type"], registry=r)
         self.rejects = Counter("oms_rejects", "Orders, cancels and replaces refused, by reason", ["reason"], registry=r)
+        self.alerts = Counter("oms_compliance_alerts", "Compliance alerts by control and level (soft, hard)",
+                              ["control", "level"], registry=r)
         self.anomalies = Counter("oms_anomalies", "Venue reports refused by the state machine", ["kind"], registry=r)
         self.engine_latency = Histogram(
             "oms_engine_latency_seconds", "Engine time per command", buckets=_LATENCY_BUCKETS, registry=r
@@ -53,6 +55,8 @@ class Metrics:
                 self.rejects.labels(ev.reason.lower()).inc()  # type: ignore[union-attr]
             elif et is Anomaly:
                 self.anomalies.labels(ev.kind).inc()  # type: ignore[union-attr]
+            elif et is ComplianceAlert:
+                self.alerts.labels(ev.control, ev.level).inc()  # type: ignore[union-attr]
 
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)

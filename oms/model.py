@@ -170,6 +170,48 @@ class Timer(msgspec.Struct, tag=True, frozen=True, gc=False):
     end_of_day: bool = False
 
 
+class SetLimit(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """Change a compliance limit at runtime (authorised users only); takes effect on the next order."""
+
+    user: str
+    control: str
+    value: str
+    scope: str = "firm"  # firm, account, instrument, account_instrument
+    account: str = ""
+    symbol: str = ""
+    soft_pct: int | None = None
+
+
+class SetKillSwitch(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """Turn a kill switch on (block new orders in scope, cancel working ones) or off.
+    reduce_only: instead of blocking everything, let only position-reducing orders through
+    and leave working orders alone."""
+
+    user: str
+    scope: str  # firm, account, session, instrument, venue
+    key: str = ""
+    on: bool = True
+    allow_reducing: bool = False
+    reduce_only: bool = False
+
+
+class SetOverride(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """Let one account's orders pass one control until a time (authorised users only)."""
+
+    user: str
+    account: str
+    control: str
+    until: int  # ns since epoch
+
+
+class ReenableExecutions(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """Lift the repeated-execution throttle (RTS 6 art. 15(3)) for a symbol and side."""
+
+    user: str
+    symbol: str
+    side: Side
+
+
 Command = (
     NewOrder
     | CancelRequest
@@ -181,6 +223,10 @@ Command = (
     | MarketData
     | SessionLost
     | Timer
+    | SetLimit
+    | SetKillSwitch
+    | SetOverride
+    | ReenableExecutions
 )
 
 
@@ -195,6 +241,7 @@ class OrderAccepted(msgspec.Struct, tag=True, frozen=True, gc=False):
     exec_id: str
     order: NewOrder
     venue: str  # where the router sends it
+    risk_px: int | None = None  # price its notional counts at (the reference for a market order)
 
 
 class ExecutionReport(msgspec.Struct, tag=True, frozen=True, gc=False):
@@ -317,6 +364,27 @@ class Anomaly(msgspec.Struct, tag=True, frozen=True, gc=False):
     detail: str
 
 
+class RiskChanged(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """An authorised change to compliance: a limit, a kill switch, an override, a re-enable."""
+
+    ts: int
+    user: str
+    change: SetLimit | SetKillSwitch | SetOverride | ReenableExecutions
+
+
+class ComplianceAlert(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """For the compliance feed: a soft limit breached by an accepted order, a throttle
+    switched on, a refused authorisation."""
+
+    ts: int
+    control: str
+    text: str
+    account: str = ""
+    symbol: str = ""
+    order_id: str | None = None
+    level: str = "soft"  # soft (order passed), hard (control acted)
+
+
 Event = (
     OrderAccepted
     | ExecutionReport
@@ -327,6 +395,8 @@ Event = (
     | ChildReplaceSent
     | ChildUpdated
     | Anomaly
+    | RiskChanged
+    | ComplianceAlert
 )
 
 COMMAND_DECODER = msgspec.msgpack.Decoder(Command)

@@ -42,16 +42,16 @@ def open_engine(cfg: Config, base: Path, clock: Callable[[], int] = time.time_ns
     path.parent.mkdir(parents=True, exist_ok=True)
     journal = Journal(path, fsync=cfg.journal.fsync)
     started = time.perf_counter()
-    state = replay(journal)
     starts = int(journal.get_meta("starts") or 0) + 1
+    # ids carry the start count, so ids stay unique across restarts of one journal
+    engine = Engine(cfg.reference_data(), clock=clock, ids=SequentialIds(f"{starts}-"), risk=cfg.risk)
+    state = replay(journal, engine.state)  # through the engine's state: compliance state is rebuilt too
     journal.set_meta("starts", str(starts))
     journal.commit()
     log.info(
         "journal %s: replayed %d events, %d orders in %.3f s; state hash %s",
         path, state.events_applied, len(state.orders), time.perf_counter() - started, state.state_hash(),
     )
-    # ids carry the start count, so ids stay unique across restarts of one journal
-    engine = Engine(cfg.reference_data(), clock=clock, ids=SequentialIds(f"{starts}-"), state=state)
     return engine, journal
 
 

@@ -24,6 +24,8 @@ from oms.model import (
     OrderAccepted,
     OrderRejected,
     OrdStatus,
+    RiskChanged,
+    ComplianceAlert,
     OrdType,
     Side,
     TimeInForce,
@@ -90,6 +92,7 @@ class OmsState:
         self.gtd: set[str] = set()  # GTD orders the timer has to look at (done ones are pruned by it)
         self.last_ts = 0
         self.events_applied = 0
+        self.observers: list = []  # called with each event after it is applied (compliance state)
 
     # ------------------------------------------------------------------ apply
     def apply(self, ev: Event) -> None:
@@ -97,6 +100,8 @@ class OmsState:
         handler(self, ev)
         self.events_applied += 1
         self.last_ts = ev.ts
+        for observe in self.observers:
+            observe(ev)
 
     def _accepted(self, ev: OrderAccepted) -> None:
         o: NewOrder = ev.order
@@ -232,4 +237,6 @@ _APPLY = {
     ChildUpdated: OmsState._child_updated,
     OrderRejected: OmsState._no_change,
     Anomaly: OmsState._no_change,
+    RiskChanged: OmsState._no_change,
+    ComplianceAlert: OmsState._no_change,
 }

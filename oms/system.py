@@ -50,6 +50,8 @@ class System:
         for sim in self.sims:
             sim.md_listeners.append(self.runtime.submit)
         self.runtime.start()
+        for sim in self.sims:  # reference prices from the first moment, not the first requote
+            sim.publish_all()
         if self.venue_links is not None and self.trader is not None:
             self.venue_links.start(self.run_dir)
             self.trader.start(self.run_dir)

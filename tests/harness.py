@@ -27,6 +27,7 @@ from oms.model import (
 )
 from oms.reports import TraderReport, trader_reports
 from oms.state import ChildOrder
+from risk.config import RiskConfig
 
 SESSION = "CLIENT1"
 REF = ReferenceData(
@@ -49,9 +50,9 @@ def px(text: str) -> int:
 
 
 class Desk:
-    def __init__(self) -> None:
+    def __init__(self, risk: RiskConfig | None = None) -> None:
         self.now = 1_700_000_000_000_000_000
-        self.engine = Engine(REF, clock=lambda: self.now, ids=SequentialIds())
+        self.engine = Engine(REF, clock=lambda: self.now, ids=SequentialIds(), risk=risk)
         self.reports: list[TraderReport] = []
         self.events: list[Event] = []
         self._venue_ids = itertools.count(1)

@@ -138,6 +138,10 @@ BAD_CONFIGS = [
     ("default venue missing", GOOD.replace('default_venue = "V1"', 'default_venue = "V9"'), "default_venue"),
     ("bad commit mode", GOOD + "\n[journal]\ncommit = 'sometimes'\n", "journal.commit"),
     ("not TOML", "this is = = not toml", "-"),
+    ("unknown control", GOOD + "\n[[risk.limits]]\ncontrol = 'max_fun'\nvalue = '1'\n", "risk.limits[0].control"),
+    ("bad limit value", GOOD + "\n[[risk.limits]]\ncontrol = 'max_qty'\nvalue = 'lots'\n", "risk.limits[0].value"),
+    ("limit for unknown account", GOOD + "\n[[risk.limits]]\ncontrol = 'max_qty'\nvalue = '5'\nscope = 'account'\n"
+     "account = 'ZZ'\n", "risk.limits[0].account"),
 ]
 
 

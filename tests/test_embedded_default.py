@@ -65,3 +65,16 @@ def test_metrics_are_served(system, tmp_path):
         t.expect("8")
     body = urllib.request.urlopen(f"http://127.0.0.1:{system.cfg.metrics.port}/metrics", timeout=5).read().decode()
     assert "oms_commands_total" in body and "oms_engine_latency_seconds" in body
+
+
+def test_a_fat_finger_order_is_rejected_with_its_reason(system, tmp_path):
+    with trader(system, tmp_path) as t:
+        cl = t.next_id()
+        t.new_order(cl, "AAPL", "1", "10000000", "190.00", account="DEMO1")
+        rej = t.expect("8", t11=cl)
+        assert tags(rej, 39, 150) == ("8", "8")
+        text = tags(rej, 58)[0] or ""
+        assert "max_qty" in text and "10000000 > 100000" in text
+        cl = t.next_id()
+        t.new_order(cl, "AAPL", "1", "100", "250.00", account="DEMO1")  # 30% through the market
+        assert "price_collar" in (tags(t.expect("8", t11=cl), 58)[0] or "")

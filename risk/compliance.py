@@ -1,0 +1,425 @@
+"""Compliance state and the pre-trade decision.
+
+The state (exposure arrays, message windows, kill switches, limit changes, overrides,
+the repeated-execution throttle) is derived from journaled events only, through
+`on_event`, which the OMS state calls after applying each event. So a replay of the
+journal rebuilds it exactly, and a decision depends on nothing but that state, the
+order and the reference prices.
+
+Numeric controls run in the Numba kernel (`risk.kernel`) over packed arrays; kill
+switches, throttles, duplicates, order-to-trade and the execution throttle are keyed
+look-ups around it.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from oms.fixed import FixedPointError, to_price
+from oms.model import (
+    ExecType, ExecutionReport, NewOrder, OrderAccepted, OrderRejected, CancelRejected, OrdType, ReenableExecutions,
+    RiskChanged, SetKillSwitch, SetLimit, SetOverride, Side,
+)
+from risk.config import LimitRule, RiskConfig
+from risk.controls import KERNEL_CONTROLS, MONEY_CONTROLS, UNLIMITED, Control, describe
+from risk.kernel import A_COUNT, A_EXEC, A_NET_OPEN, A_OPEN, B_BUYS, B_LOCATE, B_POS, B_SELLS, I_ADV, I_REF, check_orders
+
+SECOND = 1_000_000_000
+_SCOPES = ("firm", "account", "instrument", "account_instrument")
+_KILL_SCOPES = ("firm", "account", "session", "instrument", "venue")
+
+
+class RiskConfigError(ValueError):
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key, self.reason = key, reason
+
+
+def control_named(name: str) -> Control:
+    try:
+        return Control[name.upper()]
+    except KeyError:
+        raise RiskConfigError("control", f"unknown control {name!r}") from None
+
+
+def parse_rule(rule: LimitRule | SetLimit) -> tuple[Control, int]:
+    """The rule's control and its value in the kernel's units; RiskConfigError if invalid."""
+    c = control_named(rule.control)
+    if c >= KERNEL_CONTROLS:
+        raise RiskConfigError("control", f"{rule.control} is not a limit (it has its own settings)")
+    if rule.scope not in _SCOPES:
+        raise RiskConfigError("scope", f"scope must be one of {', '.join(_SCOPES)}")
+    try:
+        value = to_price(rule.value) if c in MONEY_CONTROLS else int(rule.value)
+    except (FixedPointError, ValueError):
+        raise RiskConfigError("value", f"{rule.value!r} is not a valid value for {c.label}") from None
+    if value < 0:
+        raise RiskConfigError("value", "limits cannot be negative")
+    return c, value
+
+
+@dataclass
+class _Tracked:
+    a: int
+    i: int
+    sign: int
+    short: bool
+    session: str
+    working: int
+    px: int
+    cum: int = 0
+    cum_value: int = 0
+
+
+@dataclass
+class Verdict:
+    control: Control | None  # None: the order passes
+    text: str = ""
+    alerts: tuple[tuple[Control, str], ...] = ()
+    risk_px: int | None = None
+
+
+class Compliance:
+    def __init__(self, accounts: list[str], symbols: list[str], cfg: RiskConfig,
+                 ref_prices: dict[str, int] | None = None) -> None:
+        self.cfg = cfg
+        self.accounts = {a: k for k, a in enumerate(accounts)}
+        self.symbols = {s: k for k, s in enumerate(symbols)}
+        n_a, n_i = max(1, len(accounts)), max(1, len(symbols))
+        self.book = np.zeros((4, n_a, n_i), np.int64)
+        self.acct = np.zeros((4, n_a), np.int64)
+        self.inst = np.zeros((2, n_i), np.int64)
+        self.static_ref = np.zeros(n_i, np.int64)  # configured prices: the fallback reference
+        for s, px in (ref_prices or {}).items():
+            if s in self.symbols:
+                self.static_ref[self.symbols[s]] = px
+        self.ref_ts = np.zeros(n_i, np.int64)  # when each reference price arrived (0: never)
+        for s, v in cfg.adv.items():
+            if s in self.symbols:
+                self.inst[I_ADV, self.symbols[s]] = v
+        self.rules: list[LimitRule] = list(cfg.limits)
+        for r in self.rules:
+            parse_rule(r)
+        self.kill: dict[tuple[str, str], SetKillSwitch] = {}
+        self.overrides: dict[tuple[str, Control], int] = {}
+        self.tracked: dict[str, _Tracked] = {}
+        self.windows: dict[tuple[str, str], deque[int]] = {}
+        self.recent: dict[tuple, int] = {}
+        self.orders_sent: dict[str, int] = {}
+        self.executions: dict[str, int] = {}
+        self.exec_windows: dict[tuple[str, str], deque[int]] = {}
+        self.exec_throttled: set[tuple[str, str]] = set()
+        self.newly_throttled: list[tuple[str, str]] = []
+        self.lim = np.zeros((KERNEL_CONTROLS, n_a, n_i), np.int64)
+        self.soft = np.zeros(KERNEL_CONTROLS, np.int64)
+        self._limits_at = -1  # override expiry the limits were built for
+        self._materialize(0)
+        self._row = np.zeros((1, 7), np.int64)
+        self._out = np.zeros((1, 4), np.int64)
+
+    # ------------------------------------------------------------------ limits
+    def _materialize(self, now: int) -> None:
+        """Resolve the hierarchy into the limit tensor: the most restrictive rule applies."""
+        lim, soft = self.lim, self.soft
+        lim[:] = UNLIMITED
+        lim[Control.PRICE_MIN] = 0
+        soft[:] = self.cfg.soft_pct * 100
+        soft[Control.RESTRICTED] = soft[Control.PRICE_MIN] = 0
+        for s in self.cfg.restricted:
+            if s in self.symbols:
+                lim[Control.RESTRICTED, :, self.symbols[s]] = 0
+        for acc, syms in self.cfg.restricted_by_account.items():
+            for s in syms:
+                if acc in self.accounts and s in self.symbols:
+                    lim[Control.RESTRICTED, self.accounts[acc], self.symbols[s]] = 0
+        lim[Control.LOCATE] = 0  # no locate, no short sale
+        for loc in self.cfg.locates:
+            if loc.account in self.accounts and loc.symbol in self.symbols:
+                lim[Control.LOCATE, self.accounts[loc.account], self.symbols[loc.symbol]] = loc.qty
+        for rule in self.rules:
+            c, value = parse_rule(rule)
+            view = self._slice(c, rule)
+            if view is None:
+                continue
+            if c is Control.PRICE_MIN:
+                np.maximum(view, value, out=view)
+            else:
+                np.minimum(view, value, out=view)
+            if rule.soft_pct is not None:
+                soft[c] = rule.soft_pct * 100
+        live = {k: until for k, until in self.overrides.items() if until > now}
+        for (acc, c), _until in live.items():
+            if acc in self.accounts:
+                lim[c, self.accounts[acc]] = 0 if c in (Control.PRICE_MIN,) else UNLIMITED
+        self._limits_at = min(live.values(), default=-1)
+
+    def _slice(self, c: Control, rule: LimitRule | SetLimit) -> np.ndarray | None:
+        a = self.accounts.get(rule.account) if rule.account else None
+        i = self.symbols.get(rule.symbol) if rule.symbol else None
+        plane = self.lim[c]
+        if rule.scope == "firm":
+            return plane
+        if rule.scope == "account":
+            return None if a is None else plane[a:a + 1]
+        if rule.scope == "instrument":
+            return None if i is None else plane[:, i:i + 1]
+        return None if a is None or i is None else plane[a:a + 1, i:i + 1]
+
+    # ------------------------------------------------------------------ reference prices
+    def set_reference(self, symbol: str, px: int, now: int) -> None:
+        i = self.symbols.get(symbol)
+        if i is not None and px > 0:
+            self.inst[I_REF, i] = px
+            self.ref_ts[i] = now
+
+    def _reference(self, i: int, now: int) -> tuple[int, bool]:
+        """(price, fresh): the market reference, else the configured price (never fresh)."""
+        px = int(self.inst[I_REF, i])
+        if px > 0:
+            stale = self.cfg.stale_price_s > 0 and now - int(self.ref_ts[i]) > self.cfg.stale_price_s * SECOND
+            return px, not stale
+        return int(self.static_ref[i]), False
+
+    # ------------------------------------------------------------------ decisions
+    def check_new(self, c: NewOrder, venue: str, now: int) -> Verdict:
+        a, i = self.accounts.get(c.account), self.symbols.get(c.symbol)
+        if a is None or i is None:
+            return Verdict(None)
+        if 0 <= self._limits_at <= now:
+            self._materialize(now)
+        sign = 1 if c.side is Side.BUY else -1
+        market = c.ord_type in (OrdType.MARKET, OrdType.STOP)
+        ref, fresh = self._reference(i, now)
+        px = c.price if c.price is not None and not market else ref
+        switch = self._kill_switch(c, venue)
+        if switch is not None:
+            reducing = self._reduces(a, i, sign, c.qty)
+            if switch.reduce_only and not reducing:
+                return Verdict(Control.REDUCE_ONLY, describe(Control.REDUCE_ONLY) + f" [{switch.scope} {switch.key}]")
+            if not switch.reduce_only and not (switch.allow_reducing and reducing):
+                return Verdict(Control.KILL_SWITCH, describe(Control.KILL_SWITCH) + f" [{switch.scope} {switch.key}]")
+        refused = self._message_checks(c, now)
+        if refused is not None:
+            return refused
+        needs_ref = market or self.lim[Control.PRICE_COLLAR, a, i] < UNLIMITED
+        if self.cfg.stale_price_s > 0 and needs_ref and not fresh:
+            return Verdict(Control.STALE_PRICE, describe(Control.STALE_PRICE) +
+                           f" for {c.symbol} within {self.cfg.stale_price_s:g} s")
+        row = self._row
+        row[0] = (a, i, sign, int(c.side is Side.SELL_SHORT), c.qty, px, int(market))
+        check_orders(row, self.lim, self.soft, self.book, self.acct, self.inst, self._out)
+        return self._verdict(self._out[0], px if market else None)
+
+    def check_basket(self, orders: list[NewOrder], now: int) -> list[Verdict]:
+        """N orders in one kernel call, each consuming limits for the next (what-if: no state changes)."""
+        rows = np.zeros((len(orders), 7), np.int64)
+        known = []
+        for k, c in enumerate(orders):
+            a, i = self.accounts.get(c.account), self.symbols.get(c.symbol)
+            known.append(a is not None and i is not None)
+            if not known[-1]:
+                continue
+            market = c.ord_type in (OrdType.MARKET, OrdType.STOP)
+            ref, _fresh = self._reference(i, now)
+            px = c.price if c.price is not None and not market else ref
+            rows[k] = (a, i, 1 if c.side is Side.BUY else -1, int(c.side is Side.SELL_SHORT), c.qty, px, int(market))
+        out = np.zeros((len(orders), 4), np.int64)
+        check_orders(rows, self.lim, self.soft, self.book.copy(), self.acct.copy(), self.inst, out)
+        return [self._verdict(r) if ok else Verdict(None) for r, ok in zip(out, known)]
+
+    def check_replace(self, order_id: str, qty: int, price: int | None, now: int) -> Verdict:
+        """The amended order against the limits with its current working quantity released."""
+        t = self.tracked.get(order_id)
+        if t is None:
+            return Verdict(None)
+        if 0 <= self._limits_at <= now:
+            self._materialize(now)
+        book, acct = self.book.copy(), self.acct.copy()
+        book[B_BUYS if t.sign > 0 else B_SELLS, t.a, t.i] -= t.working
+        acct[A_OPEN, t.a] -= t.working * t.px
+        acct[A_NET_OPEN, t.a] -= t.sign * t.working * t.px
+        acct[A_COUNT, t.a] -= 1 if t.working else 0
+        if t.short:
+            book[B_LOCATE, t.a, t.i] -= t.working
+        px = price if price is not None else t.px
+        row = np.array([[t.a, t.i, t.sign, int(t.short), max(0, qty - t.cum), px, int(price is None)]], np.int64)
+        out = np.zeros((1, 4), np.int64)
+        check_orders(row, self.lim, self.soft, book, acct, self.inst, out)
+        if price is not None and out[0, 0] == -1:  # the order quantity limits apply to the whole order
+            row[0, 4] = qty
+            check_orders(row, self.lim, self.soft, book, acct, self.inst, out)
+        return self._verdict(out[0])
+
+    def _verdict(self, r: np.ndarray, risk_px: int | None = None) -> Verdict:
+        alerts = tuple((c, describe(c)) for c in Control if c < KERNEL_CONTROLS and int(r[1]) >> c & 1)
+        if r[0] < 0:
+            return Verdict(None, alerts=alerts, risk_px=risk_px)
+        c = Control(int(r[0]))
+        return Verdict(c, describe(c, int(r[2]), int(r[3]), c in MONEY_CONTROLS), alerts)
+
+    def _kill_switch(self, c: NewOrder, venue: str) -> SetKillSwitch | None:
+        for key in (("firm", ""), ("account", c.account), ("session", c.session), ("instrument", c.symbol),
+                    ("venue", venue)):
+            if key in self.kill:
+                return self.kill[key]
+        return None
+
+    def _reduces(self, a: int, i: int, sign: int, qty: int) -> bool:
+        pos, buys, sells = (int(self.book[p, a, i]) for p in (B_POS, B_BUYS, B_SELLS))
+        return pos - sells >= qty if sign < 0 else -(pos + buys) >= qty
+
+    def _message_checks(self, c: NewOrder, now: int) -> Verdict | None:
+        cfg = self.cfg
+        if cfg.throttle_new_per_s and self._rate(c.session, "new", now) >= cfg.throttle_new_per_s:
+            return Verdict(Control.THROTTLE, describe(Control.THROTTLE) + f" (new orders: {cfg.throttle_new_per_s}/s)")
+        if cfg.duplicate_window_ms:
+            seen = self.recent.get(_dup_key(c))
+            if seen is not None and now - seen <= cfg.duplicate_window_ms * 1_000_000:
+                return Verdict(Control.DUPLICATE_ORDER, describe(Control.DUPLICATE_ORDER) +
+                               f" within {cfg.duplicate_window_ms} ms")
+        if cfg.max_order_to_trade:
+            sent, done = self.orders_sent.get(c.session, 0), self.executions.get(c.session, 0)
+            if sent >= 100 and sent > cfg.max_order_to_trade * max(done, 1):
+                return Verdict(Control.ORDER_TO_TRADE, describe(Control.ORDER_TO_TRADE) +
+                               f" ({sent} orders, {done} executions, max {cfg.max_order_to_trade}:1)")
+        if (c.symbol, c.side.value) in self.exec_throttled:
+            return Verdict(Control.REPEATED_EXECUTION, describe(Control.REPEATED_EXECUTION) +
+                           f" for {c.symbol} side {c.side.value} until re-enabled")
+        return None
+
+    def rate_refused(self, session: str, kind: str, now: int) -> str | None:
+        """Text when a cancel ("cancel") or replace ("modify") is over its session's throttle."""
+        limit = self.cfg.throttle_cancel_per_s if kind == "cancel" else self.cfg.throttle_modify_per_s
+        if limit and self._rate(session, kind, now) >= limit:
+            return describe(Control.THROTTLE) + f" ({kind} requests: {limit}/s)"
+        return None
+
+    def _rate(self, session: str, kind: str, now: int) -> int:
+        w = self.windows.get((session, kind))
+        if not w:
+            return 0
+        while w and w[0] <= now - SECOND:
+            w.popleft()
+        return len(w)
+
+    # ------------------------------------------------------------------ state, from events
+    def on_event(self, ev: object) -> None:
+        if isinstance(ev, ExecutionReport):
+            self._report(ev)
+        elif isinstance(ev, OrderAccepted):
+            self._accepted(ev)
+        elif isinstance(ev, OrderRejected):
+            self._note(ev.order.session, "new", ev.ts)
+            self.orders_sent[ev.order.session] = self.orders_sent.get(ev.order.session, 0) + 1
+        elif isinstance(ev, CancelRejected):
+            self._note(ev.session, "modify" if ev.replace else "cancel", ev.ts)
+        elif isinstance(ev, RiskChanged):
+            self._changed(ev)
+
+    def _note(self, session: str, kind: str, ts: int) -> None:
+        w = self.windows.setdefault((session, kind), deque())
+        w.append(ts)
+        while w and w[0] <= ts - SECOND:
+            w.popleft()
+
+    def _accepted(self, ev: OrderAccepted) -> None:
+        c = ev.order
+        self._note(c.session, "new", ev.ts)
+        self.orders_sent[c.session] = self.orders_sent.get(c.session, 0) + 1
+        if self.cfg.duplicate_window_ms:
+            self.recent[_dup_key(c)] = ev.ts
+            if len(self.recent) > 4096:  # forget what is past every window
+                horizon = ev.ts - self.cfg.duplicate_window_ms * 1_000_000
+                self.recent = {k: t for k, t in self.recent.items() if t >= horizon}
+        a, i = self.accounts.get(c.account), self.symbols.get(c.symbol)
+        if a is None or i is None:
+            return
+        px = c.price if c.price is not None else (ev.risk_px or 0)
+        t = _Tracked(a, i, 1 if c.side is Side.BUY else -1, c.side is Side.SELL_SHORT, c.session, c.qty, px)
+        self.tracked[ev.order_id] = t
+        self.book[B_BUYS if t.sign > 0 else B_SELLS, a, i] += c.qty
+        self.acct[A_OPEN, a] += c.qty * px
+        self.acct[A_NET_OPEN, a] += t.sign * c.qty * px
+        self.acct[A_COUNT, a] += 1
+        if t.short:
+            self.book[B_LOCATE, a, i] += c.qty
+
+    def _report(self, ev: ExecutionReport) -> None:
+        if ev.exec_type is ExecType.PENDING_CANCEL:
+            self._note(ev.session, "cancel", ev.ts)
+        elif ev.exec_type is ExecType.PENDING_REPLACE:
+            self._note(ev.session, "modify", ev.ts)
+        t = self.tracked.get(ev.order_id)
+        if t is None:
+            return
+        px = ev.price if ev.price is not None else t.px
+        working = ev.leaves_qty
+        d_cum = ev.cum_qty - t.cum
+        side = B_BUYS if t.sign > 0 else B_SELLS
+        self.book[side, t.a, t.i] += working - t.working
+        self.book[B_POS, t.a, t.i] += t.sign * d_cum
+        self.acct[A_OPEN, t.a] += working * px - t.working * t.px
+        self.acct[A_NET_OPEN, t.a] += t.sign * (working * px - t.working * t.px)
+        self.acct[A_EXEC, t.a] += ev.cum_value - t.cum_value
+        self.acct[A_COUNT, t.a] += (working > 0) - (t.working > 0)
+        if t.short:
+            self.book[B_LOCATE, t.a, t.i] += working - t.working + d_cum
+        t.working, t.px, t.cum, t.cum_value = working, px, ev.cum_qty, ev.cum_value
+        if ev.exec_type is ExecType.TRADE:
+            self.executions[t.session] = self.executions.get(t.session, 0) + 1
+            self._execution(ev)
+
+    def _execution(self, ev: ExecutionReport) -> None:
+        limit = self.cfg.repeated_execution_max
+        if not limit:
+            return
+        key = (ev.symbol, ev.side.value)
+        w = self.exec_windows.setdefault(key, deque())
+        w.append(ev.ts)
+        while w and w[0] <= ev.ts - self.cfg.repeated_execution_window_ms * 1_000_000:
+            w.popleft()
+        if len(w) >= limit and key not in self.exec_throttled:
+            self.exec_throttled.add(key)
+            self.newly_throttled.append(key)
+
+    def _changed(self, ev: RiskChanged) -> None:
+        ch = ev.change
+        if isinstance(ch, SetLimit):
+            self.rules.append(LimitRule(control=ch.control, value=ch.value, scope=ch.scope,  # type: ignore[arg-type]
+                                        account=ch.account, symbol=ch.symbol, soft_pct=ch.soft_pct))
+            self._materialize(ev.ts)
+        elif isinstance(ch, SetKillSwitch):
+            if ch.on:
+                self.kill[(ch.scope, ch.key)] = ch
+            else:
+                self.kill.pop((ch.scope, ch.key), None)
+        elif isinstance(ch, SetOverride):
+            self.overrides[(ch.account, control_named(ch.control))] = ch.until
+            self._materialize(ev.ts)
+        elif isinstance(ch, ReenableExecutions):
+            key = (ch.symbol, ch.side.value)
+            self.exec_throttled.discard(key)
+            self.exec_windows.pop(key, None)
+
+    def validate_change(self, ch: SetLimit | SetKillSwitch | SetOverride | ReenableExecutions) -> str | None:
+        """Why a change cannot be applied, or None."""
+        try:
+            if isinstance(ch, SetLimit):
+                parse_rule(ch)
+            elif isinstance(ch, SetKillSwitch) and ch.scope not in _KILL_SCOPES:
+                return f"kill switch scope must be one of {', '.join(_KILL_SCOPES)}"
+            elif isinstance(ch, SetOverride):
+                control_named(ch.control)
+        except RiskConfigError as exc:
+            return str(exc)
+        return None
+
+    def in_scope(self, switch: SetKillSwitch, account: str, session: str, symbol: str, venue: str) -> bool:
+        return {"firm": True, "account": account == switch.key, "session": session == switch.key,
+                "instrument": symbol == switch.key, "venue": venue == switch.key}[switch.scope]
+
+
+def _dup_key(c: NewOrder) -> tuple:
+    return (c.account, c.symbol, c.side, c.qty, c.price)

@@ -1,0 +1,191 @@
+"""Pre-trade check kernel (Numba) over packed exposure and limit arrays, and its
+plain-Python reference. A basket is checked in one call, each order consuming limits
+for the ones after it; one order is a basket of one.
+
+Arrays (A accounts, I instruments, C = KERNEL_CONTROLS):
+  orders  (N, 7)   account, instrument, side (+1 buy, -1 sell), short (0/1), qty,
+                   price (limit, or the reference for a market order), market (0/1)
+  lim     (C, A, I) hard limits, UNLIMITED where none
+  soft    (C,)     soft level in bps of the hard limit, 0 for none
+  book    (4, A, I) position, working buys, working sells, locate used
+  acct    (4, A)   open order notional, executed notional, open order count, signed open
+                   notional (buys less sells)
+  inst    (2, I)   reference price (0: none), average daily volume (0: unknown)
+Money is fixed point (1e-6), as prices are. Result rows: control that rejected (-1: pass),
+soft-alert bit mask, the figure that breached and the limit it breached.
+"""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+from numba import njit
+
+from risk.controls import KERNEL_CONTROLS, Control
+
+R_REASON, R_ALERTS, R_OBSERVED, R_LIMIT = range(4)
+B_POS, B_BUYS, B_SELLS, B_LOCATE = range(4)
+A_OPEN, A_EXEC, A_COUNT, A_NET_OPEN = range(4)
+I_REF, I_ADV = range(2)
+
+_ORDER = np.array([Control.RESTRICTED, Control.LOCATE, Control.PRICE_MIN, Control.PRICE_MAX, Control.PRICE_COLLAR,
+                   Control.MAX_QTY, Control.MAX_NOTIONAL, Control.MAX_ADV, Control.MAX_OPEN_ORDERS,
+                   Control.POSITION_LONG, Control.POSITION_SHORT, Control.CREDIT, Control.GROSS_EXPOSURE,
+                   Control.NET_EXPOSURE, Control.FIRM_GROSS], dtype=np.int64)
+assert len(_ORDER) == KERNEL_CONTROLS
+
+
+@njit(cache=True)
+def _gross(book, acct, inst, a):
+    g = acct[A_OPEN, a]
+    for i in range(book.shape[2]):
+        g += abs(book[B_POS, a, i]) * inst[I_REF, i]
+    return g
+
+
+@njit(cache=True)
+def _net(book, acct, inst, a):
+    n = acct[A_NET_OPEN, a]
+    for i in range(book.shape[2]):
+        n += book[B_POS, a, i] * inst[I_REF, i]
+    return n
+
+
+@njit(cache=True)
+def _observe(orders, book, acct, inst, j, c):
+    """(applies, figure) of control c for order j, the order included."""
+    a, i, side, short, qty, px, market = orders[j, 0], orders[j, 1], orders[j, 2], orders[j, 3], orders[j, 4], \
+        orders[j, 5], orders[j, 6]
+    if c == 0:
+        return True, 1  # compared with 0 when restricted
+    if c == 1:
+        return short != 0, book[B_LOCATE, a, i] + qty
+    if c == 2 or c == 3:
+        return market == 0, px
+    if c == 4:
+        ref = inst[I_REF, i]
+        return market == 0 and ref > 0, _ceil_div(abs(px - ref) * 10000, max(ref, 1))
+    if c == 5:
+        return True, qty
+    if c == 6:
+        return True, qty * px
+    if c == 7:
+        adv = inst[I_ADV, i]
+        return adv > 0, _ceil_div(qty * 10000, max(adv, 1))
+    if c == 8:
+        return True, acct[A_COUNT, a] + 1
+    if c == 9:
+        return True, book[B_POS, a, i] + book[B_BUYS, a, i] + (qty if side > 0 else 0)
+    if c == 10:
+        return True, -book[B_POS, a, i] + book[B_SELLS, a, i] + (qty if side < 0 else 0)
+    if c == 11:
+        return True, acct[A_OPEN, a] + acct[A_EXEC, a] + qty * px
+    if c == 12:
+        return True, _gross(book, acct, inst, a) + qty * px
+    if c == 13:
+        return True, abs(_net(book, acct, inst, a) + side * qty * px)
+    g = qty * px  # c == 14
+    for b in range(book.shape[1]):
+        g += _gross(book, acct, inst, b)
+    return True, g
+
+
+@njit(cache=True)
+def check_orders(orders, lim, soft, book, acct, inst, out):
+    """Check orders in sequence; each passing order consumes its limits (working
+    quantity, open notional, open orders, locate) for the ones after it. That happens in
+    `book` and `acct` in place, so a basket of more than one is checked on copies."""
+    n = orders.shape[0]
+    for j in range(n):
+        a, i = orders[j, 0], orders[j, 1]
+        out[j, R_REASON] = -1
+        out[j, R_ALERTS] = 0
+        out[j, R_OBSERVED] = 0
+        out[j, R_LIMIT] = 0
+        for k in range(_ORDER.shape[0]):
+            c = _ORDER[k]
+            applies, seen = _observe(orders, book, acct, inst, j, c)
+            if not applies:
+                continue
+            hard = lim[c, a, i]
+            if (seen < hard) if c == 2 else (seen > hard):
+                out[j, R_REASON] = c
+                out[j, R_OBSERVED] = seen
+                out[j, R_LIMIT] = hard
+                break
+            if soft[c] > 0 and c != 2 and seen > hard // 10000 * soft[c] + hard % 10000 * soft[c] // 10000:
+                out[j, R_ALERTS] |= 1 << c
+        if out[j, R_REASON] == -1 and j < n - 1:
+            _consume(orders, book, acct, j)
+    return out
+
+
+@njit(cache=True)
+def _consume(orders, book, acct, j):
+    a, i, side, short, qty, px = orders[j, 0], orders[j, 1], orders[j, 2], orders[j, 3], orders[j, 4], orders[j, 5]
+    if side > 0:
+        book[B_BUYS, a, i] += qty
+    else:
+        book[B_SELLS, a, i] += qty
+    if short:
+        book[B_LOCATE, a, i] += qty
+    acct[A_OPEN, a] += qty * px
+    acct[A_COUNT, a] += 1
+    acct[A_NET_OPEN, a] += side * qty * px
+
+
+@njit(cache=True, inline="always")
+def _ceil_div(x, y):
+    return -(-x // y)
+
+
+# ---------------------------------------------------------------------- reference
+def check_orders_ref(orders, lim, soft, book, acct, inst) -> list[tuple[int, int, int, int]]:
+    """Plain Python ints: list each applicable control's (figure, limit), first breach wins."""
+    pos, buys, sells, located = ([[int(x) for x in row] for row in plane] for plane in book)
+    open_notional, executed, count, net_open = ([int(x) for x in row] for row in acct)
+    ref, adv = [int(x) for x in inst[0]], [int(x) for x in inst[1]]
+    results = []
+    for a, i, side, short, qty, px, market in (tuple(int(x) for x in r) for r in orders):
+        def gross(b: int) -> int:
+            return open_notional[b] + sum(abs(p) * r for p, r in zip(pos[b], ref))
+
+        net = net_open[a] + sum(p * r for p, r in zip(pos[a], ref))
+        figures = [
+            (Control.RESTRICTED, 1),
+            (Control.LOCATE, located[a][i] + qty if short else None),
+            (Control.PRICE_MIN, None if market else px),
+            (Control.PRICE_MAX, None if market else px),
+            (Control.PRICE_COLLAR, None if market or ref[i] <= 0 else math.ceil(Fraction(abs(px - ref[i]) * 10000, ref[i]))),
+            (Control.MAX_QTY, qty),
+            (Control.MAX_NOTIONAL, qty * px),
+            (Control.MAX_ADV, math.ceil(Fraction(qty * 10000, adv[i])) if adv[i] > 0 else None),
+            (Control.MAX_OPEN_ORDERS, count[a] + 1),
+            (Control.POSITION_LONG, pos[a][i] + buys[a][i] + (qty if side > 0 else 0)),
+            (Control.POSITION_SHORT, -pos[a][i] + sells[a][i] + (qty if side < 0 else 0)),
+            (Control.CREDIT, open_notional[a] + executed[a] + qty * px),
+            (Control.GROSS_EXPOSURE, gross(a) + qty * px),
+            (Control.NET_EXPOSURE, abs(net + side * qty * px)),
+            (Control.FIRM_GROSS, qty * px + sum(gross(b) for b in range(len(open_notional)))),
+        ]
+        verdict, alerts = (-1, 0, 0), 0
+        for c, seen in figures:
+            if seen is None:
+                continue
+            hard = int(lim[c, a, i])
+            if (seen < hard) if c is Control.PRICE_MIN else (seen > hard):
+                verdict = (int(c), seen, hard)
+                break
+            level = int(soft[c])
+            if level and c is not Control.PRICE_MIN and seen > hard * level // 10000:
+                alerts |= 1 << c
+        if verdict[0] == -1:
+            (buys if side > 0 else sells)[a][i] += qty
+            if short:
+                located[a][i] += qty
+            open_notional[a] += qty * px
+            count[a] += 1
+            net_open[a] += side * qty * px
+        results.append((verdict[0], alerts, verdict[1], verdict[2]))
+    return results
