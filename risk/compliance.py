@@ -24,11 +24,14 @@ from oms.model import (
 )
 from risk.config import LimitRule, RiskConfig
 from risk.controls import KERNEL_CONTROLS, MONEY_CONTROLS, UNLIMITED, Control, describe
-from risk.kernel import A_COUNT, A_EXEC, A_NET_OPEN, A_OPEN, B_BUYS, B_LOCATE, B_POS, B_SELLS, I_ADV, I_REF, check_orders
+from risk.kernel import (
+    B_BUYS, B_POS, B_SELLS, I_ADV, I_REF, check_one, check_orders, new_arena, order_moved, views,
+)
 
 SECOND = 1_000_000_000
 _SCOPES = ("firm", "account", "instrument", "account_instrument")
 _KILL_SCOPES = ("firm", "account", "session", "instrument", "venue")
+_KERNEL = tuple(c for c in Control if c < KERNEL_CONTROLS)
 
 
 class RiskConfigError(ValueError):
@@ -60,7 +63,7 @@ def parse_rule(rule: LimitRule | SetLimit) -> tuple[Control, int]:
     return c, value
 
 
-@dataclass
+@dataclass(slots=True)
 class _Tracked:
     a: int
     i: int
@@ -88,9 +91,8 @@ class Compliance:
         self.accounts = {a: k for k, a in enumerate(accounts)}
         self.symbols = {s: k for k, s in enumerate(symbols)}
         n_a, n_i = max(1, len(accounts)), max(1, len(symbols))
-        self.book = np.zeros((4, n_a, n_i), np.int64)
-        self.acct = np.zeros((4, n_a), np.int64)
-        self.inst = np.zeros((2, n_i), np.int64)
+        self.arena = new_arena(n_a, n_i)
+        self.lim, self.soft, self.book, self.acct, self.inst = views(self.arena)
         self.static_ref = np.zeros(n_i, np.int64)  # configured prices: the fallback reference
         for s, px in (ref_prices or {}).items():
             if s in self.symbols:
@@ -112,12 +114,12 @@ class Compliance:
         self.exec_windows: dict[tuple[str, str], deque[int]] = {}
         self.exec_throttled: set[tuple[str, str]] = set()
         self.newly_throttled: list[tuple[str, str]] = []
-        self.lim = np.zeros((KERNEL_CONTROLS, n_a, n_i), np.int64)
-        self.soft = np.zeros(KERNEL_CONTROLS, np.int64)
         self._limits_at = -1  # override expiry the limits were built for
+        self._throttles = {"new": cfg.throttle_new_per_s, "modify": cfg.throttle_modify_per_s,
+                           "cancel": cfg.throttle_cancel_per_s}
+        self._on = {ExecutionReport: self._report, OrderAccepted: self._accepted, OrderRejected: self._rejected,
+                    CancelRejected: self._cancel_rejected, RiskChanged: self._changed}
         self._materialize(0)
-        self._row = np.zeros((1, 7), np.int64)
-        self._out = np.zeros((1, 4), np.int64)
 
     # ------------------------------------------------------------------ limits
     def _materialize(self, now: int) -> None:
@@ -193,7 +195,7 @@ class Compliance:
         market = c.ord_type in (OrdType.MARKET, OrdType.STOP)
         ref, fresh = self._reference(i, now)
         px = c.price if c.price is not None and not market else ref
-        switch = self._kill_switch(c, venue)
+        switch = self._kill_switch(c, venue) if self.kill else None
         if switch is not None:
             reducing = self._reduces(a, i, sign, c.qty)
             if switch.reduce_only and not reducing:
@@ -203,14 +205,11 @@ class Compliance:
         refused = self._message_checks(c, now)
         if refused is not None:
             return refused
-        needs_ref = market or self.lim[Control.PRICE_COLLAR, a, i] < UNLIMITED
-        if self.cfg.stale_price_s > 0 and needs_ref and not fresh:
+        if self.cfg.stale_price_s > 0 and not fresh and (market or self.lim[Control.PRICE_COLLAR, a, i] < UNLIMITED):
             return Verdict(Control.STALE_PRICE, describe(Control.STALE_PRICE) +
                            f" for {c.symbol} within {self.cfg.stale_price_s:g} s")
-        row = self._row
-        row[0] = (a, i, sign, int(c.side is Side.SELL_SHORT), c.qty, px, int(market))
-        check_orders(row, self.lim, self.soft, self.book, self.acct, self.inst, self._out)
-        return self._verdict(self._out[0], px if market else None)
+        r = check_one(self.arena, a, i, sign, int(c.side is Side.SELL_SHORT), c.qty, px, int(market))
+        return self._verdict(r, px if market else None)
 
     def check_basket(self, orders: list[NewOrder], now: int) -> list[Verdict]:
         """N orders in one kernel call, each consuming limits for the next (what-if: no state changes)."""
@@ -226,7 +225,7 @@ class Compliance:
             px = c.price if c.price is not None and not market else ref
             rows[k] = (a, i, 1 if c.side is Side.BUY else -1, int(c.side is Side.SELL_SHORT), c.qty, px, int(market))
         out = np.zeros((len(orders), 4), np.int64)
-        check_orders(rows, self.lim, self.soft, self.book.copy(), self.acct.copy(), self.inst, out)
+        check_orders(self.arena.copy(), rows, out)
         return [self._verdict(r) if ok else Verdict(None) for r, ok in zip(out, known)]
 
     def check_replace(self, order_id: str, qty: int, price: int | None, now: int) -> Verdict:
@@ -236,24 +235,19 @@ class Compliance:
             return Verdict(None)
         if 0 <= self._limits_at <= now:
             self._materialize(now)
-        book, acct = self.book.copy(), self.acct.copy()
-        book[B_BUYS if t.sign > 0 else B_SELLS, t.a, t.i] -= t.working
-        acct[A_OPEN, t.a] -= t.working * t.px
-        acct[A_NET_OPEN, t.a] -= t.sign * t.working * t.px
-        acct[A_COUNT, t.a] -= 1 if t.working else 0
-        if t.short:
-            book[B_LOCATE, t.a, t.i] -= t.working
+        arena = self.arena.copy()
+        released = _Tracked(t.a, t.i, t.sign, t.short, t.session, t.working, t.px, t.cum, t.cum_value)
+        self._move(released, arena, 0, t.px, t.cum, t.cum_value)
         px = price if price is not None else t.px
-        row = np.array([[t.a, t.i, t.sign, int(t.short), max(0, qty - t.cum), px, int(price is None)]], np.int64)
-        out = np.zeros((1, 4), np.int64)
-        check_orders(row, self.lim, self.soft, book, acct, self.inst, out)
-        if price is not None and out[0, 0] == -1:  # the order quantity limits apply to the whole order
-            row[0, 4] = qty
-            check_orders(row, self.lim, self.soft, book, acct, self.inst, out)
-        return self._verdict(out[0])
+        market = int(price is None)
+        r = check_one(arena, t.a, t.i, t.sign, int(t.short), max(0, qty - t.cum), px, market)
+        if r[0] == -1:  # the order quantity limits apply to the whole order
+            r = check_one(arena, t.a, t.i, t.sign, int(t.short), qty, px, market)
+        return self._verdict(r)
 
-    def _verdict(self, r: np.ndarray, risk_px: int | None = None) -> Verdict:
-        alerts = tuple((c, describe(c)) for c in Control if c < KERNEL_CONTROLS and int(r[1]) >> c & 1)
+    def _verdict(self, r: tuple[int, int, int, int] | np.ndarray, risk_px: int | None = None) -> Verdict:
+        mask = int(r[1])
+        alerts = tuple((c, describe(c)) for c in _KERNEL if mask >> c & 1) if mask else ()
         if r[0] < 0:
             return Verdict(None, alerts=alerts, risk_px=risk_px)
         c = Control(int(r[0]))
@@ -306,19 +300,20 @@ class Compliance:
 
     # ------------------------------------------------------------------ state, from events
     def on_event(self, ev: object) -> None:
-        if isinstance(ev, ExecutionReport):
-            self._report(ev)
-        elif isinstance(ev, OrderAccepted):
-            self._accepted(ev)
-        elif isinstance(ev, OrderRejected):
-            self._note(ev.order.session, "new", ev.ts)
-            self.orders_sent[ev.order.session] = self.orders_sent.get(ev.order.session, 0) + 1
-        elif isinstance(ev, CancelRejected):
-            self._note(ev.session, "modify" if ev.replace else "cancel", ev.ts)
-        elif isinstance(ev, RiskChanged):
-            self._changed(ev)
+        handler = self._on.get(type(ev))
+        if handler is not None:
+            handler(ev)
+
+    def _rejected(self, ev: OrderRejected) -> None:
+        self._note(ev.order.session, "new", ev.ts)
+        self.orders_sent[ev.order.session] = self.orders_sent.get(ev.order.session, 0) + 1
+
+    def _cancel_rejected(self, ev: CancelRejected) -> None:
+        self._note(ev.session, "modify" if ev.replace else "cancel", ev.ts)
 
     def _note(self, session: str, kind: str, ts: int) -> None:
+        if not self._throttles[kind]:
+            return  # that throttle is off: no window to keep
         w = self.windows.setdefault((session, kind), deque())
         w.append(ts)
         while w and w[0] <= ts - SECOND:
@@ -337,14 +332,14 @@ class Compliance:
         if a is None or i is None:
             return
         px = c.price if c.price is not None else (ev.risk_px or 0)
-        t = _Tracked(a, i, 1 if c.side is Side.BUY else -1, c.side is Side.SELL_SHORT, c.session, c.qty, px)
+        t = _Tracked(a, i, 1 if c.side is Side.BUY else -1, c.side is Side.SELL_SHORT, c.session, 0, px)
         self.tracked[ev.order_id] = t
-        self.book[B_BUYS if t.sign > 0 else B_SELLS, a, i] += c.qty
-        self.acct[A_OPEN, a] += c.qty * px
-        self.acct[A_NET_OPEN, a] += t.sign * c.qty * px
-        self.acct[A_COUNT, a] += 1
-        if t.short:
-            self.book[B_LOCATE, a, i] += c.qty
+        self._move(t, self.arena, c.qty, px, 0, 0)
+
+    @staticmethod
+    def _move(t: _Tracked, arena: np.ndarray, working: int, px: int, cum: int, value: int) -> None:
+        order_moved(arena, t.a, t.i, t.sign, t.short, t.working, t.px, t.cum, t.cum_value, working, px, cum, value)
+        t.working, t.px, t.cum, t.cum_value = working, px, cum, value
 
     def _report(self, ev: ExecutionReport) -> None:
         if ev.exec_type is ExecType.PENDING_CANCEL:
@@ -357,16 +352,9 @@ class Compliance:
         px = ev.price if ev.price is not None else t.px
         working = ev.leaves_qty
         d_cum = ev.cum_qty - t.cum
-        side = B_BUYS if t.sign > 0 else B_SELLS
-        self.book[side, t.a, t.i] += working - t.working
-        self.book[B_POS, t.a, t.i] += t.sign * d_cum
-        self.acct[A_OPEN, t.a] += working * px - t.working * t.px
-        self.acct[A_NET_OPEN, t.a] += t.sign * (working * px - t.working * t.px)
-        self.acct[A_EXEC, t.a] += ev.cum_value - t.cum_value
-        self.acct[A_COUNT, t.a] += (working > 0) - (t.working > 0)
-        if t.short:
-            self.book[B_LOCATE, t.a, t.i] += working - t.working + d_cum
-        t.working, t.px, t.cum, t.cum_value = working, px, ev.cum_qty, ev.cum_value
+        if not d_cum and working == t.working and px == t.px and ev.cum_value == t.cum_value:
+            return  # an acknowledgement: nothing to count
+        self._move(t, self.arena, working, px, ev.cum_qty, ev.cum_value)
         if ev.exec_type is ExecType.TRADE:
             self.executions[t.session] = self.executions.get(t.session, 0) + 1
             self._execution(ev)

@@ -1,8 +1,9 @@
 """Pre-trade check kernel (Numba) over packed exposure and limit arrays, and its
 plain-Python reference. A basket is checked in one call, each order consuming limits
-for the ones after it; one order is a basket of one.
+for the ones after it; one order is checked on its own without building a batch.
 
-Arrays (A accounts, I instruments, C = KERNEL_CONTROLS):
+All arrays live in one int64 arena (so a call unboxes one array), as views
+(A accounts, I instruments, C = KERNEL_CONTROLS):
   orders  (N, 7)   account, instrument, side (+1 buy, -1 sell), short (0/1), qty,
                    price (limit, or the reference for a market order), market (0/1)
   lim     (C, A, I) hard limits, UNLIMITED where none
@@ -25,6 +26,7 @@ from numba import njit
 from risk.controls import KERNEL_CONTROLS, Control
 
 R_REASON, R_ALERTS, R_OBSERVED, R_LIMIT = range(4)
+HEADER = 2  # the arena starts with (accounts, instruments)
 B_POS, B_BUYS, B_SELLS, B_LOCATE = range(4)
 A_OPEN, A_EXEC, A_COUNT, A_NET_OPEN = range(4)
 I_REF, I_ADV = range(2)
@@ -53,10 +55,8 @@ def _net(book, acct, inst, a):
 
 
 @njit(cache=True)
-def _observe(orders, book, acct, inst, j, c):
-    """(applies, figure) of control c for order j, the order included."""
-    a, i, side, short, qty, px, market = orders[j, 0], orders[j, 1], orders[j, 2], orders[j, 3], orders[j, 4], \
-        orders[j, 5], orders[j, 6]
+def _observe(book, acct, inst, a, i, side, short, qty, px, market, c):
+    """(applies, figure) of control c for the order, the order included."""
     if c == 0:
         return True, 1  # compared with 0 when restricted
     if c == 1:
@@ -92,47 +92,94 @@ def _observe(orders, book, acct, inst, j, c):
 
 
 @njit(cache=True)
-def check_orders(orders, lim, soft, book, acct, inst, out):
+def _check_one(lim, soft, book, acct, inst, a, i, side, short, qty, px, market):
+    alerts = 0
+    for k in range(_ORDER.shape[0]):
+        c = _ORDER[k]
+        applies, seen = _observe(book, acct, inst, a, i, side, short, qty, px, market, c)
+        if not applies:
+            continue
+        hard = lim[c, a, i]
+        if (seen < hard) if c == 2 else (seen > hard):
+            return c, alerts, seen, hard
+        if soft[c] > 0 and c != 2 and seen > hard // 10000 * soft[c] + hard % 10000 * soft[c] // 10000:
+            alerts |= 1 << c
+    return -1, alerts, 0, 0
+
+
+@njit(cache=True)
+def views(arena):
+    """The arrays of the module docstring, carved out of one arena (no copies)."""
+    n_a, n_i = arena[0], arena[1]
+    k = HEADER
+    lim = arena[k:k + KERNEL_CONTROLS * n_a * n_i].reshape((KERNEL_CONTROLS, n_a, n_i))
+    k += KERNEL_CONTROLS * n_a * n_i
+    soft = arena[k:k + KERNEL_CONTROLS]
+    k += KERNEL_CONTROLS
+    book = arena[k:k + 4 * n_a * n_i].reshape((4, n_a, n_i))
+    k += 4 * n_a * n_i
+    acct = arena[k:k + 4 * n_a].reshape((4, n_a))
+    k += 4 * n_a
+    inst = arena[k:k + 2 * n_i].reshape((2, n_i))
+    return lim, soft, book, acct, inst
+
+
+def new_arena(accounts: int, instruments: int) -> np.ndarray:
+    size = HEADER + (KERNEL_CONTROLS + 4) * accounts * instruments + KERNEL_CONTROLS + 4 * accounts + 2 * instruments
+    arena = np.zeros(size, np.int64)
+    arena[0], arena[1] = accounts, instruments
+    return arena
+
+
+@njit(cache=True)
+def check_one(arena, a, i, side, short, qty, px, market):
+    """One order: (control that rejected or -1, soft-alert mask, figure, limit)."""
+    lim, soft, book, acct, inst = views(arena)
+    return _check_one(lim, soft, book, acct, inst, a, i, side, short, qty, px, market)
+
+
+@njit(cache=True)
+def check_orders(arena, orders, out):
     """Check orders in sequence; each passing order consumes its limits (working
     quantity, open notional, open orders, locate) for the ones after it. That happens in
-    `book` and `acct` in place, so a basket of more than one is checked on copies."""
+    the arena in place, so a basket of more than one is checked on a copy."""
+    lim, soft, book, acct, inst = views(arena)
     n = orders.shape[0]
     for j in range(n):
-        a, i = orders[j, 0], orders[j, 1]
-        out[j, R_REASON] = -1
-        out[j, R_ALERTS] = 0
-        out[j, R_OBSERVED] = 0
-        out[j, R_LIMIT] = 0
-        for k in range(_ORDER.shape[0]):
-            c = _ORDER[k]
-            applies, seen = _observe(orders, book, acct, inst, j, c)
-            if not applies:
-                continue
-            hard = lim[c, a, i]
-            if (seen < hard) if c == 2 else (seen > hard):
-                out[j, R_REASON] = c
-                out[j, R_OBSERVED] = seen
-                out[j, R_LIMIT] = hard
-                break
-            if soft[c] > 0 and c != 2 and seen > hard // 10000 * soft[c] + hard % 10000 * soft[c] // 10000:
-                out[j, R_ALERTS] |= 1 << c
-        if out[j, R_REASON] == -1 and j < n - 1:
+        reason, alerts, seen, hard = _check_one(lim, soft, book, acct, inst, orders[j, 0], orders[j, 1], orders[j, 2],
+                                                orders[j, 3], orders[j, 4], orders[j, 5], orders[j, 6])
+        out[j, R_REASON] = reason
+        out[j, R_ALERTS] = alerts
+        out[j, R_OBSERVED] = seen
+        out[j, R_LIMIT] = hard
+        if reason == -1 and j < n - 1:
             _consume(orders, book, acct, j)
     return out
 
 
 @njit(cache=True)
-def _consume(orders, book, acct, j):
-    a, i, side, short, qty, px = orders[j, 0], orders[j, 1], orders[j, 2], orders[j, 3], orders[j, 4], orders[j, 5]
-    if side > 0:
-        book[B_BUYS, a, i] += qty
-    else:
-        book[B_SELLS, a, i] += qty
+def order_moved(arena, a, i, side, short, w0, px0, cum0, value0, w1, px1, cum1, value1):
+    """An order went from (working, price, cum, cum value) 0 to 1: move what it counts in."""
+    _lim, _soft, book, acct, _inst = views(arena)
+    _moved(book, acct, a, i, side, short, w0, px0, cum0, value0, w1, px1, cum1, value1)
+
+
+@njit(cache=True)
+def _moved(book, acct, a, i, side, short, w0, px0, cum0, value0, w1, px1, cum1, value1):
+    book[B_BUYS if side > 0 else B_SELLS, a, i] += w1 - w0
+    book[B_POS, a, i] += side * (cum1 - cum0)
+    acct[A_OPEN, a] += w1 * px1 - w0 * px0
+    acct[A_NET_OPEN, a] += side * (w1 * px1 - w0 * px0)
+    acct[A_EXEC, a] += value1 - value0
+    acct[A_COUNT, a] += (w1 > 0) - (w0 > 0)
     if short:
-        book[B_LOCATE, a, i] += qty
-    acct[A_OPEN, a] += qty * px
-    acct[A_COUNT, a] += 1
-    acct[A_NET_OPEN, a] += side * qty * px
+        book[B_LOCATE, a, i] += w1 - w0 + cum1 - cum0
+
+
+@njit(cache=True)
+def _consume(orders, book, acct, j):
+    _moved(book, acct, orders[j, 0], orders[j, 1], orders[j, 2], orders[j, 3], 0, 0, 0, 0, orders[j, 4], orders[j, 5],
+           0, 0)
 
 
 @njit(cache=True, inline="always")

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from risk.controls import KERNEL_CONTROLS, UNLIMITED, Control
-from risk.kernel import check_orders, check_orders_ref
+from risk.kernel import check_orders, check_orders_ref, new_arena, views
 
 
 PRICE, BIG_MONEY = 10**5, 10**9  # limits drawn up to 2,000 of these: prices to 200, money to 2bn
@@ -47,6 +47,9 @@ def cases(draw):
 def test_kernel_equals_reference(case):
     orders, lim, soft, book, acct, inst = case
     expected = check_orders_ref(orders, lim, soft, book, acct, inst)
+    arena = new_arena(lim.shape[1], lim.shape[2])
+    for view, drawn in zip(views(arena), (lim, soft, book, acct, inst)):
+        view[:] = drawn
     out = np.zeros((len(orders), 4), np.int64)
-    check_orders(orders, lim, soft, book.copy(), acct.copy(), inst, out)
+    check_orders(arena, orders, out)
     assert [tuple(int(x) for x in r) for r in out] == expected
