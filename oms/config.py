@@ -14,7 +14,7 @@ import msgspec
 from oms.engine import ReferenceData
 from oms.fixed import FixedPointError, to_price
 from oms.model import Account, Instrument
-from risk.compliance import RiskConfigError, parse_rule
+from risk.compliance import RiskConfigError, parse_post_trade, parse_rule
 from risk.config import RiskConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.toml"
@@ -205,6 +205,18 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
         for name, known in (("account", accounts), ("symbol", symbols)):
             if getattr(rule, name) and getattr(rule, name) not in known:
                 fail(f"risk.limits[{n}].{name}", f"unknown {name} {getattr(rule, name)!r}")
+    for n, pt in enumerate(cfg.risk.post_trade):
+        try:
+            parse_post_trade(pt)
+        except RiskConfigError as exc:
+            fail(f"risk.post_trade[{n}].{exc.key}", exc.reason)
+        if pt.account and pt.account not in accounts:
+            fail(f"risk.post_trade[{n}].account", f"unknown account {pt.account!r}")
+    for acc, nav in cfg.risk.nav.items():
+        try:
+            to_price(nav)
+        except FixedPointError as exc:
+            fail(f"risk.nav.{acc}", str(exc))
     if not 0 <= cfg.risk.soft_pct <= 100:
         fail("risk.soft_pct", "must be between 0 and 100")
 

@@ -20,6 +20,7 @@ from oms.model import (
     CancelRejected,
     CancelRequest,
     ComplianceAlert,
+    EvaluatePostTrade,
     ChildCancelSent,
     ChildOrderSent,
     ChildReplaceSent,
@@ -132,6 +133,7 @@ class Engine:
             SetKillSwitch: self._risk_change,
             SetOverride: self._risk_change,
             ReenableExecutions: self._risk_change,
+            EvaluatePostTrade: self._evaluate_post_trade,
         }
 
     # ------------------------------------------------------------------ core
@@ -139,19 +141,35 @@ class Engine:
         out: list[Event] = []
         self._out = out
         self._now = self.clock()
-        self.compliance.newly_throttled.clear()
+        self.compliance.findings.clear()
+        self.compliance.touched.clear()
         try:
             self._handlers[type(cmd)](cmd)
-            for symbol, side in self.compliance.newly_throttled:
-                self._emit(ComplianceAlert(ts=self._now, control="repeated_execution", level="hard", symbol=symbol,
-                                           text=f"repeated-execution throttle on for {symbol} side {side}: "
-                                                f"new orders refused until re-enabled"))
+            self._compliance_findings()
         except IllegalTransition as exc:
             self._anomaly("illegal_transition", f"{type(cmd).__name__}: {exc}")
         except Exception as exc:  # the engine never dies from a message
             log.exception("command failed: %r", cmd)
             self._anomaly("internal_error", f"{type(cmd).__name__}: {exc!r}")
         return out
+
+    def _compliance_findings(self) -> None:
+        """Alerts for what the last command's events set off: throttles, wash trades, and the
+        post-trade rules of every account that traded."""
+        found, self.compliance.findings = self.compliance.findings, []
+        for control, level, text, account, symbol in found:
+            self._emit(ComplianceAlert(ts=self._now, control=control, level=level, text=text, account=account,
+                                       symbol=symbol))
+        touched, self.compliance.touched = self.compliance.touched, set()
+        for a in sorted(touched):
+            self._post_trade(a)
+
+    def _post_trade(self, account: int = -1) -> None:
+        for rule, level, text, acc in self.compliance.post_trade(account):
+            self._emit(ComplianceAlert(ts=self._now, control=rule, level=level, text=text, account=acc))
+
+    def _evaluate_post_trade(self, c: EvaluatePostTrade) -> None:
+        self._post_trade()
 
     def _emit(self, ev: Event) -> None:
         self.state.apply(ev)
@@ -770,7 +788,9 @@ class Engine:
             self.compliance.set_reference(m.symbol, ref, self._now)
 
     def _timer(self, t: Timer) -> None:
-        """Expire GTD orders past their time; at end of day, day orders are done for day."""
+        """Expire GTD orders past their time; at end of day, day orders are done for day;
+        evaluate the post-trade rules of the whole portfolio at current prices."""
+        self._post_trade()
         for oid in sorted(self.state.gtd):
             o = self.state.orders[oid]
             if o.status in TERMINAL:

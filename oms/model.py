@@ -212,6 +212,12 @@ class ReenableExecutions(msgspec.Struct, tag=True, frozen=True, gc=False):
     side: Side
 
 
+class EvaluatePostTrade(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """Evaluate every post-trade rule for every account now (also done on each timer tick)."""
+
+    user: str = ""
+
+
 Command = (
     NewOrder
     | CancelRequest
@@ -227,6 +233,7 @@ Command = (
     | SetKillSwitch
     | SetOverride
     | ReenableExecutions
+    | EvaluatePostTrade
 )
 
 
@@ -382,7 +389,7 @@ class ComplianceAlert(msgspec.Struct, tag=True, frozen=True, gc=False):
     account: str = ""
     symbol: str = ""
     order_id: str | None = None
-    level: str = "soft"  # soft (order passed), hard (control acted)
+    level: str = "soft"  # soft (order passed), hard (control acted); post-trade: warn, hard, clear
 
 
 Event = (

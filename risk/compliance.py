@@ -19,14 +19,15 @@ import numpy as np
 
 from oms.fixed import FixedPointError, to_price
 from oms.model import (
-    ExecType, ExecutionReport, NewOrder, OrderAccepted, OrderRejected, CancelRejected, OrdType, ReenableExecutions,
+    ComplianceAlert, ExecType, ExecutionReport, NewOrder, OrderAccepted, OrderRejected, CancelRejected, OrdType, ReenableExecutions,
     RiskChanged, SetKillSwitch, SetLimit, SetOverride, Side,
 )
-from risk.config import LimitRule, RiskConfig
+from risk.config import LimitRule, PostTradeRule, RiskConfig
 from risk.controls import KERNEL_CONTROLS, MONEY_CONTROLS, UNLIMITED, Control, describe
 from risk.kernel import (
     B_BUYS, B_POS, B_SELLS, I_ADV, I_REF, check_one, check_orders, new_arena, order_moved, views,
 )
+from risk.posttrade import RULES, Rule, evaluate
 
 SECOND = 1_000_000_000
 _SCOPES = ("firm", "account", "instrument", "account_instrument")
@@ -113,12 +114,15 @@ class Compliance:
         self.executions: dict[str, int] = {}
         self.exec_windows: dict[tuple[str, str], deque[int]] = {}
         self.exec_throttled: set[tuple[str, str]] = set()
-        self.newly_throttled: list[tuple[str, str]] = []
+        # what on_event found that the engine reports as alerts: (control, level, text, account, symbol)
+        self.findings: list[tuple[str, str, str, str, str]] = []
+        self.touched: set[int] = set()  # accounts with fills since the engine last looked
+        self._post_trade_setup(cfg, symbols, n_a, n_i)
         self._limits_at = -1  # override expiry the limits were built for
         self._throttles = {"new": cfg.throttle_new_per_s, "modify": cfg.throttle_modify_per_s,
                            "cancel": cfg.throttle_cancel_per_s}
         self._on = {ExecutionReport: self._report, OrderAccepted: self._accepted, OrderRejected: self._rejected,
-                    CancelRejected: self._cancel_rejected, RiskChanged: self._changed}
+                    CancelRejected: self._cancel_rejected, RiskChanged: self._changed, ComplianceAlert: self._alerted}
         self._materialize(0)
 
     # ------------------------------------------------------------------ limits
@@ -196,6 +200,8 @@ class Compliance:
         ref, fresh = self._reference(i, now)
         px = c.price if c.price is not None and not market else ref
         switch = self._kill_switch(c, venue) if self.kill else None
+        if switch is None and a in self.reduce_only_accounts:
+            switch = _POST_TRADE_REDUCE_ONLY
         if switch is not None:
             reducing = self._reduces(a, i, sign, c.qty)
             if switch.reduce_only and not reducing:
@@ -336,9 +342,10 @@ class Compliance:
         self.tracked[ev.order_id] = t
         self._move(t, self.arena, c.qty, px, 0, 0)
 
-    @staticmethod
-    def _move(t: _Tracked, arena: np.ndarray, working: int, px: int, cum: int, value: int) -> None:
+    def _move(self, t: _Tracked, arena: np.ndarray, working: int, px: int, cum: int, value: int) -> None:
         order_moved(arena, t.a, t.i, t.sign, t.short, t.working, t.px, t.cum, t.cum_value, working, px, cum, value)
+        if arena is self.arena and value != t.cum_value:
+            self.cash[t.a, t.i] -= t.sign * (value - t.cum_value)  # buys pay, sells receive
         t.working, t.px, t.cum, t.cum_value = working, px, cum, value
 
     def _report(self, ev: ExecutionReport) -> None:
@@ -355,9 +362,11 @@ class Compliance:
         if not d_cum and working == t.working and px == t.px and ev.cum_value == t.cum_value:
             return  # an acknowledgement: nothing to count
         self._move(t, self.arena, working, px, ev.cum_qty, ev.cum_value)
+        self.touched.add(t.a)
         if ev.exec_type is ExecType.TRADE:
             self.executions[t.session] = self.executions.get(t.session, 0) + 1
             self._execution(ev)
+            self._wash(t, ev)
 
     def _execution(self, ev: ExecutionReport) -> None:
         limit = self.cfg.repeated_execution_max
@@ -370,7 +379,8 @@ class Compliance:
             w.popleft()
         if len(w) >= limit and key not in self.exec_throttled:
             self.exec_throttled.add(key)
-            self.newly_throttled.append(key)
+            self.findings.append(("repeated_execution", "hard", f"repeated-execution throttle on for {ev.symbol} side "
+                                  f"{ev.side.value}: new orders refused until re-enabled", ev.account, ev.symbol))
 
     def _changed(self, ev: RiskChanged) -> None:
         ch = ev.change
@@ -390,6 +400,82 @@ class Compliance:
             key = (ch.symbol, ch.side.value)
             self.exec_throttled.discard(key)
             self.exec_windows.pop(key, None)
+
+    # ------------------------------------------------------------------ post-trade
+    def _post_trade_setup(self, cfg: RiskConfig, symbols: list[str], n_a: int, n_i: int) -> None:
+        self.cash = np.zeros((n_a, n_i), np.int64)
+        self.nav = np.zeros(n_a, np.int64)
+        for acc, v in cfg.nav.items():
+            if acc in self.accounts:
+                self.nav[self.accounts[acc]] = to_price(v)
+        issuers = [cfg.issuers.get(s, s) for s in symbols] or ["-"]
+        sectors = [cfg.sectors.get(s, "other") for s in symbols] or ["-"]
+        self.issuer = np.array([sorted(set(issuers)).index(x) for x in issuers], np.int64)
+        self.sector = np.array([sorted(set(sectors)).index(x) for x in sectors], np.int64)
+        self.warn = np.full((RULES, n_a), UNLIMITED, np.int64)
+        self.hard = np.full((RULES, n_a), UNLIMITED, np.int64)
+        for rule in cfg.post_trade:
+            r, warn, hard = parse_post_trade(rule)
+            if rule.account and rule.account not in self.accounts:
+                continue
+            cols = slice(None) if not rule.account else slice(self.accounts[rule.account], self.accounts[rule.account] + 1)
+            for level, value in ((self.warn, warn), (self.hard, hard)):
+                if value is not None:
+                    np.minimum(level[r, cols], value, out=level[r, cols])
+        self._levels = np.zeros((RULES, n_a), np.int64)
+        self._figures = np.zeros((RULES, n_a), np.int64)
+        self.breach: dict[tuple[str, str], str] = {}  # (rule label, account) -> warn | hard
+        self.reduce_only_accounts: set[int] = set()
+        self.wash_last: dict[tuple[int, int, int], int] = {}
+
+    def post_trade(self, account: int = -1) -> list[tuple[str, str, str, str]]:
+        """Evaluate one account (or all: -1): the changes of level as (rule, level, text, account)."""
+        if not self.cfg.post_trade:
+            return []
+        n_a = self.nav.shape[0]
+        levels, figures = self._levels, self._figures
+        evaluate(self.book[B_POS], self.cash, self.inst[I_REF], self.nav, self.issuer, self.sector,
+                 self.lim[Control.POSITION_LONG], self.lim[Control.POSITION_SHORT], self.warn, self.hard, account,
+                 levels, figures)
+        names = list(self.accounts)
+        changes = []
+        for a in range(n_a) if account < 0 else [account]:
+            for r in Rule:
+                level = ("", "warn", "hard")[int(levels[r, a])]
+                if level == self.breach.get((r.label, names[a]), ""):
+                    continue
+                figure = int(figures[r, a])
+                limit = int((self.warn if level == "warn" else self.hard)[r, a]) if level else 0
+                text = (f"{r.label}: {_show(r, figure)} > {level} level {_show(r, limit)}" if level
+                        else f"{r.label}: back within limits ({_show(r, figure)})")
+                changes.append((r.label, level or "clear", text, names[a]))
+        return changes
+
+    def _alerted(self, ev: ComplianceAlert) -> None:
+        """Post-trade breach state follows the journaled alerts, so a replay restores it."""
+        if not ev.control.startswith("post_") or ev.account not in self.accounts or ev.control == "post_wash_trade":
+            return
+        key = (ev.control, ev.account)
+        if ev.level == "clear":
+            self.breach.pop(key, None)
+        else:
+            self.breach[key] = ev.level
+        a = self.accounts[ev.account]
+        if any(level == "hard" and acc == ev.account for (_r, acc), level in self.breach.items()):
+            self.reduce_only_accounts.add(a)
+        else:
+            self.reduce_only_accounts.discard(a)
+
+    def _wash(self, t: _Tracked, ev: ExecutionReport) -> None:
+        window = self.cfg.wash_window_ms * 1_000_000
+        if not window:
+            return
+        self.wash_last[(t.a, t.i, t.sign)] = ev.ts
+        other = self.wash_last.get((t.a, t.i, -t.sign))
+        if other is not None and ev.ts - other <= window:
+            self.findings.append(("post_wash_trade", "warn", f"post_wash_trade: {ev.account} bought and sold "
+                                  f"{ev.symbol} within {self.cfg.wash_window_ms} ms", ev.account, ev.symbol))
+
 
     def validate_change(self, ch: SetLimit | SetKillSwitch | SetOverride | ReenableExecutions) -> str | None:
         """Why a change cannot be applied, or None."""
@@ -411,3 +497,28 @@ class Compliance:
 
 def _dup_key(c: NewOrder) -> tuple:
     return (c.account, c.symbol, c.side, c.qty, c.price)
+
+
+_POST_TRADE_REDUCE_ONLY = SetKillSwitch(user="post-trade", scope="account", key="hard post-trade breach",
+                                        reduce_only=True)
+
+
+def _show(r: Rule, v: int) -> str:
+    if r is Rule.DAILY_LOSS:
+        return f"{v / 10**6:,.2f}"
+    return f"{v} shares" if r is Rule.POSITION else f"{v} bps of NAV"
+
+
+def parse_post_trade(rule: PostTradeRule) -> tuple[Rule, int | None, int | None]:
+    try:
+        r = Rule[rule.rule.upper()]
+    except KeyError:
+        raise RiskConfigError("rule", f"unknown post-trade rule {rule.rule!r}") from None
+    values = []
+    for name in ("warn", "hard"):
+        text = getattr(rule, name)
+        try:
+            values.append(None if text == "" else to_price(text) if r is Rule.DAILY_LOSS else int(text))
+        except (FixedPointError, ValueError):
+            raise RiskConfigError(name, f"{text!r} is not a valid {name} level for {rule.rule}") from None
+    return r, values[0], values[1]

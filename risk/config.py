@@ -29,6 +29,13 @@ class Locate(_Base):
     qty: int
 
 
+class PostTradeRule(_Base):
+    rule: str  # a post-trade Rule name in lower case, e.g. "concentration"
+    warn: str = ""  # bps of NAV for ratios, money for daily_loss, shares for position; "": none
+    hard: str = ""  # a hard breach puts the account in reduce-only until it clears
+    account: str = ""  # "": every account
+
+
 class RiskConfig(_Base):
     limits: list[LimitRule] = []
     soft_pct: int = 0  # default soft level, % of the hard limit (0: no soft alerts)
@@ -45,3 +52,8 @@ class RiskConfig(_Base):
     repeated_execution_max: int = 0  # RTS 6 art. 15(3): executions of one symbol and side in the window
     repeated_execution_window_ms: int = 1000
     admins: list[str] = []  # users allowed to change limits, kill switches and overrides
+    nav: dict[str, str] = {}  # net asset value per account (money), the base of post-trade ratios
+    issuers: dict[str, str] = {}  # symbol -> issuer (default: the symbol itself)
+    sectors: dict[str, str] = {}  # symbol -> sector (default: "other")
+    post_trade: list[PostTradeRule] = []
+    wash_window_ms: int = 0  # > 0: a buy and a sell of one symbol in one account within it is reported

@@ -23,7 +23,7 @@ from fractions import Fraction
 import numpy as np
 from numba import njit
 
-from risk.controls import KERNEL_CONTROLS, Control
+from risk.controls import KERNEL_CONTROLS, UNLIMITED, Control
 
 R_REASON, R_ALERTS, R_OBSERVED, R_LIMIT = range(4)
 HEADER = 2  # the arena starts with (accounts, instruments)
@@ -96,10 +96,12 @@ def _check_one(lim, soft, book, acct, inst, a, i, side, short, qty, px, market):
     alerts = 0
     for k in range(_ORDER.shape[0]):
         c = _ORDER[k]
+        hard = lim[c, a, i]
+        if hard == UNLIMITED:
+            continue  # an unset limit: no figure can pass it, so none is computed
         applies, seen = _observe(book, acct, inst, a, i, side, short, qty, px, market, c)
         if not applies:
             continue
-        hard = lim[c, a, i]
         if (seen < hard) if c == 2 else (seen > hard):
             return c, alerts, seen, hard
         if soft[c] > 0 and c != 2 and seen > hard // 10000 * soft[c] + hard % 10000 * soft[c] // 10000:

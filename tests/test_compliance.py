@@ -291,3 +291,16 @@ def test_compliance_state_is_rebuilt_from_the_events():
     assert (rebuilt.lim == live.lim).all() and rebuilt.kill.keys() == live.kill.keys()
     assert rebuilt.exec_throttled == live.exec_throttled == {("AAPL", "1")}
     assert {k: list(v) for k, v in rebuilt.windows.items()} == {k: list(v) for k, v in live.windows.items()}
+
+
+def test_basket_consumes_limits_in_sequence_and_changes_nothing():
+    from oms.model import NewOrder
+
+    d = desk(rule("position_long", "250"), rule("max_qty", "150"))
+    before = d.engine.compliance.arena.copy()
+    basket = [NewOrder(session="CLIENT1", cl_ord_id=f"P{n}", account="ACC1", symbol="AAPL", side=Side.BUY,
+                       ord_type=OrdType.LIMIT, qty=qty, price=100_000_000) for n, qty in enumerate((100, 100, 100, 200, 50))]
+    verdicts = d.engine.compliance.check_basket(basket, d.now)
+    assert [v.control.name if v.control else None for v in verdicts] == [
+        None, None, "POSITION_LONG", "MAX_QTY", None]  # the 3rd would make 300; the 5th fits: 250
+    assert (d.engine.compliance.arena == before).all()
