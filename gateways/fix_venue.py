@@ -9,24 +9,28 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import quickfix as fix
 
 from gateways.fix_session import Endpoint, FixSession, field, msg_type, new_message, send, utc_timestamp, write_settings
 from oms.config import Config, VenueConfig
-from oms.fixed import FixedPointError, price_str, to_price, to_qty
+from oms.fixed import PRICE_DECIMALS, FixedPointError, price_str, to_price, to_qty
 from oms.model import (
     ChildCancelSent,
     ChildOrderSent,
     ChildReplaceSent,
+    ChildStatusRequested,
     Command,
     Event,
     ExecType,
+    OrdStatus,
     OrdType,
     VenueCancelReject,
     VenueExecReport,
     VenueReject,
+    VenueStatus,
 )
 
 log = logging.getLogger("gateways.fix_venue")
@@ -45,6 +49,21 @@ def venue_exec_type(msg: fix.Message, begin_string: str) -> ExecType | None:
         if raw in ("1", "2"):  # Partial fill, Fill
             return ExecType.TRADE
     return _EXEC_TYPES.get(raw)
+
+
+def _status_fields(msg: fix.Message) -> dict[str, object]:
+    """CumQty, AvgPx and OrdStatus of a status report, for the engine to reconcile."""
+    status = field(msg, 39)
+    return {"cum_qty": _num(field(msg, 14), to_qty), "avg_px": _num(field(msg, 6), _rounded_price),
+            "ord_status": OrdStatus(status) if status in _ORD_STATUSES else None}
+
+
+_ORD_STATUSES = {s.value for s in OrdStatus}
+
+
+def _rounded_price(text: str) -> int:
+    """An average price may carry more decimals than a price: round it half-even."""
+    return to_price(Decimal(text).quantize(Decimal(1).scaleb(-PRICE_DECIMALS), rounding=ROUND_HALF_EVEN))
 
 
 def _num(text: str | None, parse: Callable[[str], int]) -> int:
@@ -82,10 +101,13 @@ class VenueLink(fix.Application):
     def onLogon(self, sid: fix.SessionID) -> None:
         self.up = True
         log.info("venue %s session up", self.venue.name)
+        self.submit(VenueStatus(venue=self.venue.name, up=True))
 
     def onLogout(self, sid: fix.SessionID) -> None:
-        self.up = False
+        was_up, self.up = self.up, False
         log.warning("venue %s session down", self.venue.name)
+        if was_up:
+            self.submit(VenueStatus(venue=self.venue.name, up=False))
 
     def toAdmin(self, msg: fix.Message, sid: fix.SessionID) -> None:
         pass
@@ -110,6 +132,7 @@ class VenueLink(fix.Application):
                     last_qty=_num(field(msg, 32), to_qty), last_px=_num(field(msg, 31), to_price),
                     order_qty=_num(field(msg, 38), to_qty) if et is ExecType.REPLACED else None,
                     exec_ref_id=field(msg, 19), orig_cl_ord_id=field(msg, 41), text=field(msg, 58) or "",
+                    **(_status_fields(msg) if et is ExecType.ORDER_STATUS else {}),
                 ))
             elif kind == "9":
                 self.submit(VenueCancelReject(venue=name, cl_ord_id=field(msg, 11) or "",
@@ -121,6 +144,15 @@ class VenueLink(fix.Application):
             log.exception("venue %s: cannot process %s", name, kind)
 
     # ------------------------------------------------------------------ child orders out
+    def request_status(self, ev: ChildStatusRequested) -> None:
+        if not self.up:
+            return  # asked again at the next reconnect
+        m = new_message("H")
+        m.setField(11, ev.cl_ord_id)
+        m.setField(55, ev.symbol)
+        m.setField(54, ev.side.value)
+        send(m, self.sid)
+
     def send_child(self, ev: ChildOrderSent | ChildCancelSent | ChildReplaceSent) -> None:
         if not self.up:
             self.submit(VenueReject(venue=self.venue.name, cl_ord_id=ev.cl_ord_id,
@@ -169,3 +201,5 @@ class VenueGateway:
             t = type(ev)
             if t is ChildOrderSent or t is ChildCancelSent or t is ChildReplaceSent:
                 self.links[ev.venue].send_child(ev)  # type: ignore[union-attr]
+            elif t is ChildStatusRequested:
+                self.links[ev.venue].request_status(ev)  # type: ignore[union-attr]

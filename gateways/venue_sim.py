@@ -335,9 +335,9 @@ class VenueSimulator(fix.Application):
 
     # ------------------------------------------------------------------ market data
     def top(self, symbol: str) -> MarketData:
-        bid, _bq, ask, _aq = self.books[symbol].l1()
+        bid, bq, ask, aq = self.books[symbol].l1()
         return MarketData(symbol=symbol, venue=self.venue.name, bid=bid or None, ask=ask or None,
-                          last=self.last.get(symbol))
+                          last=self.last.get(symbol), bid_size=bq, ask_size=aq)
 
     def publish_all(self) -> None:
         with self.lock:

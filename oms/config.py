@@ -121,6 +121,7 @@ class Config(_Base):
     nats: NatsConfig = NatsConfig()
     fix: FixConfig = FixConfig()
     default_venue: str = ""
+    default_policy: Literal["direct", "best", "sweep"] = "direct"  # for orders without ExDestination
     venues: list[VenueConfig] = []
     instruments: list[InstrumentConfig] = []
     accounts: list[AccountConfig] = []
@@ -143,6 +144,7 @@ class Config(_Base):
             accounts={a.id: Account(a.id, a.name, a.base_currency) for a in self.accounts},
             venues=tuple(v.name for v in self.venues),
             default_venue=self.default_venue,
+            default_route=self.default_venue if self.default_policy == "direct" else self.default_policy.upper(),
             entitlements={s.comp_id: frozenset(s.accounts) for s in self.fix.sessions},
             ref_prices={i.symbol: to_price(i.ref_price) for i in self.instruments},
         )

@@ -19,6 +19,7 @@ from oms.model import (
     Anomaly,
     CancelRejected,
     CancelRequest,
+    ChildStatusRequested,
     ComplianceAlert,
     EvaluatePostTrade,
     ChildCancelSent,
@@ -49,8 +50,10 @@ from oms.model import (
     VenueCancelReject,
     VenueExecReport,
     VenueReject,
+    VenueStatus,
 )
 from oms.reasons import Reason
+from oms.router import POLICIES, plan
 from risk.compliance import Compliance
 from risk.config import RiskConfig
 from oms.state import ChildOrder, OmsState, ParentOrder
@@ -82,6 +85,7 @@ class ReferenceData(msgspec.Struct, frozen=True):
     default_venue: str
     entitlements: dict[str, frozenset[str]]  # session -> accounts it may trade
     ref_prices: dict[str, int] = {}  # configured reference prices, the fallback for valuing orders
+    default_route: str = ""  # a venue or a router policy for orders without ExDestination; "": default_venue
 
 
 class SequentialIds:
@@ -94,6 +98,9 @@ class SequentialIds:
     def __call__(self) -> str:
         self.n += 1
         return f"{self.prefix}{self.n}"
+
+
+_VENUE_DONE = frozenset({OrdStatus.CANCELED, OrdStatus.EXPIRED, OrdStatus.REJECTED, OrdStatus.DONE_FOR_DAY})
 
 
 class Engine:
@@ -113,7 +120,8 @@ class Engine:
         self.risk_cfg = risk or RiskConfig()
         self.compliance = Compliance(list(ref.accounts), list(ref.instruments), self.risk_cfg, ref.ref_prices)
         self.state.observers.append(self.compliance.on_event)  # replayed events rebuild it too
-        self.marks: dict[tuple[str, str], MarketData] = {}  # (symbol, venue) -> latest quote
+        self.quotes: dict[str, dict[str, MarketData]] = {}  # symbol -> venue -> latest quote
+        self.venues_down: set[str] = set()  # live session status, for the router (not order state)
         self.duplicate_venue_execs = 0
         self._on_anomaly = on_anomaly
         self._out: list[Event] = []
@@ -134,6 +142,7 @@ class Engine:
             SetOverride: self._risk_change,
             ReenableExecutions: self._risk_change,
             EvaluatePostTrade: self._evaluate_post_trade,
+            VenueStatus: self._venue_status,
         }
 
     # ------------------------------------------------------------------ core
@@ -298,7 +307,7 @@ class Engine:
             return bad
         if c.tif is TimeInForce.GTD and (c.expire_time is None or c.expire_time <= self._now):
             return Reason.BAD_EXPIRE_TIME, "GTD order needs an ExpireTime in the future"
-        if c.ex_destination is not None and c.ex_destination not in self.ref.venues:
+        if c.ex_destination is not None and c.ex_destination not in self.ref.venues + POLICIES:
             return Reason.NO_VENUE, f"unknown ExDestination {c.ex_destination!r}"
         return None
 
@@ -317,7 +326,7 @@ class Engine:
             return
         if c.ord_type not in _PRICED and c.price is not None:
             c = msgspec.structs.replace(c, price=None)  # a market or stop order carries no limit
-        venue = c.ex_destination or self.ref.default_venue
+        venue = c.ex_destination or self.ref.default_route or self.ref.default_venue
         verdict = self.compliance.check_new(c, venue, self._now)
         if verdict.control is not None:
             self._reject_new(c, Reason[f"RISK_{verdict.control.name}"], verdict.text)
@@ -339,23 +348,56 @@ class Engine:
         )
 
     def _route(self, o: ParentOrder, qty: int) -> None:
-        """Direct routing: one child for `qty` at the order's venue."""
-        self._emit(
-            ChildOrderSent(
-                ts=self._now,
-                child_id=self.ids(),
-                order_id=o.order_id,
-                venue=o.venue,
-                cl_ord_id=self.ids(),
-                symbol=o.symbol,
-                side=o.side,
-                ord_type=o.ord_type,
-                qty=qty,
-                price=o.price,
-                stop_px=o.stop_px,
-                tif=o.tif,
+        """Children for `qty`: one at the order's venue, or where its policy sends them (oms.router)."""
+        legs = plan(o.venue, o.side, qty, o.price, self.quotes.get(o.symbol, {}), self.ref.venues,
+                    self.venues_down, self.ref.default_venue)
+        for venue, leg in legs:
+            self._emit(
+                ChildOrderSent(
+                    ts=self._now,
+                    child_id=self.ids(),
+                    order_id=o.order_id,
+                    venue=venue,
+                    cl_ord_id=self.ids(),
+                    symbol=o.symbol,
+                    side=o.side,
+                    ord_type=o.ord_type,
+                    qty=leg,
+                    price=o.price,
+                    stop_px=o.stop_px,
+                    tif=o.tif,
+                )
             )
-        )
+
+    def _venue_status(self, c: VenueStatus) -> None:
+        """Down: route around the venue; its working children are in doubt until it is back.
+        Up again: ask the venue for the status of each, and reconcile on the answers."""
+        working = [ch for ch in self.state.children.values()
+                   if ch.venue == c.venue and ch.status not in TERMINAL]
+        if not c.up:
+            self.venues_down.add(c.venue)
+            if working:
+                self._anomaly("venue_down", f"venue {c.venue} down: {len(working)} working child orders in doubt")
+            return
+        if c.venue not in self.venues_down:
+            return
+        self.venues_down.discard(c.venue)
+        for ch in working:
+            o = self.state.orders[ch.order_id]
+            self._emit(ChildStatusRequested(ts=self._now, child_id=ch.child_id, venue=ch.venue,
+                                            cl_ord_id=ch.cl_ord_id, symbol=o.symbol, side=o.side))
+
+    def _reconcile(self, ch: ChildOrder, o: ParentOrder, r: VenueExecReport) -> None:
+        """A venue's status of a child: book the fills we missed, end it if the venue has."""
+        missing = (r.cum_qty or 0) - ch.cum_qty
+        if missing > 0 and r.avg_px:
+            known = sum(o.fills[f][0] * o.fills[f][1] for f in ch.venue_fills.values() if f in o.fills)
+            px = (r.avg_px * (r.cum_qty or 0) - known) // missing
+            self._venue_fill(ch, o, VenueExecReport(
+                venue=r.venue, cl_ord_id=r.cl_ord_id, exec_id=f"{r.exec_id}/reconciled", exec_type=ExecType.TRADE,
+                last_qty=missing, last_px=px, text="reconciled from the venue's order status"))
+        if r.ord_status in _VENUE_DONE and ch.status not in TERMINAL:
+            self._venue_canceled(ch, o, f"reconciled: the venue reports the order {r.ord_status.name.lower()}")
 
     def _status_event(self, o: ParentOrder) -> ExecutionReport:
         return ExecutionReport(
@@ -510,8 +552,9 @@ class Engine:
         self._emit(RiskChanged(ts=self._now, user=c.user, change=c))
         if isinstance(c, SetKillSwitch) and c.on and not c.reduce_only:
             for o in list(self.state.orders.values()):
-                if allowed(o.status, T.CANCEL_REQUEST) and self.compliance.in_scope(
-                        c, o.account, o.session, o.symbol, o.venue):
+                venues = {o.venue} | {ch.venue for ch in self._working_children(o)}
+                if allowed(o.status, T.CANCEL_REQUEST) and any(
+                        self.compliance.in_scope(c, o.account, o.session, o.symbol, v) for v in venues):
                     self._cancel_request(CancelRequest(session=o.session, cl_ord_id=f"KILL-{self.ids()}",
                                                        orig_cl_ord_id=o.cl_ord_id), forced=True)
 
@@ -544,6 +587,8 @@ class Engine:
         bad = self._check_terms(o.symbol, o.ord_type, c.qty, price, stop_px)
         if o.ord_type not in _PRICED:
             price = None
+        if bad is None and len(self._working_children(o)) > 1:
+            bad = Reason.UNSUPPORTED, "replace of an order split across venues is not supported: cancel and re-enter"
         if bad is None:
             bad = self._risk_refusal(c.session, "modify", o.order_id, c.qty, price)
         if bad is not None:
@@ -631,6 +676,8 @@ class Engine:
             self._venue_replaced(ch, o, r)
         elif et is ExecType.REJECTED:
             self._venue_rejected(ch, o, r.cl_ord_id, r.text)
+        elif et is ExecType.ORDER_STATUS and r.cum_qty is not None:
+            self._reconcile(ch, o, r)
         elif et is ExecType.DONE_FOR_DAY or et is ExecType.EXPIRED:
             self._venue_done(ch, o, T.DONE_FOR_DAY if et is ExecType.DONE_FOR_DAY else T.EXPIRE, et)
         # PendingNew/PendingCancel/PendingReplace/OrderStatus acks are informational
@@ -782,7 +829,7 @@ class Engine:
 
     # ------------------------------------------------------------------ market data and time
     def _market_data(self, m: MarketData) -> None:
-        self.marks[(m.symbol, m.venue)] = m
+        self.quotes.setdefault(m.symbol, {})[m.venue] = m
         ref = (m.bid + m.ask) // 2 if m.bid and m.ask else m.last
         if ref:
             self.compliance.set_reference(m.symbol, ref, self._now)

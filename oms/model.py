@@ -132,6 +132,9 @@ class VenueExecReport(msgspec.Struct, tag=True, frozen=True, gc=False):
     exec_ref_id: str | None = None
     orig_cl_ord_id: str | None = None
     text: str = ""
+    cum_qty: int | None = None  # read on an order status report, to reconcile
+    avg_px: int | None = None
+    ord_status: OrdStatus | None = None
 
 
 class VenueCancelReject(msgspec.Struct, tag=True, frozen=True, gc=False):
@@ -156,12 +159,22 @@ class MarketData(msgspec.Struct, tag=True, frozen=True, gc=False):
     bid: int | None = None
     ask: int | None = None
     last: int | None = None
+    bid_size: int = 0
+    ask_size: int = 0
 
 
 class SessionLost(msgspec.Struct, tag=True, frozen=True, gc=False):
     """A trader session with cancel-on-disconnect logged out: cancel its working orders."""
 
     session: str
+
+
+class VenueStatus(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """A venue session went up or down. Down: the router avoids the venue and its working
+    children are in doubt; up again: each is asked for its status and reconciled."""
+
+    venue: str
+    up: bool
 
 
 class Timer(msgspec.Struct, tag=True, frozen=True, gc=False):
@@ -234,6 +247,7 @@ Command = (
     | SetOverride
     | ReenableExecutions
     | EvaluatePostTrade
+    | VenueStatus
 )
 
 
@@ -363,6 +377,17 @@ class ChildUpdated(msgspec.Struct, tag=True, frozen=True, gc=False):
     fill_exec_id: str | None = None  # parent ExecID of the fill this report created/changed
 
 
+class ChildStatusRequested(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """OrderStatusRequest (H) to a venue for a child in doubt after a reconnect."""
+
+    ts: int
+    child_id: str
+    venue: str
+    cl_ord_id: str
+    symbol: str
+    side: Side
+
+
 class Anomaly(msgspec.Struct, tag=True, frozen=True, gc=False):
     """Something the engine refused to apply (illegal transition, overfill, unknown child)."""
 
@@ -402,6 +427,7 @@ Event = (
     | ChildReplaceSent
     | ChildUpdated
     | Anomaly
+    | ChildStatusRequested
     | RiskChanged
     | ComplianceAlert
 )

@@ -26,6 +26,7 @@ from oms.model import (
     OrdStatus,
     RiskChanged,
     ComplianceAlert,
+    ChildStatusRequested,
     OrdType,
     Side,
     TimeInForce,
@@ -238,5 +239,6 @@ _APPLY = {
     OrderRejected: OmsState._no_change,
     Anomaly: OmsState._no_change,
     RiskChanged: OmsState._no_change,
+    ChildStatusRequested: OmsState._no_change,
     ComplianceAlert: OmsState._no_change,
 }

@@ -78,3 +78,21 @@ def test_a_fat_finger_order_is_rejected_with_its_reason(system, tmp_path):
         cl = t.next_id()
         t.new_order(cl, "AAPL", "1", "100", "250.00", account="DEMO1")  # 30% through the market
         assert "price_collar" in (tags(t.expect("8", t11=cl), 58)[0] or "")
+
+
+def test_a_sweep_splits_across_venues_and_aggregates_exactly(system, tmp_path):
+    with trader(system, tmp_path) as t:
+        cl = t.next_id()
+        t.new_order(cl, "MSFT", "1", "1200", account="DEMO1", extra={100: "SWEEP"})
+        while True:
+            er = t.expect("8", t11=cl, timeout=15)
+            if tags(er, 39)[0] in ("2", "4", "8"):
+                break
+        assert tags(er, 39, 14) == ("2", "1200"), tags(er, 39, 14, 58)
+        o = system.engine.state.find("CLIENT1", cl)
+        children = [system.engine.state.children[c] for c in o.children]
+        assert len({ch.venue for ch in children}) >= 2
+        assert sum(ch.cum_qty for ch in children) == o.cum_qty == 1200
+        exact = Decimal(sum(q * p for q, p in o.fills.values())) / 10**6 / 1200
+        assert Decimal(tags(er, 6)[0]) == exact.quantize(Decimal(1).scaleb(-10)).normalize() or \
+            abs(Decimal(tags(er, 6)[0]) - exact) < Decimal("1e-9")
