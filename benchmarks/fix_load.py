@@ -1,0 +1,212 @@
+"""FIX load generator: order round trip and sustained throughput through the OMS on its
+embedded default, side by side with a bare quickfix echo acceptor in Python.
+
+Run: .venv/bin/python -m benchmarks.fix_load [--orders 2000] [--window 20]
+
+Round trip: NewOrderSingle sent -> terminal ExecutionReport received, one order at a
+time (p50, p99). Throughput: `window` orders outstanding, orders per second until all
+are terminal. The OMS leg is trader -> OMS (compliance, journal with fsync, router) ->
+simulated venue -> OMS -> trader: market orders of 100 shares that fill. The echo leg
+answers every NewOrderSingle with one Filled ExecutionReport.
+
+For a load run the default's message throttles, duplicate check, repeated-execution
+throttle and daily credit are switched off (a load test trips them by design); every
+other pre-trade limit and post-trade rule stays on.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import quickfix as fix
+
+from gateways.fix_session import Endpoint, FixSession, execution_report, field, msg_type, new_message, send, \
+    utc_timestamp, write_settings
+from oms.config import DEFAULT_CONFIG, load
+from oms.model import ExecType, OrdStatus
+from oms.system import System
+from tests.fix_client import free_port
+
+TERMINAL = {"2", "4", "8", "C", "3"}
+
+
+class Echo(fix.Application):
+    """The baseline: every NewOrderSingle is answered at once with a Filled ExecutionReport."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.n = 0
+
+    def onCreate(self, sid): pass
+    def onLogon(self, sid): pass
+    def onLogout(self, sid): pass
+    def toAdmin(self, msg, sid): pass
+    def fromAdmin(self, msg, sid): pass
+    def toApp(self, msg, sid): pass
+
+    def fromApp(self, msg, sid):
+        if msg_type(msg) != "D":
+            return
+        self.n += 1
+        qty = int(field(msg, 38) or "0")
+        send(execution_report(
+            sid.getBeginString().getValue(), order_id=f"E{self.n}", exec_id=f"X{self.n}", exec_type=ExecType.TRADE,
+            ord_status=OrdStatus.FILLED, cl_ord_id=field(msg, 11) or "", symbol=field(msg, 55) or "",
+            side=field(msg, 54) or "1", order_qty=qty, cum_qty=qty, leaves_qty=0, avg_px=Decimal(100),
+            last_qty=qty, last_px=100_000_000), sid)
+
+
+class Trader(fix.Application):
+    """Sends orders and times them to their terminal ExecutionReport."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logged_on = threading.Event()
+        self.sent: dict[str, int] = {}
+        self.rtt: list[int] = []
+        self.statuses: dict[str, int] = {}
+        self.cv = threading.Condition()
+        self.done = 0
+        self.sid: fix.SessionID | None = None
+        self.last_reject = ""
+        self.received = 0
+
+    def onCreate(self, sid): pass
+    def onLogon(self, sid): self.sid = sid; self.logged_on.set()
+    def onLogout(self, sid): self.logged_on.clear()
+    def toAdmin(self, msg, sid): pass
+    def fromAdmin(self, msg, sid): pass
+    def toApp(self, msg, sid): pass
+
+    def fromApp(self, msg, sid):
+        self.received += 1
+        if msg_type(msg) != "8":
+            return
+        status = field(msg, 39) or ""
+        if status not in TERMINAL:
+            return
+        if status == "8":
+            self.last_reject = field(msg, 58) or ""
+        t0 = self.sent.pop(field(msg, 11) or "", None)
+        if t0 is None:
+            return
+        now = time.perf_counter_ns()
+        with self.cv:
+            self.rtt.append(now - t0)
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+            self.done += 1
+            self.cv.notify_all()
+
+    def order(self, n: int, begin_string: str) -> None:
+        m = new_message("D")
+        cl = f"L{n}"
+        m.setField(11, cl)
+        if begin_string == "FIX.4.2":
+            m.setField(21, "1")
+        m.setField(1, "DEMO2")
+        m.setField(55, "AAPL")
+        m.setField(54, "1" if n % 2 else "2")  # alternate sides: the position stays flat
+        m.setField(60, utc_timestamp())
+        m.setField(38, str(100 + n % 7))
+        m.setField(40, "1")
+        m.setField(59, "3")
+        self.sent[cl] = time.perf_counter_ns()
+        send(m, self.sid)
+
+    def run(self, orders: int, window: int, begin_string: str, start: int) -> float:
+        """Send `orders` keeping at most `window` outstanding; seconds until all are terminal."""
+        with self.cv:
+            self.done = 0
+        t0 = time.perf_counter()
+        for k in range(orders):
+            with self.cv:
+                while k - self.done >= window:
+                    self.cv.wait(5)
+            self.order(start + k, begin_string)
+        with self.cv:
+            while self.done < orders:
+                if not self.cv.wait(30):
+                    raise TimeoutError(f"{orders - self.done} orders never finished")
+        return time.perf_counter() - t0
+
+
+def measure(port: int, target: str, sender: str, begin_string: str, tmp: Path, orders: int, window: int) -> dict:
+    app = Trader()
+    settings = write_settings(tmp / f"load-{sender}-{port}.cfg", "initiator", "127.0.0.1", port,
+                              [FixSession(begin_string, sender, target)], dictionary=False)
+    ep = Endpoint(app, settings, "initiator")
+    ep.start()
+    try:
+        assert app.logged_on.wait(20), "no logon"
+        app.run(min(200, orders), 1, begin_string, 0)  # warm-up
+        app.rtt.clear()
+        received = app.received
+        app.run(orders, 1, begin_string, 10**6)
+        per_order = (app.received - received) / orders
+        rtt = sorted(app.rtt)
+        seconds = app.run(orders, window, begin_string, 2 * 10**6)
+        return {"p50_us": rtt[len(rtt) // 2] / 1e3, "p99_us": rtt[int(len(rtt) * 0.99)] / 1e3,
+                "mean_us": statistics.fmean(rtt) / 1e3, "orders_per_s": orders / seconds, "statuses": app.statuses,
+                "last_reject": app.last_reject, "reports_per_order": per_order}
+    finally:
+        ep.stop()
+
+
+def run_echo(tmp: Path, orders: int, window: int) -> dict:
+    port = free_port()
+    settings = write_settings(tmp / "echo.cfg", "acceptor", "127.0.0.1", port,
+                              [FixSession("FIX.4.4", "ECHO", "LOAD")], dictionary=False)
+    ep = Endpoint(Echo(), settings, "acceptor")
+    ep.start()
+    try:
+        return measure(port, "ECHO", "LOAD", "FIX.4.4", tmp, orders, window)
+    finally:
+        ep.stop()
+
+
+def run_oms(tmp: Path, orders: int, window: int, fsync: bool = True) -> dict:
+    cfg = load(DEFAULT_CONFIG)
+    cfg = msgspec.structs.replace(cfg, journal=msgspec.structs.replace(cfg.journal, fsync=fsync))
+    risk = msgspec.structs.replace(
+        cfg.risk, throttle_new_per_s=0, throttle_modify_per_s=0, duplicate_window_ms=0, repeated_execution_max=0,
+        limits=[r for r in cfg.risk.limits if r.control != "credit"])
+    cfg = msgspec.structs.replace(
+        cfg, risk=risk, fix=msgspec.structs.replace(cfg.fix, port=free_port()),
+        metrics=msgspec.structs.replace(cfg.metrics, port=free_port()),
+        venues=[msgspec.structs.replace(v, port=free_port()) for v in cfg.venues])
+    system = System(cfg, tmp)
+    system.start()
+    try:
+        time.sleep(1)  # venue sessions log on
+        return measure(cfg.fix.port, "OMS", "CLIENT2", "FIX.4.4", tmp, orders, window)
+    finally:
+        system.stop()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--orders", type=int, default=2000)
+    p.add_argument("--window", type=int, default=20)
+    p.add_argument("--no-fsync", action="store_true", help="journal without fsync, to show what durability costs")
+    a = p.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        echo = run_echo(Path(d), a.orders, a.window)
+        oms = run_oms(Path(d), a.orders, a.window, fsync=not a.no_fsync)
+    print(f"{'':8} {'p50 us':>9} {'p99 us':>9} {'mean us':>9} {'orders/s':>10}  terminal statuses")
+    for name, r in (("echo", echo), ("oms", oms)):
+        print(f"{name:8} {r['p50_us']:9.0f} {r['p99_us']:9.0f} {r['mean_us']:9.0f} {r['orders_per_s']:10.0f}  "
+              f"{r['statuses']} {r['last_reject']}")
+    print(f"messages the trader receives per order: echo {echo['reports_per_order']:.1f}, "
+          f"OMS {oms['reports_per_order']:.1f}; the OMS adds a venue leg (NewOrderSingle out, reports back)")
+    print(f"ratios: p50 oms/echo = {oms['p50_us'] / echo['p50_us']:.2f}x, "
+          f"throughput oms/echo = {oms['orders_per_s'] / echo['orders_per_s']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
