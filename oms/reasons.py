@@ -51,6 +51,7 @@ class Reason(enum.Enum):
     RISK_THROTTLE = (319, 99, 99, "message throttle")
     RISK_ORDER_TO_TRADE = (320, 99, 99, "order-to-trade ratio")
     RISK_REPEATED_EXECUTION = (321, 99, 99, "repeated-execution throttle")
+    RISK_CUMULATIVE_COLLAR = (322, 99, 99, "cumulative price collar")
     # routing and venues
     NO_VENUE = (401, 0, 2, "no venue available for the order")
     VENUE_REJECT = (402, 0, 2, "rejected by venue")

@@ -114,6 +114,7 @@ class Compliance:
         self.executions: dict[str, int] = {}
         self.exec_windows: dict[tuple[str, str], deque[int]] = {}
         self.exec_throttled: set[tuple[str, str]] = set()
+        self.anchors: dict[str, tuple[int, int]] = {}  # symbol -> (time, price) the cumulative collar starts from
         # what on_event found that the engine reports as alerts: (control, level, text, account, symbol)
         self.findings: list[tuple[str, str, str, str, str]] = []
         self.touched: set[int] = set()  # accounts with fills since the engine last looked
@@ -215,7 +216,10 @@ class Compliance:
             return Verdict(Control.STALE_PRICE, describe(Control.STALE_PRICE) +
                            f" for {c.symbol} within {self.cfg.stale_price_s:g} s")
         r = check_one(self.arena, a, i, sign, int(c.side is Side.SELL_SHORT), c.qty, px, int(market))
-        return self._verdict(r, px if market else None)
+        verdict = self._verdict(r, px if market else None)
+        if verdict.control is None and not market:
+            return self._cumulative_collar(c.symbol, px, now) or verdict
+        return verdict
 
     def check_basket(self, orders: list[NewOrder], now: int) -> list[Verdict]:
         """N orders in one kernel call, each consuming limits for the next (what-if: no state changes)."""
@@ -289,6 +293,19 @@ class Compliance:
                            f" for {c.symbol} side {c.side.value} until re-enabled")
         return None
 
+    def _cumulative_collar(self, symbol: str, px: int, now: int) -> Verdict | None:
+        """Orders of a runaway strategy that walk the price step by step each pass the
+        per-order collar; this bounds the walk from the first price of the window."""
+        limit = self.cfg.cumulative_collar_bps
+        anchor = self.anchors.get(symbol)
+        if not limit or anchor is None or now - anchor[0] > self.cfg.cumulative_collar_window_s * SECOND:
+            return None
+        drift = -(-abs(px - anchor[1]) * 10000 // anchor[1])
+        if drift <= limit:
+            return None
+        return Verdict(Control.CUMULATIVE_COLLAR, describe(Control.CUMULATIVE_COLLAR, drift, limit) +
+                       f" for {symbol} within {self.cfg.cumulative_collar_window_s:g} s")
+
     def rate_refused(self, session: str, kind: str, now: int) -> str | None:
         """Text when a cancel ("cancel") or replace ("modify") is over its session's throttle."""
         limit = self.cfg.throttle_cancel_per_s if kind == "cancel" else self.cfg.throttle_modify_per_s
@@ -338,6 +355,9 @@ class Compliance:
         if a is None or i is None:
             return
         px = c.price if c.price is not None else (ev.risk_px or 0)
+        anchor = self.anchors.get(c.symbol)
+        if px and (anchor is None or ev.ts - anchor[0] > self.cfg.cumulative_collar_window_s * SECOND):
+            self.anchors[c.symbol] = (ev.ts, px)
         t = _Tracked(a, i, 1 if c.side is Side.BUY else -1, c.side is Side.SELL_SHORT, c.session, 0, px)
         self.tracked[ev.order_id] = t
         self._move(t, self.arena, c.qty, px, 0, 0)

@@ -51,6 +51,8 @@ class RiskConfig(_Base):
     max_order_to_trade: int = 0  # orders per execution per session per day, once 100 orders are in; 0: off
     repeated_execution_max: int = 0  # RTS 6 art. 15(3): executions of one symbol and side in the window
     repeated_execution_window_ms: int = 1000
+    cumulative_collar_bps: int = 0  # > 0: prices accepted for a symbol within the window may drift this far
+    cumulative_collar_window_s: float = 60.0  # from the first price accepted in the window
     admins: list[str] = []  # users allowed to change limits, kill switches and overrides
     nav: dict[str, str] = {}  # net asset value per account (money), the base of post-trade ratios
     issuers: dict[str, str] = {}  # symbol -> issuer (default: the symbol itself)

@@ -31,6 +31,7 @@ class Control(enum.IntEnum):
     THROTTLE = 19
     ORDER_TO_TRADE = 20
     REPEATED_EXECUTION = 21
+    CUMULATIVE_COLLAR = 22  # drift from the first price accepted in the window, bps
 
     @property
     def label(self) -> str:
@@ -65,6 +66,7 @@ _WORDS = {
     Control.THROTTLE: (99, "message rate above the throttle"),
     Control.ORDER_TO_TRADE: (99, "order-to-trade ratio above the maximum"),
     Control.REPEATED_EXECUTION: (99, "repeated-execution throttle is on"),
+    Control.CUMULATIVE_COLLAR: (99, "prices walked too far from the first in the window (bps)"),
 }
 
 

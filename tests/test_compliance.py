@@ -304,3 +304,14 @@ def test_basket_consumes_limits_in_sequence_and_changes_nothing():
     assert [v.control.name if v.control else None for v in verdicts] == [
         None, None, "POSITION_LONG", "MAX_QTY", None]  # the 3rd would make 300; the 5th fits: 250
     assert (d.engine.compliance.arena == before).all()
+
+
+def test_cumulative_collar_bounds_a_price_walk_within_its_window():
+    d = desk(cumulative_collar_bps=200, cumulative_collar_window_s=60)
+    assert accepted(d.nos("W1", 10, "100"))  # the window's first price
+    for n, price in enumerate(("100.90", "101.50", "102")):  # each step small, all within 2%
+        assert accepted(d.nos(f"W{n + 2}", 10, price))
+    text = rejected(d.nos("W9", 10, "102.01"), Reason.RISK_CUMULATIVE_COLLAR)
+    assert "201 > 200" in text and "AAPL" in text
+    d.now += 61 * 10**9
+    assert accepted(d.nos("W10", 10, "102.01"))  # a new window starts from here
