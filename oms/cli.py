@@ -27,6 +27,15 @@ def _parser() -> argparse.ArgumentParser:
                           "stop at end of input")
     run.add_argument("--no-metrics", action="store_true", help="do not serve /metrics")
     run.add_argument("--no-venues", action="store_true", help="do not start the simulated venues of the config")
+    run.add_argument("--no-nats", action="store_true", help="no NATS: neither the embedded server nor the streams")
+
+    tail = sub.add_parser("tail", help="print a live NATS stream in readable form", description=(
+        "Subscribe to SUBJECT (wildcards allowed, e.g. 'oms.compliance.>') on the config's NATS and print each "
+        "message as a JSON line. --replay first replays what JetStream kept of it."))
+    tail.add_argument("subject")
+    tail.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="TOML config (default: %(default)s)")
+    tail.add_argument("--replay", action="store_true", help="start from the first message JetStream kept")
+    tail.add_argument("--count", type=int, default=0, help="stop after this many messages (0: never)")
 
     sim = sub.add_parser("sim-venue", help="run simulated FIX venues alone", description=(
         "Run the simulated venues of a config (all enabled ones, or those named) until SIGINT or SIGTERM."))
@@ -75,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
     cfg = load(args.config)
     stop = _stop_event()
     system = System(cfg, Path.cwd(), venues=not args.no_venues, serve_metrics=not args.no_metrics,
-                    fix=not args.stdio)
+                    fix=not args.stdio, streams=not args.no_nats)
     system.start()
     gateway = None
     if args.stdio:
@@ -88,6 +97,15 @@ def _run(args: argparse.Namespace) -> int:
         stop.wait(0.2)
     system.stop()
     return 1 if system.runtime.failed else 0
+
+
+def _tail(args: argparse.Namespace) -> int:
+    from gateways.nats_tail import tail
+
+    cfg = load(args.config)
+    n = cfg.nats
+    url = n.url or f"nats://{n.host}:{n.port}"
+    return tail(url, args.subject, replay=args.replay, count=args.count, user=n.user, password=n.password)
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -123,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        return {"run": _run, "replay": _replay, "sim-venue": _sim_venue}[args.command](args)
+        return {"run": _run, "replay": _replay, "sim-venue": _sim_venue, "tail": _tail}[args.command](args)
     except ConfigError as exc:
         print(f"oms: bad config: {exc}", file=sys.stderr)
         return 2

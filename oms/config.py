@@ -64,6 +64,9 @@ class NatsConfig(_Base):
     host: str = "127.0.0.1"
     port: int = 4222
     url: str = ""  # an existing server or cluster; when set, nothing is embedded
+    encoding: Literal["msgpack", "json"] = "msgpack"
+    user: str = ""  # the OMS's credentials (and the embedded server's, when set)
+    password: str = ""
 
 
 class SimConfig(_Base):

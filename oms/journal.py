@@ -192,3 +192,18 @@ class Journal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class JournalReader:
+    """A second, read-only connection for followers (the stream publisher): WAL lets it read
+    committed records while the engine writes."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+
+    def after(self, seq: int, limit: int = 1000) -> list[tuple[int, bytes]]:
+        return self._db.execute(
+            "SELECT seq, payload FROM records WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)).fetchall()
+
+    def close(self) -> None:
+        self._db.close()

@@ -33,6 +33,8 @@ class Metrics:
         )
         self.journal_records = Gauge("oms_journal_last_seq", "Sequence of the last durable journal record", registry=r)
         self.orders = Gauge("oms_orders", "Orders known to the engine", registry=r)
+        self.stream_published = Gauge("oms_stream_published_seq", "Last journal sequence published to NATS; "
+                                      "oms_journal_last_seq minus this is the stream's lag", registry=r)
         self.failed_logons = Counter("oms_failed_logons", "Trader logons refused", ["session"], registry=r)
         self._cmd_children: dict[type, Counter] = {}
         self._event_children: dict[type, Counter] = {}

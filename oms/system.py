@@ -1,8 +1,9 @@
 """The whole OMS on one machine: what `oms run` starts, in order, and stops in reverse.
 
 Venue simulators first (so the venue links find them), then the journal and engine,
-the runtime with its listeners (trader reports, child orders), the venue links and
-last the trader acceptor, so no trader can send an order before it can be routed.
+NATS (embedded server and the stream publisher), the runtime with its listeners (trader
+reports, child orders, streams), the venue links and last the trader acceptor, so no
+trader can send an order before it can be routed.
 """
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ log = logging.getLogger("oms.system")
 
 class System:
     def __init__(self, cfg: Config, base: Path, *, venues: bool = True, serve_metrics: bool = True,
-                 fix: bool = True) -> None:
+                 fix: bool = True, streams: bool = True) -> None:
         self.cfg = cfg
         self.base = base
         self.run_dir = cfg.run_path(base)
-        self.with_venues, self.serve_metrics, self.with_fix = venues, serve_metrics, fix
+        self.with_venues, self.serve_metrics, self.with_fix, self.with_streams = venues, serve_metrics, fix, streams
+        self.nats = None
+        self.streamer = None
         self.metrics = Metrics()
         self.sims: list = []
         self.trader = None
@@ -49,12 +52,31 @@ class System:
             self.runtime.listeners += [self.trader.on_events, self.venue_links.on_events]
         for sim in self.sims:
             sim.md_listeners.append(self.runtime.submit)
+        if self.with_streams:
+            self._start_streams()
         self.runtime.start()
         for sim in self.sims:  # reference prices from the first moment, not the first requote
             sim.publish_all()
         if self.venue_links is not None and self.trader is not None:
             self.venue_links.start(self.run_dir)
             self.trader.start(self.run_dir)
+
+    def _start_streams(self) -> None:
+        from gateways.nats_stream import NatsStreamer
+        from oms.natsd import EmbeddedNats
+
+        n = self.cfg.nats
+        url = n.url
+        if not url:
+            self.nats = EmbeddedNats(n.host, n.port, self.run_dir / "nats", n.user, n.password)
+            self.nats.start()
+            url = self.nats.url
+        self.streamer = NatsStreamer(url, self.cfg.journal_path(self.base), self.run_dir, encoding=n.encoding,
+                                     user=n.user, password=n.password, metrics=self.metrics)
+        self.streamer.start()
+        self.runtime.listeners.append(self.streamer.on_events)
+        for sim in self.sims:
+            sim.md_listeners.append(self.streamer.on_market_data)
 
     def stop(self) -> None:
         if self.trader is not None:
@@ -64,6 +86,10 @@ class System:
         for sim in self.sims:
             sim.md_listeners.clear()
         self.runtime.stop()
+        if self.streamer is not None:
+            self.streamer.stop()
+        if self.nats is not None:
+            self.nats.stop()
         for sim in self.sims:
             sim.stop()
         log.info("stopped; journal at seq %d; state hash %s", self.journal.last_seq, self.engine.state.state_hash())

@@ -58,7 +58,7 @@ ENC = msgspec.json.Encoder()
 
 def start_oms(tmp: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "oms.cli", "run", "--config", str(tmp / "oms.toml"), "--stdio", "--no-metrics", "--no-venues"],
+        [sys.executable, "-m", "oms.cli", "run", "--config", str(tmp / "oms.toml"), "--stdio", "--no-metrics", "--no-venues", "--no-nats"],
         cwd=tmp, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )

@@ -62,7 +62,7 @@ class Desk:
         cfg = msgspec.toml.decode(CONFIG.format(trader_port=self.trader_port, venue_port=self.venue_port), type=Config)
         self.venue = FixClient(tmp, self.venue_port, "TV", "OMS", role="acceptor", wait_logon=False)
         self.venue.__enter__()
-        self.system = System(cfg, tmp, venues=False, serve_metrics=False)
+        self.system = System(cfg, tmp, venues=False, serve_metrics=False, streams=False)
         self.system.start()
         assert self.venue.logged_on.wait(15), "the OMS did not log on to the venue"
         self._n = 0

@@ -1,0 +1,57 @@
+"""`oms tail SUBJECT`: a live NATS stream as JSON lines, e.g. a compliance officer's feed."""
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import msgspec
+import nats
+from nats.js.api import DeliverPolicy
+
+
+def readable(data: bytes, content_type: str | None) -> object:
+    """The payload as plain data, whichever encoding the publisher used."""
+    if content_type == "application/json":
+        return json.loads(data)
+    try:
+        return msgspec.msgpack.decode(data)
+    except msgspec.DecodeError:
+        return data.decode(errors="replace")
+
+
+async def _tail(url: str, subject: str, replay: bool, count: int, user: str, password: str) -> int:
+    nc = await nats.connect(url, user=user or None, password=password or None, connect_timeout=3)
+    seen = 0
+    done = asyncio.Event()
+
+    async def show(msg) -> None:
+        nonlocal seen
+        headers = msg.headers or {}
+        line = {"subject": msg.subject, "type": headers.get("Oms-Type"),
+                "data": readable(msg.data, headers.get("Content-Type"))}
+        print(json.dumps(line, default=str), flush=True)
+        seen += 1
+        if count and seen >= count:
+            done.set()
+
+    if replay:
+        js = nc.jetstream()
+        await js.subscribe(subject, cb=show, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
+    else:
+        await nc.subscribe(subject, cb=show)
+    try:
+        await done.wait()
+    finally:
+        await nc.close()
+    return 0
+
+
+def tail(url: str, subject: str, *, replay: bool = False, count: int = 0, user: str = "", password: str = "") -> int:
+    try:
+        return asyncio.run(_tail(url, subject, replay, count, user, password))
+    except KeyboardInterrupt:
+        return 0
+    except Exception as exc:  # no server, bad subject: one line, non-zero exit
+        print(f"oms tail: {exc}", file=sys.stderr)
+        return 1

