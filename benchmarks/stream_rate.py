@@ -1,0 +1,93 @@
+"""Event publish rate: the OMS's journal-following publisher against a bare nats-py loop
+publishing the same messages to the same JetStream stream, side by side on one machine.
+
+Run: .venv/bin/python -m benchmarks.stream_rate [--orders 2000]
+
+The journal holds the events of `orders` new orders and their fills (made by the real
+engine); both sides publish every one to JetStream with a Nats-Msg-Id and wait for its ack.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+import nats
+
+from gateways.nats_stream import NatsStreamer
+from oms.engine import Engine, SequentialIds
+from oms.journal import Journal
+from oms.model import EVENT_DECODER, EVENT_ENCODER, ExecType, NewOrder, OrdType, Side, VenueExecReport
+from oms.natsd import EmbeddedNats
+from tests.fix_client import free_port
+from tests.harness import REF, SESSION
+
+
+def make_journal(path: Path, orders: int) -> int:
+    engine = Engine(REF, clock=time.time_ns, ids=SequentialIds())
+    with Journal(path, fsync=False) as j:
+        for i in range(orders):
+            events = engine.handle(NewOrder(session=SESSION, cl_ord_id=f"c{i}", account="ACC1", symbol="AAPL",
+                                            side=Side.BUY, ord_type=OrdType.LIMIT, qty=100, price=100_000_000))
+            child = events[-1]
+            events += engine.handle(VenueExecReport(venue="V1", cl_ord_id=child.cl_ord_id, exec_id=f"f{i}",
+                                                    exec_type=ExecType.TRADE, last_qty=100, last_px=100_000_000))
+            j.append([EVENT_ENCODER.encode(e) for e in events])
+        j.commit()
+        return j.last_seq
+
+
+def streamer_rate(url: str, journal: Path, state: Path) -> tuple[int, float]:
+    s = NatsStreamer(url, journal, state)
+    t0 = time.perf_counter()
+    s.start()
+    last = Journal(journal).last_seq
+    while s.published < last:
+        time.sleep(0.01)
+    seconds = time.perf_counter() - t0
+    s.stop()
+    return last, seconds
+
+
+async def bare_rate(url: str, journal: Path) -> tuple[int, float]:
+    with Journal(journal) as j:
+        payloads = [(seq, EVENT_DECODER.decode(p)) for seq, p in j.replay()]
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await js.add_stream(name="BARE", subjects=["bare.>"])
+    sent = 0
+    t0 = time.perf_counter()
+    for seq, ev in payloads:
+        if type(ev).__name__ in ("OrderAccepted", "ExecutionReport"):
+            await js.publish("bare.orders.ACC1", EVENT_ENCODER.encode(ev), headers={"Nats-Msg-Id": str(seq)})
+            sent += 1
+    seconds = time.perf_counter() - t0
+    await nc.close()
+    return sent, seconds
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--orders", type=int, default=2000)
+    a = p.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        server = EmbeddedNats("127.0.0.1", free_port(), tmp / "nats")
+        server.start()
+        try:
+            make_journal(tmp / "journal.db", a.orders)
+            n_bare, t_bare = asyncio.run(bare_rate(server.url, tmp / "journal.db"))
+            n_oms, t_oms = streamer_rate(server.url, tmp / "journal.db", tmp)
+        finally:
+            server.stop()
+    oms_rate, bare = n_bare / t_oms, n_bare / t_bare  # the same JetStream messages on both sides
+    print(f"OMS publisher: {n_oms} journal events, {n_bare} of them to JetStream (and a position message per "
+          f"fill), in {t_oms:.2f} s: {oms_rate:,.0f} JetStream msgs/s")
+    print(f"bare nats-py : {n_bare} JetStream publishes in {t_bare:.2f} s: {bare:,.0f} msgs/s")
+    print(f"ratio: {oms_rate / bare:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
