@@ -21,10 +21,12 @@ from pathlib import Path
 
 import msgspec
 import nats
+import numpy as np
 from nats.errors import Error as NatsError
 from nats.js.errors import Error as JetStreamError
 
 from oms.journal import JournalReader
+from oms.positions import Book
 from oms.model import (
     EVENT_DECODER, CancelRejected, ComplianceAlert, Event, ExecType, ExecutionReport, MarketData, OrderAccepted,
     OrderRejected, RiskChanged, Side,
@@ -44,9 +46,10 @@ class Position(msgspec.Struct, tag=True, frozen=True):
     account: str
     symbol: str
     qty: int  # signed
-    cash: int  # what the fills paid (-) and received (+)
-    mark: int | None  # latest mid, the price P&L is marked at
-    pnl: int | None  # cash + qty x mark: realized plus unrealized
+    avg_px: int | None  # average cost of the open position
+    realized: int  # in the instrument's currency
+    unrealized: int  # at the mark, in the account's base currency
+    mark: int | None  # latest mid across venues
 
 
 class Price(msgspec.Struct, tag=True, frozen=True):
@@ -66,7 +69,8 @@ def token(text: str) -> str:
 
 class NatsStreamer:
     def __init__(self, url: str, journal_path: Path, state_dir: Path, *, encoding: str = "msgpack",
-                 user: str = "", password: str = "", metrics: object | None = None) -> None:
+                 user: str = "", password: str = "", metrics: object | None = None,
+                 positions: Book | None = None) -> None:
         self.url, self.user, self.password = url, user, password
         self.journal_path = journal_path
         self.mark_file = state_dir / "nats-published.seq"
@@ -76,7 +80,7 @@ class NatsStreamer:
         self.published = int(self.mark_file.read_text()) if self.mark_file.exists() else 0
         self.accounts: dict[str, str] = {}  # order_id -> account
         self.fills: dict[str, tuple[int, int]] = {}  # order_id -> (cum qty, cum value) already counted
-        self.positions: dict[tuple[str, str], list[int]] = {}  # (account, symbol) -> [qty, cash]
+        self.positions = positions
         self.quotes: dict[str, dict[str, MarketData]] = {}
         self.connected = threading.Event()
         self._loop = asyncio.new_event_loop()
@@ -132,6 +136,7 @@ class NatsStreamer:
         self._wake, self._md = asyncio.Event(), asyncio.Queue(maxsize=10_000)
         self._stopped: threading.Event | None = None
         reader = JournalReader(self.journal_path)
+        await self._catch_up(reader)
         nc = await nats.connect(self.url, user=self.user or None, password=self.password or None,
                                 max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=2,
                                 allow_reconnect=True, disconnected_cb=self._down, reconnected_cb=self._up)
@@ -140,6 +145,7 @@ class NatsStreamer:
         for name, subject in STREAMS.items():
             await self._ensure_stream(js, name, subject)
         md_task = asyncio.create_task(self._market_data(nc))
+        await nc.subscribe("oms.positions.snapshot", cb=self._snapshot)
         try:
             await self._follow(nc, js, reader)
         finally:
@@ -151,6 +157,22 @@ class NatsStreamer:
                 await nc.close()
             if self._stopped is not None:
                 self._stopped.set()
+
+    async def _catch_up(self, reader: JournalReader) -> None:
+        """Rebuild what the messages are made from (positions, accounts) from the events
+        already published before a restart, without publishing them again."""
+        seq = 0
+        loop = asyncio.get_running_loop()
+        while seq < self.published:
+            rows = await loop.run_in_executor(None, reader.after, seq, 1000)
+            if not rows:
+                break
+            for s, payload in rows:
+                if s > self.published:
+                    return
+                for _ in self._messages(EVENT_DECODER.decode(payload)):
+                    pass
+                seq = s
 
     async def _down(self) -> None:
         self.connected.clear()
@@ -235,20 +257,40 @@ class NatsStreamer:
             yield "oms.compliance.change", ev, True
 
     def _position(self, ev: ExecutionReport) -> Iterator[tuple[str, object, bool]]:
+        """A fill, bust or correction moves the position by its change of CumQty and value."""
+        book = self.positions
+        if book is None or ev.account not in book.accounts or ev.symbol not in book.symbols:
+            return
         cum, value = self.fills.get(ev.order_id, (0, 0))
-        sign = 1 if ev.side is Side.BUY else -1
-        key = (ev.account, ev.symbol)
-        pos = self.positions.setdefault(key, [0, 0])
-        pos[0] += sign * (ev.cum_qty - cum)
-        pos[1] -= sign * (ev.cum_value - value)
         self.fills[ev.order_id] = (ev.cum_qty, ev.cum_value)
-        yield f"oms.positions.{token(ev.account)}", self._position_of(key), False
+        d_qty, d_value = ev.cum_qty - cum, ev.cum_value - value
+        sign = 1 if ev.side is Side.BUY else -1
+        if d_qty:
+            book.fill(ev.account, ev.symbol, sign * d_qty, d_value // d_qty)
+        elif d_value:  # a correction of price only: out at the old price, in at the new one
+            book.fill(ev.account, ev.symbol, -sign * ev.cum_qty, value // ev.cum_qty)
+            book.fill(ev.account, ev.symbol, sign * ev.cum_qty, ev.cum_value // ev.cum_qty)
+        yield f"oms.positions.{token(ev.account)}", self.position(ev.account, ev.symbol), False
 
-    def _position_of(self, key: tuple[str, str]) -> Position:
-        qty, cash = self.positions[key]
-        mark = self._mark(key[1])
-        return Position(account=key[0], symbol=key[1], qty=qty, cash=cash, mark=mark,
-                        pnl=None if mark is None else cash + qty * mark)
+    def position(self, account: str, symbol: str) -> Position:
+        b = self.positions
+        assert b is not None
+        a, i = b.accounts[account], b.symbols[symbol]
+        mark = int(b.marks[i]) or None
+        return Position(account=account, symbol=symbol, qty=int(b.qty[a, i]), avg_px=b.avg_px(account, symbol),
+                        realized=int(b.realized[a, i]), unrealized=int(b.unrealized[a, i]), mark=mark)
+
+    async def _snapshot(self, msg) -> None:
+        """Request/reply: positions of one account ({"account": ...}) or of all, as a list."""
+        b = self.positions
+        try:
+            wanted = msgspec.json.decode(msg.data).get("account") if msg.data else None
+        except msgspec.DecodeError:
+            wanted = None
+        rows = [] if b is None else [
+            self.position(acc, sym) for acc in b.accounts for sym in b.symbols
+            if (wanted in (None, acc)) and b.qty[b.accounts[acc], b.symbols[sym]] != 0]
+        await msg.respond(self.encode(rows))
 
     def _mark(self, symbol: str) -> int | None:
         best = self._best(symbol)
@@ -267,6 +309,10 @@ class NatsStreamer:
         while True:
             md = await self._md.get()
             self.quotes.setdefault(md.symbol, {})[md.venue] = md
+            mark = self._mark(md.symbol)
+            b = self.positions
+            if b is not None and mark and md.symbol in b.symbols:
+                b.prices(np.array([b.symbols[md.symbol]], np.int64), np.array([mark], np.int64))
             try:
                 await nc.publish(f"oms.md.{token(md.venue)}.{token(md.symbol)}", self.encode(md),
                                  headers={"Oms-Schema": SCHEMA, "Oms-Type": "MarketData",

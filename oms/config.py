@@ -129,6 +129,7 @@ class Config(_Base):
     instruments: list[InstrumentConfig] = []
     accounts: list[AccountConfig] = []
     risk: RiskConfig = RiskConfig()
+    fx: dict[str, str] = {}  # value of one unit of each currency in USD, e.g. EUR = "1.08"
 
     def run_path(self, base: Path) -> Path:
         run_dir = Path(self.run_dir)
@@ -202,6 +203,14 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
         fail("venues", "duplicate venue name")
     if venues and cfg.default_venue not in venues:
         fail("default_venue", f"{cfg.default_venue!r} is not one of the venues {venues}")
+    for ccy, rate in cfg.fx.items():
+        try:
+            ok = to_price(rate) > 0
+        except FixedPointError as exc:
+            fail(f"fx.{ccy}", str(exc))
+        else:
+            if not ok:
+                fail(f"fx.{ccy}", "must be positive")
     for n, rule in enumerate(cfg.risk.limits):
         try:
             parse_rule(rule)

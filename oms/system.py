@@ -11,7 +11,10 @@ import logging
 from pathlib import Path
 
 from oms.config import Config
+from oms.fixed import to_price
 from oms.metrics import Metrics
+from oms.positions import Book as PositionBook
+from oms.positions import rates_for
 from oms.runtime import Runtime, open_engine
 
 log = logging.getLogger("oms.system")
@@ -72,11 +75,18 @@ class System:
             self.nats.start()
             url = self.nats.url
         self.streamer = NatsStreamer(url, self.cfg.journal_path(self.base), self.run_dir, encoding=n.encoding,
-                                     user=n.user, password=n.password, metrics=self.metrics)
+                                     user=n.user, password=n.password, metrics=self.metrics,
+                                     positions=self._positions())
         self.streamer.start()
         self.runtime.listeners.append(self.streamer.on_events)
         for sim in self.sims:
             sim.md_listeners.append(self.streamer.on_market_data)
+
+    def _positions(self) -> PositionBook:
+        cfg = self.cfg
+        usd = {ccy: to_price(v) for ccy, v in cfg.fx.items()}
+        rates = rates_for([a.base_currency for a in cfg.accounts], [i.currency for i in cfg.instruments], usd)
+        return PositionBook([a.id for a in cfg.accounts], [i.symbol for i in cfg.instruments], rates)
 
     def stop(self) -> None:
         if self.trader is not None:

@@ -126,12 +126,16 @@ def test_positions_follow_the_fills(tmp_path):
                 got.append(msgspec.msgpack.decode(msg.data))
             except nats.errors.TimeoutError:
                 pass
+        reply = await nc.request("oms.positions.snapshot", b'{"account": "ACC1"}', timeout=5)
+        got.append(msgspec.msgpack.decode(reply.data))
         await nc.close()
         return got
 
     try:
         got = asyncio.run(collect())
-        assert [(p["qty"], p["cash"]) for p in got] == [(30, -30 * 100_500_000), (100, -100 * 100_500_000)]
+        snapshot = got.pop()
+        assert [(p["symbol"], p["qty"]) for p in snapshot] == [("AAPL", 100)]
+        assert [(p["qty"], p["avg_px"], p["realized"]) for p in got] == [(30, 100_500_000, 0), (100, 100_500_000, 0)]
         assert got[-1]["account"] == "ACC1" and got[-1]["symbol"] == "AAPL"
     finally:
         s.stop()

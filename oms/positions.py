@@ -1,0 +1,133 @@
+"""Positions and P&L: average cost, realized and unrealized, in the instrument's currency
+and the account's base currency, exact in fixed point (1e-6).
+
+Fills update one position at a time (`Book.fill`, plain Python integers). Marking to
+market is a Numba kernel over packed arrays (accounts x instruments): in full, or
+incrementally for a batch of price updates, which touches only the updated columns.
+
+Average cost: buying into a long (or selling into a short) adds the fill's value to the
+cost basis; reducing releases the cost basis pro rata, floor-rounded, and the remainder
+leaves with the last share, so a position that goes back to flat has realized exactly
+what it paid and received.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+SCALE = 10**6
+
+
+class Book:
+    """Positions of accounts x instruments. rates[a, i]: instrument i's currency into
+    account a's base currency (fixed point, 1e6 = 1)."""
+
+    def __init__(self, accounts: list[str], symbols: list[str], rates: np.ndarray | None = None) -> None:
+        self.accounts = {a: k for k, a in enumerate(accounts)}
+        self.symbols = {s: k for k, s in enumerate(symbols)}
+        shape = (len(accounts), len(symbols))
+        self.qty = np.zeros(shape, np.int64)
+        self.cost = np.zeros(shape, np.int64)  # signed cost basis of the open position
+        self.realized = np.zeros(shape, np.int64)
+        self.rates = rates if rates is not None else np.full(shape, SCALE, np.int64)
+        self.marks = np.zeros(len(symbols), np.int64)
+        self.unrealized = np.zeros(shape, np.int64)
+        self.account_unrealized = np.zeros(len(accounts), np.int64)  # base currency
+
+    def fill(self, account: str, symbol: str, qty: int, px: int) -> None:
+        """A fill of signed qty (buy > 0) at px; a bust is the opposite fill at the same price."""
+        a, i = self.accounts[account], self.symbols[symbol]
+        q0, c0 = int(self.qty[a, i]), int(self.cost[a, i])
+        q1, c1, realized = apply_fill(q0, c0, qty, px)
+        self.qty[a, i], self.cost[a, i] = q1, c1
+        self.realized[a, i] += realized
+        mark_cells(self.qty, self.cost, self.marks, self.rates, self.unrealized, self.account_unrealized,
+                   np.array([a], np.int64), i)
+
+    def mark_all(self) -> None:
+        mark_to_market(self.qty, self.cost, self.marks, self.rates, self.unrealized, self.account_unrealized)
+
+    def prices(self, columns: np.ndarray, marks: np.ndarray) -> None:
+        """A batch of price updates: only the updated instruments' columns are re-marked."""
+        apply_prices(self.qty, self.cost, self.marks, self.rates, self.unrealized, self.account_unrealized,
+                     columns, marks)
+
+    def avg_px(self, account: str, symbol: str) -> int | None:
+        a, i = self.accounts[account], self.symbols[symbol]
+        q = int(self.qty[a, i])
+        return None if q == 0 else abs(int(self.cost[a, i])) // abs(q)
+
+
+def rates_for(bases: list[str], currencies: list[str], usd: dict[str, int]) -> np.ndarray:
+    """rates[a, i]: one unit of instrument i's currency in account a's base currency, from
+    each currency's value in USD (fixed point); a currency without a rate counts at 1."""
+    def value(ccy: str) -> int:
+        return usd.get(ccy, SCALE)
+
+    return np.array([[value(c) * SCALE // value(b) for c in currencies] for b in bases], np.int64).reshape(
+        len(bases), len(currencies))
+
+
+def apply_fill(qty: int, cost: int, q: int, px: int) -> tuple[int, int, int]:
+    """(new qty, new cost basis, realized) after a signed fill q at px."""
+    if qty == 0 or (qty > 0) == (q > 0):
+        return qty + q, cost + q * px, 0
+    closing = min(abs(q), abs(qty))
+    released = abs(cost) * closing // abs(qty) if closing < abs(qty) else abs(cost)
+    side = 1 if qty > 0 else -1
+    realized = side * (closing * px - released)
+    qty, cost = qty + side * -closing, cost - side * released
+    rest = abs(q) - closing
+    if rest:  # the fill goes through flat: what is left opens the other way
+        sign = 1 if q > 0 else -1
+        qty, cost = sign * rest, sign * rest * px
+    return qty, cost, realized
+
+
+@njit(cache=True)
+def _cell(qty, cost, marks, rates, a, i):
+    """Unrealized P&L of one position in the account's base currency (0 without a mark)."""
+    if marks[i] == 0 or qty[a, i] == 0:
+        return 0
+    return (qty[a, i] * marks[i] - cost[a, i]) * rates[a, i] // 1_000_000
+
+
+@njit(cache=True)
+def mark_to_market(qty, cost, marks, rates, unrealized, account_unrealized):
+    """Every position at the current marks."""
+    for a in range(qty.shape[0]):
+        total = 0
+        for i in range(qty.shape[1]):
+            u = _cell(qty, cost, marks, rates, a, i)
+            unrealized[a, i] = u
+            total += u
+        account_unrealized[a] = total
+
+
+@njit(cache=True)
+def apply_prices(qty, cost, marks, rates, unrealized, account_unrealized, columns, new_marks):
+    """New marks for some instruments: re-mark their columns, move the account totals by the difference."""
+    for k in range(columns.shape[0]):
+        i = columns[k]
+        marks[i] = new_marks[k]
+        for a in range(qty.shape[0]):
+            u = _cell(qty, cost, marks, rates, a, i)
+            account_unrealized[a] += u - unrealized[a, i]
+            unrealized[a, i] = u
+
+
+@njit(cache=True)
+def mark_cells(qty, cost, marks, rates, unrealized, account_unrealized, rows, i):
+    """Re-mark one instrument for some accounts (after their fills)."""
+    for k in range(rows.shape[0]):
+        a = rows[k]
+        u = _cell(qty, cost, marks, rates, a, i)
+        account_unrealized[a] += u - unrealized[a, i]
+        unrealized[a, i] = u
+
+
+def mark_to_market_ref(qty, cost, marks, rates) -> tuple[list[list[int]], list[int]]:
+    """Plain Python: (unrealized per position, per account), base currency."""
+    cells = [[0 if int(m) == 0 or int(q) == 0 else (int(q) * int(m) - int(c)) * int(r) // SCALE
+              for q, c, m, r in zip(qrow, crow, marks, rrow)] for qrow, crow, rrow in zip(qty, cost, rates)]
+    return cells, [sum(row) for row in cells]
