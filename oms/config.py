@@ -59,6 +59,15 @@ class FixConfig(_Base):
     sessions: list[SessionConfig] = []
 
 
+class NatsUser(_Base):
+    """A user of the embedded server and what it may do (subjects; wildcards allowed)."""
+
+    user: str
+    password: str
+    publish: list[str] = []
+    subscribe: list[str] = msgspec.field(default_factory=lambda: ["_INBOX.>"])
+
+
 class NatsConfig(_Base):
     embedded: bool = True
     host: str = "127.0.0.1"
@@ -67,6 +76,7 @@ class NatsConfig(_Base):
     encoding: Literal["msgpack", "json"] = "msgpack"
     user: str = ""  # the OMS's credentials (and the embedded server's, when set)
     password: str = ""
+    users: list[NatsUser] = []  # other users of the embedded server, e.g. a read-only compliance feed
 
 
 class SimConfig(_Base):

@@ -2,6 +2,7 @@
 under the run directory; started and stopped with the OMS."""
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import socket
@@ -21,9 +22,11 @@ def server_binary() -> str:
 
 
 class EmbeddedNats:
-    def __init__(self, host: str, port: int, store_dir: Path, user: str = "", password: str = "") -> None:
+    def __init__(self, host: str, port: int, store_dir: Path, user: str = "", password: str = "",
+                 users: list | None = None) -> None:
         self.host, self.port, self.store_dir = host, port, store_dir
         self.user, self.password = user, password
+        self.users = users or []  # oms.config.NatsUser: credentials and subject permissions
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -32,9 +35,9 @@ class EmbeddedNats:
 
     def start(self, timeout: float = 10.0) -> None:
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [server_binary(), "-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir)]
-        if self.user:
-            cmd += ["--user", self.user, "--pass", self.password]
+        conf = self.store_dir / "nats-server.conf"
+        conf.write_text(self._conf())
+        cmd = [server_binary(), "-c", str(conf)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -48,6 +51,21 @@ class EmbeddedNats:
                 time.sleep(0.05)
         self.stop()
         raise TimeoutError(f"nats-server did not listen on {self.url} within {timeout} s")
+
+    def _conf(self) -> str:
+        """The server's config: listen address, JetStream, and users with permissions."""
+        lines = [f"listen: {json.dumps(f'{self.host}:{self.port}')}",
+                 f"jetstream {{ store_dir: {json.dumps(str(self.store_dir))} }}"]
+        users = []
+        if self.user:
+            users.append({"user": self.user, "password": self.password})
+        for u in self.users:
+            users.append({"user": u.user, "password": u.password,
+                          "permissions": {"publish": {"allow": u.publish or ["_INBOX.>"]},
+                                          "subscribe": {"allow": u.subscribe}}})
+        if users:
+            lines.append(f"authorization {{ users: {json.dumps(users)} }}")
+        return "\n".join(lines) + "\n"
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

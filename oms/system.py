@@ -71,7 +71,7 @@ class System:
         n = self.cfg.nats
         url = n.url
         if not url:
-            self.nats = EmbeddedNats(n.host, n.port, self.run_dir / "nats", n.user, n.password)
+            self.nats = EmbeddedNats(n.host, n.port, self.run_dir / "nats", n.user, n.password, n.users)
             self.nats.start()
             url = self.nats.url
         self.streamer = NatsStreamer(url, self.cfg.journal_path(self.base), self.run_dir, encoding=n.encoding,

@@ -189,3 +189,50 @@ def test_tail_prints_a_stream(tmp_path):
         assert '"RISK_MAX_QTY"' in out.stdout and "oms.compliance.reject" in out.stdout
     finally:
         s.stop()
+
+
+def test_authentication_and_a_read_only_compliance_user(tmp_path):
+    port = free_port()
+    text = CONFIG.format(port=port).replace(
+        f"port = {port}\n", f'port = {port}\nuser = "oms"\npassword = "oms-secret"\n'
+        '[[nats.users]]\nuser = "compliance"\npassword = "c-secret"\n'
+        'subscribe = ["oms.compliance.>", "_INBOX.>"]\npublish = ["$JS.API.>"]\n', 1)
+    cfg = msgspec.toml.decode(text, type=Config)
+    s = System(cfg, tmp_path, venues=False, fix=False, serve_metrics=False)
+    s.start()
+    url = f"nats://127.0.0.1:{port}"
+
+    async def probe() -> dict:
+        out: dict = {}
+        try:
+            await nats.connect(url, user="compliance", password="wrong", connect_timeout=2,
+                               max_reconnect_attempts=0, allow_reconnect=False)
+            out["wrong password"] = "connected"
+        except Exception as exc:
+            out["wrong password"] = type(exc).__name__
+        errors: list = []
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(str(exc))
+
+        nc = await nats.connect(url, user="compliance", password="c-secret", error_cb=on_error)
+        feed = await nc.subscribe("oms.compliance.>")
+        await nc.subscribe("oms.orders.>")  # not allowed: the server refuses
+        await nc.publish("oms.orders.ACC1", b"forged")  # not allowed either
+        await nc.flush()
+        order(s, "X1", qty=5000)
+        msg = await feed.next_msg(timeout=10)
+        out["feed"] = msg.subject
+        await asyncio.sleep(0.5)
+        out["errors"] = " ".join(errors).lower()
+        await nc.close()
+        return out
+
+    try:
+        assert s.streamer.connected.wait(10)  # type: ignore[union-attr]
+        out = asyncio.run(probe())
+        assert out["wrong password"] != "connected"
+        assert out["feed"] == "oms.compliance.reject"
+        assert "permissions violation" in out["errors"] and "oms.orders" in out["errors"]
+    finally:
+        s.stop()
