@@ -150,11 +150,13 @@ class Engine:
         out: list[Event] = []
         self._out = out
         self._now = self.clock()
-        self.compliance.findings.clear()
-        self.compliance.touched.clear()
+        compliance = self.compliance
+        if compliance.findings or compliance.touched:  # left over from a replay
+            compliance.findings, compliance.touched = [], set()
         try:
             self._handlers[type(cmd)](cmd)
-            self._compliance_findings()
+            if compliance.findings or compliance.touched:
+                self._compliance_findings()
         except IllegalTransition as exc:
             self._anomaly("illegal_transition", f"{type(cmd).__name__}: {exc}")
         except Exception as exc:  # the engine never dies from a message

@@ -25,7 +25,7 @@ from oms.model import (
 from risk.config import LimitRule, PostTradeRule, RiskConfig
 from risk.controls import KERNEL_CONTROLS, MONEY_CONTROLS, UNLIMITED, Control, describe
 from risk.kernel import (
-    B_BUYS, B_POS, B_SELLS, I_ADV, I_REF, check_one, check_orders, new_arena, order_moved, views,
+    B_BUYS, B_CASH, B_POS, B_SELLS, I_ADV, I_REF, check_one, check_orders, new_arena, order_moved, views,
 )
 from risk.posttrade import RULES, Rule, evaluate
 
@@ -362,10 +362,10 @@ class Compliance:
         self.tracked[ev.order_id] = t
         self._move(t, self.arena, c.qty, px, 0, 0)
 
-    def _move(self, t: _Tracked, arena: np.ndarray, working: int, px: int, cum: int, value: int) -> None:
-        order_moved(arena, t.a, t.i, t.sign, t.short, t.working, t.px, t.cum, t.cum_value, working, px, cum, value)
-        if arena is self.arena and value != t.cum_value:
-            self.cash[t.a, t.i] -= t.sign * (value - t.cum_value)  # buys pay, sells receive
+    @staticmethod
+    def _move(t: _Tracked, arena: np.ndarray, working: int, px: int, cum: int, value: int) -> None:
+        order_moved(arena, t.a, t.i, t.sign, t.short, working - t.working, working * px - t.working * t.px,
+                    cum - t.cum, value - t.cum_value, (working > 0) - (t.working > 0))
         t.working, t.px, t.cum, t.cum_value = working, px, cum, value
 
     def _report(self, ev: ExecutionReport) -> None:
@@ -382,7 +382,8 @@ class Compliance:
         if not d_cum and working == t.working and px == t.px and ev.cum_value == t.cum_value:
             return  # an acknowledgement: nothing to count
         self._move(t, self.arena, working, px, ev.cum_qty, ev.cum_value)
-        self.touched.add(t.a)
+        if self.cfg.post_trade:
+            self.touched.add(t.a)
         if ev.exec_type is ExecType.TRADE:
             self.executions[t.session] = self.executions.get(t.session, 0) + 1
             self._execution(ev)
@@ -423,7 +424,7 @@ class Compliance:
 
     # ------------------------------------------------------------------ post-trade
     def _post_trade_setup(self, cfg: RiskConfig, symbols: list[str], n_a: int, n_i: int) -> None:
-        self.cash = np.zeros((n_a, n_i), np.int64)
+        self.cash = self.book[B_CASH]  # what fills paid (-) and received (+): the kernel keeps it
         self.nav = np.zeros(n_a, np.int64)
         for acc, v in cfg.nav.items():
             if acc in self.accounts:

@@ -8,7 +8,8 @@ All arrays live in one int64 arena (so a call unboxes one array), as views
                    price (limit, or the reference for a market order), market (0/1)
   lim     (C, A, I) hard limits, UNLIMITED where none
   soft    (C,)     soft level in bps of the hard limit, 0 for none
-  book    (4, A, I) position, working buys, working sells, locate used
+  book    (5, A, I) position, working buys, working sells, locate used, cash (what fills
+                   paid and received: post-trade P&L, no pre-trade control reads it)
   acct    (4, A)   open order notional, executed notional, open order count, signed open
                    notional (buys less sells)
   inst    (2, I)   reference price (0: none), average daily volume (0: unknown)
@@ -27,7 +28,8 @@ from risk.controls import KERNEL_CONTROLS, UNLIMITED, Control
 
 R_REASON, R_ALERTS, R_OBSERVED, R_LIMIT = range(4)
 HEADER = 2  # the arena starts with (accounts, instruments)
-B_POS, B_BUYS, B_SELLS, B_LOCATE = range(4)
+B_POS, B_BUYS, B_SELLS, B_LOCATE, B_CASH = range(5)
+BOOK_PLANES = 5
 A_OPEN, A_EXEC, A_COUNT, A_NET_OPEN = range(4)
 I_REF, I_ADV = range(2)
 
@@ -118,8 +120,8 @@ def views(arena):
     k += KERNEL_CONTROLS * n_a * n_i
     soft = arena[k:k + KERNEL_CONTROLS]
     k += KERNEL_CONTROLS
-    book = arena[k:k + 4 * n_a * n_i].reshape((4, n_a, n_i))
-    k += 4 * n_a * n_i
+    book = arena[k:k + BOOK_PLANES * n_a * n_i].reshape((BOOK_PLANES, n_a, n_i))
+    k += BOOK_PLANES * n_a * n_i
     acct = arena[k:k + 4 * n_a].reshape((4, n_a))
     k += 4 * n_a
     inst = arena[k:k + 2 * n_i].reshape((2, n_i))
@@ -127,7 +129,8 @@ def views(arena):
 
 
 def new_arena(accounts: int, instruments: int) -> np.ndarray:
-    size = HEADER + (KERNEL_CONTROLS + 4) * accounts * instruments + KERNEL_CONTROLS + 4 * accounts + 2 * instruments
+    size = (HEADER + (KERNEL_CONTROLS + BOOK_PLANES) * accounts * instruments + KERNEL_CONTROLS + 4 * accounts
+            + 2 * instruments)
     arena = np.zeros(size, np.int64)
     arena[0], arena[1] = accounts, instruments
     return arena
@@ -160,28 +163,30 @@ def check_orders(arena, orders, out):
 
 
 @njit(cache=True)
-def order_moved(arena, a, i, side, short, w0, px0, cum0, value0, w1, px1, cum1, value1):
-    """An order went from (working, price, cum, cum value) 0 to 1: move what it counts in."""
+def order_moved(arena, a, i, side, short, d_working, d_open, d_cum, d_value, d_count):
+    """An order's working quantity, open notional, CumQty, cum value and liveness changed
+    by these amounts: move what it counts in."""
     _lim, _soft, book, acct, _inst = views(arena)
-    _moved(book, acct, a, i, side, short, w0, px0, cum0, value0, w1, px1, cum1, value1)
+    _moved(book, acct, a, i, side, short, d_working, d_open, d_cum, d_value, d_count)
 
 
 @njit(cache=True)
-def _moved(book, acct, a, i, side, short, w0, px0, cum0, value0, w1, px1, cum1, value1):
-    book[B_BUYS if side > 0 else B_SELLS, a, i] += w1 - w0
-    book[B_POS, a, i] += side * (cum1 - cum0)
-    acct[A_OPEN, a] += w1 * px1 - w0 * px0
-    acct[A_NET_OPEN, a] += side * (w1 * px1 - w0 * px0)
-    acct[A_EXEC, a] += value1 - value0
-    acct[A_COUNT, a] += (w1 > 0) - (w0 > 0)
+def _moved(book, acct, a, i, side, short, d_working, d_open, d_cum, d_value, d_count):
+    book[B_BUYS if side > 0 else B_SELLS, a, i] += d_working
+    book[B_POS, a, i] += side * d_cum
+    book[B_CASH, a, i] -= side * d_value  # buys pay, sells receive
+    acct[A_OPEN, a] += d_open
+    acct[A_NET_OPEN, a] += side * d_open
+    acct[A_EXEC, a] += d_value
+    acct[A_COUNT, a] += d_count
     if short:
-        book[B_LOCATE, a, i] += w1 - w0 + cum1 - cum0
+        book[B_LOCATE, a, i] += d_working + d_cum
 
 
 @njit(cache=True)
 def _consume(orders, book, acct, j):
-    _moved(book, acct, orders[j, 0], orders[j, 1], orders[j, 2], orders[j, 3], 0, 0, 0, 0, orders[j, 4], orders[j, 5],
-           0, 0)
+    _moved(book, acct, orders[j, 0], orders[j, 1], orders[j, 2], orders[j, 3], orders[j, 4], orders[j, 4] * orders[j, 5],
+           0, 0, 1)
 
 
 @njit(cache=True, inline="always")
@@ -192,7 +197,7 @@ def _ceil_div(x, y):
 # ---------------------------------------------------------------------- reference
 def check_orders_ref(orders, lim, soft, book, acct, inst) -> list[tuple[int, int, int, int]]:
     """Plain Python ints: list each applicable control's (figure, limit), first breach wins."""
-    pos, buys, sells, located = ([[int(x) for x in row] for row in plane] for plane in book)
+    pos, buys, sells, located, _cash = ([[int(x) for x in row] for row in plane] for plane in book)
     open_notional, executed, count, net_open = ([int(x) for x in row] for row in acct)
     ref, adv = [int(x) for x in inst[0]], [int(x) for x in inst[1]]
     results = []

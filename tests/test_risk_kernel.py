@@ -29,7 +29,7 @@ def cases(draw):
                     lim[c, a, i] = draw(small) * unit
     soft = np.array([draw(st.sampled_from([0, 5000, 8000, 10000])) for _ in range(KERNEL_CONTROLS)], np.int64)
     book = np.array([[[draw(st.integers(-500, 500) if p == 0 else small) for _ in range(instruments)]
-                      for _ in range(accounts)] for p in range(4)], np.int64)
+                      for _ in range(accounts)] for p in range(5)], np.int64)
     acct = np.array([[draw(small) * 10**6 for _ in range(accounts)], [draw(small) * 10**6 for _ in range(accounts)],
                      [draw(st.integers(0, 20)) for _ in range(accounts)],
                      [draw(st.integers(-2_000, 2_000)) * 10**6 for _ in range(accounts)]], np.int64)
