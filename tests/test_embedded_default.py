@@ -97,3 +97,26 @@ def test_a_sweep_splits_across_venues_and_aggregates_exactly(system, tmp_path):
         exact = Decimal(sum(q * p for q, p in o.fills.values())) / 10**6 / 1200
         assert Decimal(tags(er, 6)[0]) == exact.quantize(Decimal(1).scaleb(-10)).normalize() or \
             abs(Decimal(tags(er, 6)[0]) - exact) < Decimal("1e-9")
+
+
+def test_market_data_and_consolidated_prices_stream_over_nats(system):
+    import asyncio
+
+    import nats
+
+    async def grab() -> dict:
+        nc = await nats.connect(system.streamer.url)
+        subs = {s: await nc.subscribe(s) for s in ("oms.md.YSIM.AAPL", "oms.prices.AAPL")}
+        got = {}
+        for subject, sub in subs.items():
+            msg = await sub.next_msg(timeout=10)
+            got[subject] = (msg.headers.get("Oms-Type"), msgspec.msgpack.decode(msg.data))
+        await nc.close()
+        return got
+
+    got = asyncio.run(grab())
+    md_type, md = got["oms.md.YSIM.AAPL"]
+    assert md_type == "MarketData" and md["venue"] == "YSIM" and md["bid"] < md["ask"]
+    price_type, price = got["oms.prices.AAPL"]
+    assert price_type == "Price" and price["bid"] > 0 and price["ask"] > 0  # venues drift apart: it may cross
+    assert price["bid_venue"] in ("XSIM", "YSIM", "ZSIM") and price["ask_venue"] in ("XSIM", "YSIM", "ZSIM")
