@@ -82,10 +82,10 @@ def _run(args: argparse.Namespace) -> int:
     from oms.system import System
 
     cfg = load(args.config)
-    stop = _stop_event()
     system = System(cfg, Path.cwd(), venues=not args.no_venues, serve_metrics=not args.no_metrics,
                     fix=not args.stdio, streams=not args.no_nats)
     system.start()
+    stop = _stop_event()  # after start: a component that resets SIGINT must not win
     gateway = None
     if args.stdio:
         from gateways.stdio import StdioGateway

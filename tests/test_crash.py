@@ -155,3 +155,29 @@ def test_sigkill_mid_stream_loses_no_acknowledged_order(tmp_path: Path) -> None:
     assert rep.returncode == 0
     with Journal(journal_path) as j:
         assert f"state hash   {replay(j).state_hash()}" in rep.stdout
+
+
+def test_sigint_stops_the_whole_system_cleanly(tmp_path: Path) -> None:
+    """`oms run` with FIX, NATS and metrics: SIGINT stops everything, the embedded nats-server too."""
+    from tests.fix_client import free_port
+
+    text = CONFIG.replace("port = 19999", f"port = {free_port()}") + (
+        f"[fix]\nport = {free_port()}\n[metrics]\nport = {free_port()}\n[nats]\nport = {free_port()}\n")
+    (tmp_path / "oms.toml").write_text(text)
+    proc = subprocess.Popen([sys.executable, "-m", "oms.cli", "run", "--config", str(tmp_path / "oms.toml"),
+                             "--no-venues"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True)
+    lines: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if "SIGINT or SIGTERM stops it" in line:
+            break
+    nats_conf = tmp_path / "run" / "nats" / "nats-server.conf"
+    assert nats_conf.exists(), "".join(lines)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, "".join(lines) + out
+    assert "stopped; journal at seq" in out
+    left = subprocess.run(["pgrep", "-f", str(nats_conf)], capture_output=True, text=True)
+    assert left.stdout.strip() == "", "nats-server still running"
