@@ -11,20 +11,27 @@ import enum
 import msgspec
 
 
-class Side(str, enum.Enum):
+class FixCode(str, enum.Enum):
+    """A FIX code. Hashed in C like the str it is: these are dict and set keys on every
+    command, and Enum's own __hash__ is a Python call."""
+
+    __hash__ = str.__hash__
+
+
+class Side(FixCode):
     BUY = "1"
     SELL = "2"
     SELL_SHORT = "5"
 
 
-class OrdType(str, enum.Enum):
+class OrdType(FixCode):
     MARKET = "1"
     LIMIT = "2"
     STOP = "3"
     STOP_LIMIT = "4"
 
 
-class TimeInForce(str, enum.Enum):
+class TimeInForce(FixCode):
     DAY = "0"
     GTC = "1"
     IOC = "3"
@@ -32,7 +39,7 @@ class TimeInForce(str, enum.Enum):
     GTD = "6"
 
 
-class OrdStatus(str, enum.Enum):
+class OrdStatus(FixCode):
     NEW = "0"
     PARTIALLY_FILLED = "1"
     FILLED = "2"
@@ -45,7 +52,7 @@ class OrdStatus(str, enum.Enum):
     PENDING_REPLACE = "E"
 
 
-class ExecType(str, enum.Enum):
+class ExecType(FixCode):
     NEW = "0"
     DONE_FOR_DAY = "3"
     CANCELED = "4"

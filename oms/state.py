@@ -93,7 +93,8 @@ class OmsState:
         self.gtd: set[str] = set()  # GTD orders the timer has to look at (done ones are pruned by it)
         self.last_ts = 0
         self.events_applied = 0
-        self.observers: list = []  # called with each event after it is applied (compliance state)
+        # called with each event of their type after it is applied (compliance state)
+        self._observers: dict[type, tuple] = {}
 
     # ------------------------------------------------------------------ apply
     def apply(self, ev: Event) -> None:
@@ -101,30 +102,21 @@ class OmsState:
         handler(self, ev)
         self.events_applied += 1
         self.last_ts = ev.ts
-        for observe in self.observers:
-            observe(ev)
+        observers = self._observers.get(type(ev))
+        if observers is not None:
+            for observe in observers:
+                observe(ev)
+
+    def observe(self, handlers: dict[type, object]) -> None:
+        """Call handlers[type(ev)](ev) after each event of that type is applied."""
+        for kind, handler in handlers.items():
+            self._observers[kind] = self._observers.get(kind, ()) + (handler,)
 
     def _accepted(self, ev: OrderAccepted) -> None:
         o: NewOrder = ev.order
-        self.orders[ev.order_id] = ParentOrder(
-            order_id=ev.order_id,
-            session=o.session,
-            account=o.account,
-            symbol=o.symbol,
-            side=o.side,
-            ord_type=o.ord_type,
-            tif=o.tif,
-            expire_time=o.expire_time,
-            venue=ev.venue,
-            cl_ord_id=o.cl_ord_id,
-            orig_cl_ord_id=None,
-            status=OrdStatus.PENDING_NEW,
-            acked=False,
-            order_qty=o.qty,
-            price=o.price,
-            stop_px=o.stop_px,
-            fills={},
-            children=[],
+        self.orders[ev.order_id] = ParentOrder(  # positional, in field order (tests/test_model.py)
+            ev.order_id, o.session, o.account, o.symbol, o.side, o.ord_type, o.tif, o.expire_time, ev.venue,
+            o.cl_ord_id, None, OrdStatus.PENDING_NEW, False, o.qty, o.price, o.stop_px,
         )
         self.by_cl_ord_id[(o.session, o.cl_ord_id)] = ev.order_id
         if o.tif is TimeInForce.GTD:

@@ -17,6 +17,8 @@ S = OrdStatus
 
 
 class Trigger(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons; Enum's __hash__ is a Python call on every lookup
+
     ACK = "ack"  # venue accepted the order (ExecType New)
     FILL = "fill"  # a trade
     BUST = "bust"  # a trade canceled or corrected (quantities may go down)

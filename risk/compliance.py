@@ -2,7 +2,7 @@
 
 The state (exposure arrays, message windows, kill switches, limit changes, overrides,
 the repeated-execution throttle) is derived from journaled events only, through
-`on_event`, which the OMS state calls after applying each event. So a replay of the
+`handlers`, which the OMS state calls after applying each event of their type. So a replay of the
 journal rebuilds it exactly, and a decision depends on nothing but that state, the
 order and the reference prices.
 
@@ -33,6 +33,8 @@ SECOND = 1_000_000_000
 _SCOPES = ("firm", "account", "instrument", "account_instrument")
 _KILL_SCOPES = ("firm", "account", "session", "instrument", "venue")
 _KERNEL = tuple(c for c in Control if c < KERNEL_CONTROLS)
+_LEVELS = ("", "warn", "hard")  # post-trade levels as the kernel numbers them
+_RULE_LABELS = {r.label: r for r in Rule}
 
 
 class RiskConfigError(ValueError):
@@ -77,12 +79,15 @@ class _Tracked:
     cum_value: int = 0
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Verdict:
     control: Control | None  # None: the order passes
     text: str = ""
     alerts: tuple[tuple[Control, str], ...] = ()
     risk_px: int | None = None
+
+
+PASS = Verdict(None)
 
 
 class Compliance:
@@ -115,14 +120,16 @@ class Compliance:
         self.exec_windows: dict[tuple[str, str], deque[int]] = {}
         self.exec_throttled: set[tuple[str, str]] = set()
         self.anchors: dict[str, tuple[int, int]] = {}  # symbol -> (time, price) the cumulative collar starts from
-        # what on_event found that the engine reports as alerts: (control, level, text, account, symbol)
+        # what the handlers found that the engine reports as alerts: (control, level, text, account, symbol)
         self.findings: list[tuple[str, str, str, str, str]] = []
         self.touched: set[int] = set()  # accounts with fills since the engine last looked
         self._post_trade_setup(cfg, symbols, n_a, n_i)
         self._limits_at = -1  # override expiry the limits were built for
+        self._message_limits = bool(cfg.throttle_new_per_s or cfg.duplicate_window_ms or cfg.max_order_to_trade
+                                    or cfg.repeated_execution_max)
         self._throttles = {"new": cfg.throttle_new_per_s, "modify": cfg.throttle_modify_per_s,
                            "cancel": cfg.throttle_cancel_per_s}
-        self._on = {ExecutionReport: self._report, OrderAccepted: self._accepted, OrderRejected: self._rejected,
+        self.handlers = {ExecutionReport: self._report, OrderAccepted: self._accepted, OrderRejected: self._rejected,
                     CancelRejected: self._cancel_rejected, RiskChanged: self._changed, ComplianceAlert: self._alerted}
         self._materialize(0)
 
@@ -193,33 +200,47 @@ class Compliance:
     def check_new(self, c: NewOrder, venue: str, now: int) -> Verdict:
         a, i = self.accounts.get(c.account), self.symbols.get(c.symbol)
         if a is None or i is None:
-            return Verdict(None)
+            return PASS
         if 0 <= self._limits_at <= now:
             self._materialize(now)
+        cfg = self.cfg
         sign = 1 if c.side is Side.BUY else -1
-        market = c.ord_type in (OrdType.MARKET, OrdType.STOP)
-        ref, fresh = self._reference(i, now)
-        px = c.price if c.price is not None and not market else ref
-        switch = self._kill_switch(c, venue) if self.kill else None
-        if switch is None and a in self.reduce_only_accounts:
-            switch = _POST_TRADE_REDUCE_ONLY
-        if switch is not None:
-            reducing = self._reduces(a, i, sign, c.qty)
-            if switch.reduce_only and not reducing:
-                return Verdict(Control.REDUCE_ONLY, describe(Control.REDUCE_ONLY) + f" [{switch.scope} {switch.key}]")
-            if not switch.reduce_only and not (switch.allow_reducing and reducing):
-                return Verdict(Control.KILL_SWITCH, describe(Control.KILL_SWITCH) + f" [{switch.scope} {switch.key}]")
-        refused = self._message_checks(c, now)
-        if refused is not None:
-            return refused
-        if self.cfg.stale_price_s > 0 and not fresh and (market or self.lim[Control.PRICE_COLLAR, a, i] < UNLIMITED):
-            return Verdict(Control.STALE_PRICE, describe(Control.STALE_PRICE) +
-                           f" for {c.symbol} within {self.cfg.stale_price_s:g} s")
+        market = c.ord_type is OrdType.MARKET or c.ord_type is OrdType.STOP
+        if self.kill or self.reduce_only_accounts:
+            refused = self._switched_off(c, venue, a, i, sign)
+            if refused is not None:
+                return refused
+        if self._message_limits:
+            refused = self._message_checks(c, now)
+            if refused is not None:
+                return refused
+        if market or c.price is None or cfg.stale_price_s > 0:
+            ref, fresh = self._reference(i, now)
+            if cfg.stale_price_s > 0 and not fresh and (market or self.lim[Control.PRICE_COLLAR, a, i] < UNLIMITED):
+                return Verdict(Control.STALE_PRICE, describe(Control.STALE_PRICE) +
+                               f" for {c.symbol} within {cfg.stale_price_s:g} s")
+        px = ref if market or c.price is None else c.price
         r = check_one(self.arena, a, i, sign, int(c.side is Side.SELL_SHORT), c.qty, px, int(market))
+        if r[0] < 0 and not r[1] and not market:  # the common case: a priced order inside every limit
+            return (cfg.cumulative_collar_bps and self._cumulative_collar(c.symbol, px, now)) or PASS
         verdict = self._verdict(r, px if market else None)
         if verdict.control is None and not market:
             return self._cumulative_collar(c.symbol, px, now) or verdict
         return verdict
+
+    def _switched_off(self, c: NewOrder, venue: str, a: int, i: int, sign: int) -> Verdict | None:
+        """A kill switch or reduce-only mode that refuses this order."""
+        switch = self._kill_switch(c, venue) if self.kill else None
+        if switch is None and a in self.reduce_only_accounts:
+            switch = _POST_TRADE_REDUCE_ONLY
+        if switch is None:
+            return None
+        reducing = self._reduces(a, i, sign, c.qty)
+        if switch.reduce_only and not reducing:
+            return Verdict(Control.REDUCE_ONLY, describe(Control.REDUCE_ONLY) + f" [{switch.scope} {switch.key}]")
+        if not switch.reduce_only and not (switch.allow_reducing and reducing):
+            return Verdict(Control.KILL_SWITCH, describe(Control.KILL_SWITCH) + f" [{switch.scope} {switch.key}]")
+        return None
 
     def check_basket(self, orders: list[NewOrder], now: int) -> list[Verdict]:
         """N orders in one kernel call, each consuming limits for the next (what-if: no state changes)."""
@@ -236,13 +257,13 @@ class Compliance:
             rows[k] = (a, i, 1 if c.side is Side.BUY else -1, int(c.side is Side.SELL_SHORT), c.qty, px, int(market))
         out = np.zeros((len(orders), 4), np.int64)
         check_orders(self.arena.copy(), rows, out)
-        return [self._verdict(r) if ok else Verdict(None) for r, ok in zip(out, known)]
+        return [self._verdict(r) if ok else PASS for r, ok in zip(out, known)]
 
     def check_replace(self, order_id: str, qty: int, price: int | None, now: int) -> Verdict:
         """The amended order against the limits with its current working quantity released."""
         t = self.tracked.get(order_id)
         if t is None:
-            return Verdict(None)
+            return PASS
         if 0 <= self._limits_at <= now:
             self._materialize(now)
         arena = self.arena.copy()
@@ -322,11 +343,6 @@ class Compliance:
         return len(w)
 
     # ------------------------------------------------------------------ state, from events
-    def on_event(self, ev: object) -> None:
-        handler = self._on.get(type(ev))
-        if handler is not None:
-            handler(ev)
-
     def _rejected(self, ev: OrderRejected) -> None:
         self._note(ev.order.session, "new", ev.ts)
         self.orders_sent[ev.order.session] = self.orders_sent.get(ev.order.session, 0) + 1
@@ -344,48 +360,58 @@ class Compliance:
 
     def _accepted(self, ev: OrderAccepted) -> None:
         c = ev.order
-        self._note(c.session, "new", ev.ts)
-        self.orders_sent[c.session] = self.orders_sent.get(c.session, 0) + 1
-        if self.cfg.duplicate_window_ms:
+        cfg = self.cfg
+        if cfg.throttle_new_per_s:
+            self._note(c.session, "new", ev.ts)
+        if cfg.max_order_to_trade:
+            self.orders_sent[c.session] = self.orders_sent.get(c.session, 0) + 1
+        if cfg.duplicate_window_ms:
             self.recent[_dup_key(c)] = ev.ts
             if len(self.recent) > 4096:  # forget what is past every window
-                horizon = ev.ts - self.cfg.duplicate_window_ms * 1_000_000
+                horizon = ev.ts - cfg.duplicate_window_ms * 1_000_000
                 self.recent = {k: t for k, t in self.recent.items() if t >= horizon}
         a, i = self.accounts.get(c.account), self.symbols.get(c.symbol)
         if a is None or i is None:
             return
         px = c.price if c.price is not None else (ev.risk_px or 0)
-        anchor = self.anchors.get(c.symbol)
-        if px and (anchor is None or ev.ts - anchor[0] > self.cfg.cumulative_collar_window_s * SECOND):
-            self.anchors[c.symbol] = (ev.ts, px)
-        t = _Tracked(a, i, 1 if c.side is Side.BUY else -1, c.side is Side.SELL_SHORT, c.session, 0, px)
-        self.tracked[ev.order_id] = t
-        self._move(t, self.arena, c.qty, px, 0, 0)
+        if cfg.cumulative_collar_bps and px:
+            anchor = self.anchors.get(c.symbol)
+            if anchor is None or ev.ts - anchor[0] > cfg.cumulative_collar_window_s * SECOND:
+                self.anchors[c.symbol] = (ev.ts, px)
+        sign = 1 if c.side is Side.BUY else -1
+        short = c.side is Side.SELL_SHORT
+        self.tracked[ev.order_id] = _Tracked(a, i, sign, short, c.session, c.qty, px)
+        order_moved(self.arena, a, i, sign, short, c.qty, c.qty * px, 0, 0, 1)
 
     @staticmethod
     def _move(t: _Tracked, arena: np.ndarray, working: int, px: int, cum: int, value: int) -> None:
-        order_moved(arena, t.a, t.i, t.sign, t.short, working - t.working, working * px - t.working * t.px,
-                    cum - t.cum, value - t.cum_value, (working > 0) - (t.working > 0))
-        t.working, t.px, t.cum, t.cum_value = working, px, cum, value
+        was = t.working
+        order_moved(arena, t.a, t.i, t.sign, t.short, working - was, working * px - was * t.px,
+                    cum - t.cum, value - t.cum_value, (working > 0) - (was > 0))
+        t.working = working
+        t.px = px
+        t.cum = cum
+        t.cum_value = value
 
     def _report(self, ev: ExecutionReport) -> None:
-        if ev.exec_type is ExecType.PENDING_CANCEL:
+        et = ev.exec_type
+        if et is ExecType.PENDING_CANCEL:
             self._note(ev.session, "cancel", ev.ts)
-        elif ev.exec_type is ExecType.PENDING_REPLACE:
+        elif et is ExecType.PENDING_REPLACE:
             self._note(ev.session, "modify", ev.ts)
         t = self.tracked.get(ev.order_id)
         if t is None:
             return
-        px = ev.price if ev.price is not None else t.px
-        working = ev.leaves_qty
-        d_cum = ev.cum_qty - t.cum
-        if not d_cum and working == t.working and px == t.px and ev.cum_value == t.cum_value:
+        px = t.px if ev.price is None else ev.price
+        cum = ev.cum_qty
+        if cum == t.cum and ev.leaves_qty == t.working and px == t.px and ev.cum_value == t.cum_value:
             return  # an acknowledgement: nothing to count
-        self._move(t, self.arena, working, px, ev.cum_qty, ev.cum_value)
+        self._move(t, self.arena, ev.leaves_qty, px, cum, ev.cum_value)
         if self.cfg.post_trade:
             self.touched.add(t.a)
-        if ev.exec_type is ExecType.TRADE:
-            self.executions[t.session] = self.executions.get(t.session, 0) + 1
+        if et is ExecType.TRADE:
+            if self.cfg.max_order_to_trade:
+                self.executions[t.session] = self.executions.get(t.session, 0) + 1
             self._execution(ev)
             self._wash(t, ev)
 
@@ -445,7 +471,7 @@ class Compliance:
                     np.minimum(level[r, cols], value, out=level[r, cols])
         self._levels = np.zeros((RULES, n_a), np.int64)
         self._figures = np.zeros((RULES, n_a), np.int64)
-        self.breach: dict[tuple[str, str], str] = {}  # (rule label, account) -> warn | hard
+        self.breach = np.zeros((RULES, n_a), np.int64)  # the level each (rule, account) is at: _LEVELS
         self.reduce_only_accounts: set[int] = set()
         self.wash_last: dict[tuple[int, int, int], int] = {}
 
@@ -458,31 +484,34 @@ class Compliance:
         evaluate(self.book[B_POS], self.cash, self.inst[I_REF], self.nav, self.issuer, self.sector,
                  self.lim[Control.POSITION_LONG], self.lim[Control.POSITION_SHORT], self.warn, self.hard, account,
                  levels, figures)
+        known = self.breach
+        if account < 0:
+            changed = np.argwhere(levels != known).tolist()
+        else:
+            now, was = levels[:, account].tolist(), known[:, account].tolist()
+            if now == was:  # the common case after a fill: nothing changed level
+                return []
+            changed = [(r, account) for r in range(RULES) if now[r] != was[r]]
         names = list(self.accounts)
         changes = []
-        for a in range(n_a) if account < 0 else [account]:
-            for r in Rule:
-                level = ("", "warn", "hard")[int(levels[r, a])]
-                if level == self.breach.get((r.label, names[a]), ""):
-                    continue
-                figure = int(figures[r, a])
-                limit = int((self.warn if level == "warn" else self.hard)[r, a]) if level else 0
-                text = (f"{r.label}: {_show(r, figure)} > {level} level {_show(r, limit)}" if level
-                        else f"{r.label}: back within limits ({_show(r, figure)})")
-                changes.append((r.label, level or "clear", text, names[a]))
+        for r, a in changed:
+            r = Rule(r)
+            label, level = r.label, _LEVELS[int(levels[r, a])]
+            figure = int(figures[r, a])
+            limit = int((self.warn if level == "warn" else self.hard)[r, a]) if level else 0
+            text = (f"{label}: {_show(r, figure)} > {level} level {_show(r, limit)}" if level
+                    else f"{label}: back within limits ({_show(r, figure)})")
+            changes.append((label, level or "clear", text, names[a]))
         return changes
 
     def _alerted(self, ev: ComplianceAlert) -> None:
         """Post-trade breach state follows the journaled alerts, so a replay restores it."""
-        if not ev.control.startswith("post_") or ev.account not in self.accounts or ev.control == "post_wash_trade":
+        r = _RULE_LABELS.get(ev.control)
+        a = self.accounts.get(ev.account)
+        if r is None or a is None:
             return
-        key = (ev.control, ev.account)
-        if ev.level == "clear":
-            self.breach.pop(key, None)
-        else:
-            self.breach[key] = ev.level
-        a = self.accounts[ev.account]
-        if any(level == "hard" and acc == ev.account for (_r, acc), level in self.breach.items()):
+        self.breach[r, a] = 0 if ev.level == "clear" else _LEVELS.index(ev.level)
+        if (self.breach[:, a] == _LEVELS.index("hard")).any():
             self.reduce_only_accounts.add(a)
         else:
             self.reduce_only_accounts.discard(a)

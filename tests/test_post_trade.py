@@ -141,5 +141,5 @@ def test_breach_state_is_rebuilt_from_events():
     for ev in d.events:
         fresh.engine.state.apply(ev)
     c = fresh.engine.compliance
-    assert c.breach == d.engine.compliance.breach and c.reduce_only_accounts == {0}
+    assert (c.breach == d.engine.compliance.breach).all() and c.breach.any() and c.reduce_only_accounts == {0}
     assert (c.cash == d.engine.compliance.cash).all()
