@@ -135,6 +135,9 @@ class Config(_Base):
     fix: FixConfig = FixConfig()
     default_venue: str = ""
     default_policy: Literal["direct", "best", "sweep"] = "direct"  # for orders without ExDestination
+    # a venue's reject of a BEST or SWEEP child sends its quantity to the next venue (direct orders
+    # went where the trader said: their reject goes back to the trader)
+    reroute_on_reject: bool = True
     venues: list[VenueConfig] = []
     instruments: list[InstrumentConfig] = []
     accounts: list[AccountConfig] = []
@@ -159,6 +162,7 @@ class Config(_Base):
             venues=tuple(v.name for v in self.venues),
             default_venue=self.default_venue,
             default_route=self.default_venue if self.default_policy == "direct" else self.default_policy.upper(),
+            reroute_on_reject=self.reroute_on_reject,
             entitlements={s.comp_id: frozenset(s.accounts) for s in self.fix.sessions},
             ref_prices={i.symbol: to_price(i.ref_price) for i in self.instruments},
         )

@@ -86,6 +86,7 @@ class ReferenceData(msgspec.Struct, frozen=True):
     entitlements: dict[str, frozenset[str]]  # session -> accounts it may trade
     ref_prices: dict[str, int] = {}  # configured reference prices, the fallback for valuing orders
     default_route: str = ""  # a venue or a router policy for orders without ExDestination; "": default_venue
+    reroute_on_reject: bool = True  # a venue reject of a policy-routed child tries the venues not yet tried
 
 
 class SequentialIds:
@@ -322,10 +323,10 @@ class Engine:
             OrderRejected(ts=self._now, exec_id=self.ids(), order=c, reason=reason.name, text=text, existing=snapshot)
         )
 
-    def _route(self, o: ParentOrder, qty: int) -> None:
+    def _route(self, o: ParentOrder, qty: int, avoid: frozenset[str] = frozenset()) -> None:
         """Children for `qty`: one at the order's venue, or where its policy sends them (oms.router)."""
         legs = plan(o.venue, o.side, qty, o.price, self.quotes.get(o.symbol, {}), self.ref.venues,
-                    self.venues_down, self.ref.default_venue)
+                    self.venues_down | avoid if avoid else self.venues_down, self.ref.default_venue)
         for venue, leg in legs:
             self._emit(
                 ChildOrderSent(
@@ -478,12 +479,11 @@ class Engine:
     def _working_children(self, o: ParentOrder) -> list[ChildOrder]:
         return [ch for cid in o.children if (ch := self.state.children[cid]).status not in TERMINAL]
 
-    def _cancel_request(self, c: CancelRequest, forced: bool = False) -> None:
-        """forced: the OMS's own cancels (kill switch, cancel-on-disconnect) skip the throttle."""
+    def _cancel_request(self, c: CancelRequest) -> None:
         o = self._amend_target(c.session, c.cl_ord_id, c.orig_cl_ord_id, T.CANCEL_REQUEST)
         if o is None:
             return
-        refused = None if forced else self._risk_refusal(c.session, "cancel", o.order_id, 0, None)
+        refused = self._risk_refusal(c.session, "cancel", o.order_id, 0, None)
         if refused is not None:
             self._cxl_reject(c.session, c.cl_ord_id, c.orig_cl_ord_id, o, refused[0], refused[1], False)
             return
@@ -494,12 +494,19 @@ class Engine:
         )
         self._cancel_children(o)
 
+    def _force_cancel(self, o: ParentOrder, text: str) -> None:
+        """The OMS's own cancel (kill switch, cancel-on-disconnect): no throttle, and no new
+        ClOrdID the trader never sent. The reports carry the order's own ClOrdID and the why."""
+        status = next_status(o.status, T.CANCEL_REQUEST, o.acked, o.order_qty, o.cum_qty)
+        self._er(o, ExecType.PENDING_CANCEL, status, orig_cl_ord_id=None, pending=(o.cl_ord_id, None, None),
+                 text=text)
+        self._cancel_children(o)
+
     def _session_lost(self, c: SessionLost) -> None:
-        """Cancel-on-disconnect: every cancellable order of the session, under OMS-made ClOrdIDs."""
+        """Cancel-on-disconnect: every cancellable order of the session."""
         for o in list(self.state.orders.values()):
             if o.session == c.session and allowed(o.status, T.CANCEL_REQUEST):
-                self._cancel_request(CancelRequest(session=c.session, cl_ord_id=f"COD-{self.ids()}",
-                                                   orig_cl_ord_id=o.cl_ord_id), forced=True)
+                self._force_cancel(o, "cancel on disconnect")
 
     def _risk_refusal(self, session: str, kind: str, order_id: str, qty: int, price: int | None
                       ) -> tuple[Reason, str] | None:
@@ -530,8 +537,7 @@ class Engine:
                 venues = {o.venue} | {ch.venue for ch in self._working_children(o)}
                 if allowed(o.status, T.CANCEL_REQUEST) and any(
                         self.compliance.in_scope(c, o.account, o.session, o.symbol, v) for v in venues):
-                    self._cancel_request(CancelRequest(session=o.session, cl_ord_id=f"KILL-{self.ids()}",
-                                                       orig_cl_ord_id=o.cl_ord_id), forced=True)
+                    self._force_cancel(o, f"kill switch [{c.scope} {c.key}] by {c.user}")
 
     def _cancel_children(self, o: ParentOrder) -> None:
         working = self._working_children(o)
@@ -550,7 +556,9 @@ class Engine:
         status = next_status(o.status, T.CANCEL_DONE, o.acked, o.order_qty, o.cum_qty)
         self._er(
             o, ExecType.CANCELED, status,
-            cl_ord_id=o.pending_cl_ord_id, orig_cl_ord_id=o.cl_ord_id, pending=None, text=text,
+            cl_ord_id=o.pending_cl_ord_id,
+            orig_cl_ord_id=None if o.pending_cl_ord_id == o.cl_ord_id else o.cl_ord_id,  # forced: no chain
+            pending=None, text=text,
         )
 
     def _replace_request(self, c: ReplaceRequest) -> None:
@@ -562,8 +570,6 @@ class Engine:
         bad = self._check_terms(o.symbol, o.ord_type, c.qty, price, stop_px)
         if o.ord_type not in _PRICED:
             price = None
-        if bad is None and len(self._working_children(o)) > 1:
-            bad = Reason.UNSUPPORTED, "replace of an order split across venues is not supported: cancel and re-enter"
         if bad is None:
             bad = self._risk_refusal(c.session, "modify", o.order_id, c.qty, price)
         if bad is not None:
@@ -577,10 +583,11 @@ class Engine:
         working = self._working_children(o)
         if not working:
             self._finish_replace(o)
-            return
-        # one working child under direct routing: resize it to the parent's new leaves
-        ch = working[0]
-        self._replace_child(o, ch, ch.cum_qty + max(0, c.qty - o.cum_qty), price)
+        elif len(working) == 1:  # resize the one child to the parent's new leaves, keeping its venue
+            ch = working[0]
+            self._replace_child(o, ch, ch.cum_qty + max(0, c.qty - o.cum_qty), price)
+        else:  # split across venues: cancel the children, then route the new terms afresh
+            self._cancel_children(o)
 
     def _replace_child(self, o: ParentOrder, ch: ChildOrder, qty: int, price: int | None) -> None:
         self._emit(
@@ -712,7 +719,24 @@ class Engine:
         requested = ch.status is S.PENDING_CANCEL
         child_status = next_status(ch.status, T.CANCEL_DONE if requested else T.UNSOLICITED_CANCEL, ch.acked, ch.qty, ch.cum_qty)
         self._child_update(ch, child_status, cl_ord_id=ch.pending_cl_ord_id if requested else None)
-        self._after_child_done(o, text)
+        if requested and o.status is S.PENDING_REPLACE:
+            self._split_replace_settled(o)
+        else:
+            self._after_child_done(o, text)
+
+    def _split_replace_settled(self, o: ParentOrder) -> None:
+        """A split order's replace cancels its children. Once none is pending cancel: all done,
+        the replace completes and the new terms are routed; a child its venue would not cancel
+        keeps the old terms for the whole order (replace rejected, the rest routed again)."""
+        working = self._working_children(o)
+        if any(ch.status is S.PENDING_CANCEL for ch in working):
+            return
+        if not working:
+            self._finish_replace(o)
+            return
+        venues = ", ".join(sorted({ch.venue for ch in working}))
+        self._reject_pending(o, Reason.VENUE_REJECT, f"{venues} would not cancel its part of the order")
+        self._fit_children(o)
 
     def _after_child_done(self, o: ParentOrder, text: str) -> None:
         """A child stopped working: finish the parent's cancel, or cancel its remainder."""
@@ -754,6 +778,8 @@ class Engine:
             self._child_request_refused(ch, o, text)
             return
         child_status = next_status(ch.status, T.REJECT, ch.acked, ch.qty, ch.cum_qty)
+        if self._reroute(ch, o, child_status):
+            return
         pending = o.status in PENDING
         others = [w for w in self._working_children(o) if w is not ch]
         if not others and o.cum_qty == 0 and allowed(o.status, T.REJECT):
@@ -771,6 +797,19 @@ class Engine:
         )
         if pending and pending_id is not None:  # the trader's cancel is answered too
             self._cxl_reject(o.session, pending_id, o.cl_ord_id, o, Reason.TOO_LATE, "order rejected by venue", False)
+
+    def _reroute(self, ch: ChildOrder, o: ParentOrder, child_status: OrdStatus) -> bool:
+        """A policy-routed child refused by its venue: send its quantity to the venues that have
+        not refused this order, while one is up. False when there is none to try."""
+        if not self.ref.reroute_on_reject or o.venue not in POLICIES or o.status in PENDING or o.status in TERMINAL:
+            return False
+        refused = frozenset([ch.venue] + [c.venue for cid in o.children
+                                          if (c := self.state.children[cid]).status is S.REJECTED])
+        if all(v in refused or v in self.venues_down for v in self.ref.venues):
+            return False
+        self._child_update(ch, child_status)
+        self._route(o, ch.qty - ch.cum_qty, avoid=refused)
+        return True
 
     def _venue_cancel_reject(self, r: VenueCancelReject) -> None:
         ch = self._venue_child(r.venue, r.cl_ord_id, r.orig_cl_ord_id, "OrderCancelReject")
@@ -792,7 +831,9 @@ class Engine:
             return
         child_status = next_status(ch.status, trigger, ch.acked, ch.qty, ch.cum_qty)
         self._child_update(ch, child_status)
-        if o.status in PENDING:
+        if trigger is T.CANCEL_REJECT and o.status is S.PENDING_REPLACE:
+            self._split_replace_settled(o)
+        elif o.status in PENDING:
             done = o.cum_qty >= o.order_qty
             self._reject_pending(o, Reason.TOO_LATE if done else Reason.VENUE_REJECT, text or "refused by venue")
 

@@ -56,6 +56,7 @@ class Desk:
         self.reports: list[TraderReport] = []
         self.events: list[Event] = []
         self._venue_ids = itertools.count(1)
+        self.child_index = -1  # which child the venue-side helpers act on
 
     def run(self, cmd: Command) -> list[TraderReport]:
         events = self.engine.handle(cmd)
@@ -94,9 +95,11 @@ class Desk:
 
     # ------------------------------------------------------------ venue side
     def child(self, cl: str) -> ChildOrder:
+        """The order's newest child, or the one `child_index` picks (split orders)."""
         order = self.engine.state.find(SESSION, cl)
         assert order is not None, cl
-        return self.engine.state.children[order.children[-1]]
+        k = self.child_index if -len(order.children) <= self.child_index < len(order.children) else -1
+        return self.engine.state.children[order.children[k]]
 
     def _venue(self, cl: str, exec_type: ExecType, *, pending: bool = False, **kw: object) -> list[TraderReport]:
         ch = self.child(cl)

@@ -14,11 +14,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from oms.journal import Journal
-from oms.model import EVENT_DECODER, EVENT_ENCODER, ExecType, OrdType, TimeInForce, Timer
+from oms.model import EVENT_DECODER, EVENT_ENCODER, ExecType, MarketData, OrdType, TimeInForce, Timer
+from oms.router import BEST, SWEEP
 from oms.runtime import replay
 from oms.state import OmsState
 from oms.states import NO_LEAVES, TERMINAL
-from tests.harness import SESSION, Desk
+from tests.harness import SESSION, Desk, px
 
 PRICES = st.sampled_from(["99.98", "99.99", "100", "100.01", "100.5"])
 
@@ -27,6 +28,8 @@ class EngineMachine(RuleBasedStateMachine):
     @initialize()
     def setup(self) -> None:
         self.desk = Desk()
+        for venue, bid, ask in (("V1", "99.98", "100.02"), ("V2", "99.99", "100.01")):  # quotes for SWEEP and BEST
+            self.desk.run(MarketData(symbol="AAPL", venue=venue, bid=px(bid), ask=px(ask), bid_size=300, ask_size=200))
         self.shadow = OmsState()
         self.seen = 0
         self.n = 0
@@ -43,12 +46,18 @@ class EngineMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ trader
     @rule(qty=st.integers(1, 50).map(lambda n: n * 100), price=PRICES,
-          tif=st.sampled_from([TimeInForce.DAY, TimeInForce.GTC, TimeInForce.IOC]), market=st.booleans())
-    def new_order(self, qty: int, price: str, tif: TimeInForce, market: bool) -> None:
+          tif=st.sampled_from([TimeInForce.DAY, TimeInForce.GTC, TimeInForce.IOC]), market=st.booleans(),
+          route=st.sampled_from([None, BEST, SWEEP]))
+    def new_order(self, qty: int, price: str, tif: TimeInForce, market: bool, route: str | None) -> None:
         if market:
-            self.desk.nos(self._new_id(), qty, None, ord_type=OrdType.MARKET, tif=tif)
+            self.desk.nos(self._new_id(), qty, None, ord_type=OrdType.MARKET, tif=tif, ex_destination=route)
         else:
-            self.desk.nos(self._new_id(), qty, price, tif=tif)
+            self.desk.nos(self._new_id(), qty, price, tif=tif, ex_destination=route)
+
+    @rule(k=st.integers(-3, 2))
+    def venue_acts_on_child(self, k: int) -> None:
+        """Which child of a split order the venue-side rules that follow act on."""
+        self.desk.child_index = k
 
     @precondition(lambda self: self.n > 0)
     @rule(data=st.data())

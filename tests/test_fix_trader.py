@@ -50,6 +50,11 @@ id = "DEMO3"
 symbol = "AAPL"
 [[instruments]]
 symbol = "MSFT"
+[risk]
+admins = ["risk-officer"]
+[[risk.limits]]
+control = "max_qty"
+value = "50000"
 """
 
 
@@ -238,3 +243,84 @@ def test_venue_down_rejects_instead_of_hanging(desk: Desk) -> None:
         assert tags(t.expect("8", t11="X"), 39) == ("A",)
         rej = t.expect("8", t11="X", t39="8")
         assert "not connected" in (field(rej, 58) or "")
+
+
+def test_d1a_two_replaces_in_turn(desk: Desk) -> None:
+    with desk.trader("CLIENT2") as t:
+        t.new_order("D1", "AAPL", "1", "10000", "100.00", account="DEMO2")
+        order = desk.venue_order()
+        desk.venue_says(order, ExecType.NEW, OrdStatus.NEW, 10000, 0)
+        t.expect("8", t11="D1", t150="0")
+        desk.venue_says(order, ExecType.TRADE, OrdStatus.PARTIALLY_FILLED, 10000, 1000, last=1000)
+        assert er(t.expect("8", t11="D1", t150="F")) == ("1", "10000", "1000", "9000", "1000")
+        for cl, orig, qty in (("D2", "D1", "12000"), ("D3", "D2", "11000")):
+            t.replace(cl, orig, "AAPL", "1", qty, "100.00")
+            assert er(t.expect("8", t11=cl, t150="E")) == ("E", "10000" if cl == "D2" else "12000", "1000",
+                                                          "9000" if cl == "D2" else "11000", None)
+            venue_replace = desk.venue_order("G")
+            desk.venue_says(venue_replace, ExecType.REPLACED, OrdStatus.PARTIALLY_FILLED, int(qty), 1000,
+                            cl=field(venue_replace, 11))
+            rep = t.expect("8", t11=cl, t150="5")
+            assert er(rep) == ("1", qty, "1000", str(int(qty) - 1000), None) and field(rep, 41) == orig
+            order = venue_replace
+
+
+def test_g_status_of_a_working_order(desk: Desk) -> None:
+    with desk.trader("CLIENT2") as t:
+        t.new_order("G1", "AAPL", "2", "300", "100.00", account="DEMO2")
+        order = desk.venue_order()
+        desk.venue_says(order, ExecType.NEW, OrdStatus.NEW, 300, 0)
+        desk.venue_says(order, ExecType.TRADE, OrdStatus.PARTIALLY_FILLED, 300, 100, last=100, px="100.5")
+        t.expect("8", t11="G1", t150="F")
+        t.status("G1", "AAPL", "2")
+        st = t.expect("8", t11="G1", t150="I")
+        assert er(st) == ("1", "300", "100", "200", None) and field(st, 6) == "100.5"
+
+
+def test_a_venue_dropped_mid_order_is_reconciled_when_it_is_back(desk: Desk) -> None:
+    with desk.trader() as t:
+        t.new_order("R1", "AAPL", "1", "100", "100.00", account="DEMO1")
+        order = desk.venue_order()
+        desk.venue_says(order, ExecType.NEW, OrdStatus.NEW, 100, 0)
+        t.expect("8", t11="R1", t39="0")
+        desk.venue.endpoint.stop()  # the venue goes away with the order working
+        assert desk.venue.logged_out.wait(10)
+        desk.venue = FixClient(desk.tmp, desk.venue_port, "TV", "OMS", role="acceptor", wait_logon=False)
+        desk.venue.__enter__()
+        assert desk.venue.logged_on.wait(15), "the OMS did not reconnect to the venue"
+        ask = desk.venue_order("H")  # one OrderStatusRequest per child that was working
+        assert field(ask, 11) == field(order, 11)
+        # while the link was down the venue filled 60 at 100.01 and canceled the rest
+        desk.venue.send(execution_report(
+            "FIX.4.4", order_id="TV-1", exec_id="TV-status", exec_type=ExecType.ORDER_STATUS,
+            ord_status=OrdStatus.CANCELED, cl_ord_id=field(order, 11) or "", symbol="AAPL", side="1",
+            order_qty=100, cum_qty=60, leaves_qty=0, avg_px=Decimal("100.01"),
+        ))
+        fill = t.expect("8", t11="R1", t150="1")  # FIX 4.2: a partial fill
+        assert tags(fill, 32, 31, 14) == ("60", "100.01", "60")
+        done = t.expect("8", t11="R1", t150="4")
+        assert er(done) == ("4", "100", "60", "0", None)
+
+
+def test_a_compliance_reject_and_a_kill_switch_as_the_trader_sees_them(desk: Desk) -> None:
+    from oms.model import SetKillSwitch
+
+    with desk.trader() as t:
+        t.new_order("BIG", "AAPL", "1", "60000", "100.00", account="DEMO1")
+        rej = t.expect("8", t11="BIG")
+        assert tags(rej, 39, 150) == ("8", "8") and "max_qty" in field(rej, 58) and "60000 > 50000" in field(rej, 58)
+        t.new_order("K1", "AAPL", "1", "100", "100.00", account="DEMO1")
+        desk.venue_says(desk.venue_order(), ExecType.NEW, OrdStatus.NEW, 100, 0)
+        t.expect("8", t11="K1", t39="0")
+        desk.system.runtime.submit(SetKillSwitch(user="risk-officer", scope="account", key="DEMO1"))
+        pending = t.expect("8", t11="K1", t39="6")  # the trader's own ClOrdID, with the reason
+        assert "kill switch [account DEMO1]" in field(pending, 58)
+        cancel = desk.venue_order("F")  # the working order in scope is pulled from the venue
+        desk.venue_says(cancel, ExecType.CANCELED, OrdStatus.CANCELED, 100, 0, cl=field(cancel, 11))
+        pulled = t.expect("8", t11="K1", t39="4")
+        assert tags(pulled, 150, 41) == ("4", None)
+        t.new_order("K2", "AAPL", "1", "100", "100.00", account="DEMO1")
+        blocked = t.expect("8", t11="K2")
+        assert tags(blocked, 39) == ("8",) and "kill switch" in field(blocked, 58)
+        t.new_order("K3", "AAPL", "1", "100", "100.00", account="DEMO2")  # another account trades on
+        assert tags(t.expect("8", t11="K3"), 39) == ("A",)

@@ -449,5 +449,7 @@ def test_session_lost_cancels_the_sessions_working_orders():
     d.v_fill("X", 10000)  # filled: nothing to cancel
     reps = d.run(SessionLost(session="CLIENT1"))
     assert rows(reps) == [(PCXL, PCXL, 500, 0, 500, 0)]
-    assert reps[0].orig_cl_ord_id == "Y" and reps[0].cl_ord_id.startswith("COD-")
-    assert rows(d.v_canceled("Y")) == [(CXL, CXL, 500, 0, 0, 0)]
+    # the trader's own ClOrdID, no OMS-made one it never sent, and the reason
+    assert (reps[0].cl_ord_id, reps[0].orig_cl_ord_id, reps[0].text) == ("Y", None, "cancel on disconnect")
+    done = d.v_canceled("Y")
+    assert rows(done) == [(CXL, CXL, 500, 0, 0, 0)] and (done[0].cl_ord_id, done[0].orig_cl_ord_id) == ("Y", None)

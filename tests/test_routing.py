@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import msgspec
+
 from oms.model import Anomaly, ChildOrderSent, ChildStatusRequested, ExecType, MarketData, OrdStatus, Side, \
-    VenueExecReport, VenueStatus
+    VenueCancelReject, VenueExecReport, VenueStatus
 from oms.router import BEST, SWEEP, plan
-from tests.harness import Desk, px
+from oms.states import TERMINAL
+from tests.harness import Desk, px, rows
 
 Q = {"V1": MarketData(symbol="AAPL", venue="V1", bid=px("99.98"), ask=px("100.02"), bid_size=300, ask_size=200),
      "V2": MarketData(symbol="AAPL", venue="V2", bid=px("99.99"), ask=px("100.01"), bid_size=100, ask_size=100)}
@@ -45,23 +48,119 @@ def test_sweep_splits_and_the_parent_aggregates_the_children_exactly():
     assert sum(1 for r in d.reports if r.exec_type is ExecType.NEW) == 1  # one New for the parent
 
 
-def test_cancel_of_a_split_order_cancels_every_child_and_replace_is_refused():
-    d = Desk()
+def _split(d: Desk, cl: str = "S1", qty: int = 250) -> list:
+    """A SWEEP order split V2 100 / V1 150, both acknowledged: its children."""
     for q in Q.values():
         d.run(q)
-    d.nos("S1", 250, "100.02", ex_destination=SWEEP)
-    o = d.engine.state.find("CLIENT1", "S1")
+    d.nos(cl, qty, "100.02", ex_destination=SWEEP)
+    o = d.engine.state.find("CLIENT1", cl)
     kids = [d.engine.state.children[c] for c in o.children]
     for ch in kids:
         d.run(VenueExecReport(venue=ch.venue, cl_ord_id=ch.cl_ord_id, exec_id=f"{ch.venue}-a", exec_type=ExecType.NEW))
-    rep = d.replace("S2", "S1", 300, "100.02")
-    assert rep[0].msg_type == "9" and "split across venues" in rep[0].text
+    return kids
+
+
+def _venue(d: Desk, ch, exec_type: ExecType, **kw) -> None:
+    """The venue of child `ch` answers our pending request (cancel) or reports on the child."""
+    live = d.engine.state.children[ch.child_id]
+    cl = live.pending_cl_ord_id if exec_type is ExecType.CANCELED else live.cl_ord_id
+    d.run(VenueExecReport(venue=ch.venue, cl_ord_id=cl, exec_id=f"{ch.venue}-{len(d.events)}", exec_type=exec_type,
+                          orig_cl_ord_id=live.cl_ord_id, **kw))
+
+
+def _cxl_reject(d: Desk, ch, text: str) -> None:
+    live = d.engine.state.children[ch.child_id]
+    d.run(VenueCancelReject(venue=ch.venue, cl_ord_id=live.pending_cl_ord_id, orig_cl_ord_id=live.cl_ord_id,
+                            reason=0, text=text))
+
+
+def test_cancel_of_a_split_order_cancels_every_child():
+    d = Desk()
+    kids = _split(d)
     d.cancel("S3", "S1")
+    assert d.reports[-1].ord_status is OrdStatus.PENDING_CANCEL
     for ch in kids:
-        d.run(VenueExecReport(venue=ch.venue, cl_ord_id=d.engine.state.children[ch.child_id].pending_cl_ord_id,
-                              exec_id=f"{ch.venue}-c", exec_type=ExecType.CANCELED, orig_cl_ord_id=ch.cl_ord_id))
+        _venue(d, ch, ExecType.CANCELED)
     assert d.reports[-1].ord_status is OrdStatus.CANCELED
     assert sum(1 for r in d.reports if r.ord_status is OrdStatus.CANCELED) == 1  # once, after the last child
+
+
+def test_replace_of_a_split_order_cancels_the_children_and_routes_the_new_terms():
+    d = Desk()
+    kids = _split(d)
+    d.replace("S2", "S1", 400, "100.02")
+    assert rows(d.reports[-1:]) == [("PENDING_REPLACE", "PENDING_REPLACE", 250, 0, 250, 0)]
+    _venue(d, kids[0], ExecType.TRADE, last_qty=40, last_px=px("100.01"))  # a fill while the replace is pending
+    assert rows(d.reports[-1:]) == [("TRADE", "PENDING_REPLACE", 250, 40, 210, 40)]  # old quantities (C.1.b)
+    for ch in kids:
+        _venue(d, ch, ExecType.CANCELED)
+    assert rows(d.reports[-1:]) == [("REPLACED", "PARTIALLY_FILLED", 400, 40, 360, 0)]
+    assert (d.reports[-1].cl_ord_id, d.reports[-1].orig_cl_ord_id) == ("S2", "S1")
+    o = d.engine.state.find("CLIENT1", "S2")
+    new = [d.engine.state.children[c] for c in o.children[2:]]
+    assert sum(ch.qty for ch in new) == 360 and all(ch.price == px("100.02") for ch in new)  # the new leaves, routed
+    for k, ch in enumerate(new):
+        _venue(d, ch, ExecType.TRADE, last_qty=ch.qty, last_px=px("100.02"))
+    last = d.reports[-1]
+    assert (last.ord_status, last.cum_qty, last.leaves_qty) == (OrdStatus.FILLED, 400, 0)
+    assert last.avg_px == (Decimal(40) * Decimal("100.01") + Decimal(360) * Decimal("100.02")) / 400
+
+
+def test_split_replace_completes_when_a_child_filled_before_its_cancel():
+    d = Desk()
+    kids = _split(d)
+    d.replace("S2", "S1", 300)
+    _venue(d, kids[0], ExecType.TRADE, last_qty=100, last_px=px("100.01"))  # V2's child fills completely
+    _cxl_reject(d, kids[0], "too late: filled")
+    _venue(d, kids[1], ExecType.CANCELED)
+    assert rows(d.reports[-1:]) == [("REPLACED", "PARTIALLY_FILLED", 300, 100, 200, 0)]
+    o = d.engine.state.find("CLIENT1", "S2")
+    assert sum(d.engine.state.children[c].qty for c in o.children[2:]) == 200
+
+
+def test_split_replace_refused_by_a_venue_keeps_the_old_terms():
+    d = Desk()
+    kids = _split(d)
+    d.replace("S2", "S1", 300, "100.02")
+    _cxl_reject(d, kids[0], "venue will not cancel")
+    _venue(d, kids[1], ExecType.CANCELED)
+    rej = d.reports[-1]
+    assert rej.msg_type == "9" and rej.ord_status is OrdStatus.NEW and rej.text == "V2 would not cancel its part of the order"
+    o = d.engine.state.find("CLIENT1", "S1")
+    assert (o.order_qty, o.status) == (250, OrdStatus.NEW)
+    working = [ch for c in o.children if (ch := d.engine.state.children[c]).status not in TERMINAL]
+    assert sum(ch.qty - ch.cum_qty for ch in working) == 250  # V1's 150 routed again at the old terms
+
+
+def test_a_venue_reject_of_a_policy_routed_child_goes_to_the_next_venue():
+    d = Desk()
+    for q in Q.values():
+        d.run(q)
+    d.nos("B1", 100, "100.05", ex_destination=BEST)
+    assert d.child("B1").venue == "V2"
+    d.v_reject("B1", "V2: symbol halted")
+    assert d.child("B1").venue == "V1" and d.child("B1").qty == 100  # re-routed, the trader sees nothing yet
+    assert d.reports[-1].ord_status is OrdStatus.PENDING_NEW
+    d.v_reject("B1", "V1: no")  # every venue refused: now the trader gets the reject
+    assert rows(d.reports[-1:]) == [("REJECTED", "REJECTED", 100, 0, 0, 0)] and "V1: no" in d.reports[-1].text
+
+
+def test_a_venue_reject_of_a_direct_order_goes_back_to_the_trader():
+    d = Desk()
+    d.nos("D1", 100, "100", ex_destination="V2")
+    d.v_reject("D1", "V2: no")
+    assert rows(d.reports[-1:]) == [("REJECTED", "REJECTED", 100, 0, 0, 0)]
+    assert [e.venue for e in d.events if isinstance(e, ChildOrderSent)] == ["V2"]
+
+
+def test_reroute_on_reject_can_be_switched_off():
+    d = Desk()
+    d.engine.ref = msgspec.structs.replace(d.engine.ref, reroute_on_reject=False)
+    for q in Q.values():
+        d.run(q)
+    d.nos("B1", 100, "100.05", ex_destination=BEST)
+    d.v_reject("B1", "V2: no")
+    assert d.reports[-1].ord_status is OrdStatus.REJECTED
 
 
 def test_venue_down_is_avoided_and_reconciled_when_it_is_back():
