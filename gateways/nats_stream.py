@@ -3,10 +3,19 @@ consolidated prices.
 
 The publisher follows the journal, not the engine: it reads committed events by
 sequence number from a read-only connection and publishes them in order, so trading
-never waits for NATS, an outage only grows the lag (`oms_stream_lag_events`), and after
-a reconnect or a restart it carries on from the last event the server acknowledged. Order
-and compliance events go to JetStream with Nats-Msg-Id = the journal sequence, so the
-server drops the duplicates a restart may resend and a late consumer can replay the day.
+never waits for NATS, an outage only grows the lag (`oms_journal_last_seq` minus
+`oms_stream_published_seq`), and after a reconnect or a restart it carries on from the
+last event the server acknowledged. Order and compliance events go to JetStream with
+Nats-Msg-Id = the journal sequence, so the server drops the duplicates a restart may
+resend and a late consumer can replay the day.
+
+Between the journal and NATS sits a bounded backlog (`max_backlog` events). When NATS is
+away it fills, the reader stops reading ahead (the journal is the durable buffer, so
+nothing is lost), and the streamer warns once and raises `oms_stream_backlog_full` until
+it has caught up with the journal.
+
+Positions are published on change, coalesced: at most once per account per interval, the
+first change at once and the latest state of what changed since at the interval's end.
 
 Every message carries headers Oms-Schema (version), Oms-Type (the Struct's name) and
 Content-Type; payloads are the msgspec Structs of `oms.model`, msgpack or JSON.
@@ -14,6 +23,7 @@ Content-Type; payloads are the msgspec Structs of `oms.model`, msgpack or JSON.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import threading
 from collections.abc import Iterator
@@ -26,22 +36,23 @@ from nats.errors import Error as NatsError
 from nats.js.errors import Error as JetStreamError
 
 from oms.journal import JournalReader
-from oms.positions import Book
 from oms.model import (
-    EVENT_DECODER, CancelRejected, ComplianceAlert, Event, ExecType, ExecutionReport, MarketData, OrderAccepted,
-    OrderRejected, RiskChanged, Side,
+    EVENT_DECODER, CancelRejected, ChildOrderSent, ChildUpdated, ComplianceAlert, Event, ExecType, ExecutionReport,
+    MarketData, OrderAccepted, OrderRejected, RiskChanged, Side,
 )
+from oms.positions import Book, VenueFills
 
 log = logging.getLogger("gateways.nats_stream")
 
-SCHEMA = "1"
+SCHEMA = "2"  # 2: Position.venues
 STREAMS = {"OMS_ORDERS": "oms.orders.>", "OMS_COMPLIANCE": "oms.compliance.>"}
 DUPLICATE_WINDOW_S = 24 * 3600.0
 _FILLS = frozenset({ExecType.TRADE, ExecType.TRADE_CANCEL, ExecType.TRADE_CORRECT})
 
 
 class Position(msgspec.Struct, tag=True, frozen=True):
-    """An account's position in one symbol; money in fixed point (1e-6)."""
+    """An account's position in one symbol; money in fixed point (1e-6). venues: the
+    fills behind it by venue, whose qty sum to qty."""
 
     account: str
     symbol: str
@@ -50,6 +61,7 @@ class Position(msgspec.Struct, tag=True, frozen=True):
     realized: int  # in the instrument's currency
     unrealized: int  # at the mark, in the account's base currency
     mark: int | None  # latest mid across venues
+    venues: list[VenueFills] = []
 
 
 class Price(msgspec.Struct, tag=True, frozen=True):
@@ -68,10 +80,13 @@ def token(text: str) -> str:
 
 
 class NatsStreamer:
-    def __init__(self, url: str, journal_path: Path, state_dir: Path, *, encoding: str = "msgpack",
-                 user: str = "", password: str = "", metrics: object | None = None,
-                 positions: Book | None = None) -> None:
-        self.url, self.user, self.password = url, user, password
+    """servers: one URL or a cluster's; auth: nats.connect credentials (user/password or nkeys_seed)."""
+
+    def __init__(self, servers: str | list[str], journal_path: Path, state_dir: Path, *,
+                 encoding: str = "msgpack", auth: dict[str, str] | None = None, metrics: object | None = None,
+                 positions: Book | None = None, positions_interval_ms: int = 100,
+                 max_backlog: int = 10_000) -> None:
+        self.servers, self.auth = servers, auth or {}
         self.journal_path = journal_path
         self.mark_file = state_dir / "nats-published.seq"
         self.encode = msgspec.json.encode if encoding == "json" else msgspec.msgpack.encode
@@ -80,14 +95,27 @@ class NatsStreamer:
         self.published = int(self.mark_file.read_text()) if self.mark_file.exists() else 0
         self.accounts: dict[str, str] = {}  # order_id -> account
         self.fills: dict[str, tuple[int, int]] = {}  # order_id -> (cum qty, cum value) already counted
+        self.child_venues: dict[str, str] = {}  # child_id -> venue
+        self.fill_venues: dict[str, str] = {}  # parent ExecID of a fill -> its venue, until its report
         self.positions = positions
+        self.interval = positions_interval_ms / 1000
+        self.changed: dict[str, set[str]] = {}  # account -> symbols changed since its last publish
+        self.sent_at: dict[str, float] = {}  # account -> loop time of its last positions publish
         self.quotes: dict[str, dict[str, MarketData]] = {}
+        self.backlog: collections.deque[tuple[int, list[tuple[str, object]]]] = collections.deque()
+        self.max_backlog = max_backlog
+        self.backlog_full = False
         self.connected = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="nats-streamer", daemon=True)
-        self._wake: asyncio.Event | None = None
-        self._md: asyncio.Queue[MarketData] | None = None
+        self._wake = asyncio.Event()  # new events in the journal
+        self._queued = asyncio.Event()  # the backlog grew (or the reader is done)
+        self._room = asyncio.Event()  # the backlog shrank
+        self._position_changed = asyncio.Event()
+        self._md: asyncio.Queue[MarketData] = asyncio.Queue(maxsize=10_000)
+        self._read_done = False
         self._stopping = False
+        self._stopped: threading.Event | None = None
         self._task: asyncio.Future | None = None
 
     # ------------------------------------------------------------------ lifecycle (any thread)
@@ -110,17 +138,14 @@ class NatsStreamer:
 
     def on_events(self, events: list[Event]) -> None:
         """Runtime listener: new events are committed; wake the publisher."""
-        if self._wake is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
+        self._loop.call_soon_threadsafe(self._wake.set)
 
     def on_market_data(self, md: MarketData) -> None:
         """Venue quotes (any thread); when the publisher falls behind, older quotes are dropped."""
-        if self._md is not None:
-            self._loop.call_soon_threadsafe(self._offer, md)
+        self._loop.call_soon_threadsafe(self._offer, md)
 
     # ------------------------------------------------------------------ the loop's side
     def _offer(self, md: MarketData) -> None:
-        assert self._md is not None
         if self._md.full():
             self._md.get_nowait()
         self._md.put_nowait(md)
@@ -128,55 +153,63 @@ class NatsStreamer:
     def _request_stop(self, flush_s: float, done: threading.Event) -> None:
         self._flush_deadline = self._loop.time() + flush_s
         self._stopping = True
-        if self._wake is not None:
-            self._wake.set()
+        self._wake.set()
         self._stopped = done
 
     async def _main(self) -> None:
-        self._wake, self._md = asyncio.Event(), asyncio.Queue(maxsize=10_000)
-        self._stopped: threading.Event | None = None
         reader = JournalReader(self.journal_path)
-        await self._catch_up(reader)
-        nc = await nats.connect(self.url, user=self.user or None, password=self.password or None,
-                                max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=2,
-                                allow_reconnect=True, disconnected_cb=self._down, reconnected_cb=self._up)
-        self.connected.set()
-        js = nc.jetstream()
-        for name, subject in STREAMS.items():
-            await self._ensure_stream(js, name, subject)
-        md_task = asyncio.create_task(self._market_data(nc))
-        await nc.subscribe("oms.positions.snapshot", cb=self._snapshot)
+        tasks: list[asyncio.Task] = []
+        nc = None
         try:
-            await self._follow(nc, js, reader)
+            await self._catch_up(reader)
+            tasks.append(asyncio.create_task(self._read(reader)))  # fills the backlog even before a connection
+            nc = await nats.connect(self.servers, **self.auth, max_reconnect_attempts=-1, reconnect_time_wait=0.2,
+                                    connect_timeout=2, allow_reconnect=True, disconnected_cb=self._down,
+                                    reconnected_cb=self._up)
+            self.connected.set()
+            js = nc.jetstream()
+            for name, subject in STREAMS.items():
+                await self._ensure_stream(js, name, subject)
+            tasks += [asyncio.create_task(self._market_data(nc)), asyncio.create_task(self._publish_positions(nc))]
+            await nc.subscribe("oms.positions.snapshot", cb=self._snapshot)
+            await self._drain(js)
         finally:
-            md_task.cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             reader.close()
-            try:
-                await asyncio.wait_for(nc.drain(), 5)
-            except (NatsError, asyncio.TimeoutError):
-                await nc.close()
+            if nc is not None:
+                await self._close(nc)
             if self._stopped is not None:
                 self._stopped.set()
+
+    async def _close(self, nc) -> None:
+        """The last positions go out whatever the interval, then the connection drains."""
+        try:
+            for account in list(self.changed):
+                await self._send_positions(nc, account)
+            await asyncio.wait_for(nc.drain(), 5)
+        except (NatsError, asyncio.TimeoutError):
+            await nc.close()
 
     async def _catch_up(self, reader: JournalReader) -> None:
         """Rebuild what the messages are made from (positions, accounts) from the events
         already published before a restart, without publishing them again."""
         seq = 0
         loop = asyncio.get_running_loop()
-        while seq < self.published:
-            rows = await loop.run_in_executor(None, reader.after, seq, 1000)
+        while True:
+            rows = [row for row in await loop.run_in_executor(None, reader.after, seq, 1000) if row[0] <= self.published]
             if not rows:
                 break
-            for s, payload in rows:
-                if s > self.published:
-                    return
+            for _s, payload in rows:
                 for _ in self._messages(EVENT_DECODER.decode(payload)):
                     pass
-                seq = s
+            seq = rows[-1][0]
+        self.changed.clear()
 
     async def _down(self) -> None:
         self.connected.clear()
-        log.warning("NATS disconnected: events wait in the journal")
+        log.warning("NATS disconnected: events wait in the backlog and the journal")
 
     async def _up(self) -> None:
         self.connected.set()
@@ -191,39 +224,95 @@ class NatsStreamer:
                 log.warning("JetStream stream %s not ready (%s); retrying", name, exc)
                 await asyncio.sleep(0.5)
 
-    async def _follow(self, nc, js, reader: JournalReader) -> None:
+    # ------------------------------------------------------------------ journal -> backlog -> NATS
+    async def _read(self, reader: JournalReader) -> None:
+        """Committed events into the backlog, in order; while it is full, the journal keeps the rest."""
         loop = asyncio.get_running_loop()
+        seq = self.published
         while True:
-            rows = await loop.run_in_executor(None, reader.after, self.published, 500)
+            while len(self.backlog) >= self.max_backlog:
+                self._set_full(True)
+                self._room.clear()
+                await self._room.wait()
+            rows = await loop.run_in_executor(None, reader.after, seq, min(500, self.max_backlog - len(self.backlog)))
             if not rows:
+                if not self.backlog:  # caught up with the journal: the episode is over
+                    self._set_full(False)
                 if self._stopping:
+                    self._read_done = True
+                    self._queued.set()
                     return
-                self._wake.clear()  # type: ignore[union-attr]
+                self._wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), 0.2)  # type: ignore[union-attr]
+                    await asyncio.wait_for(self._wake.wait(), 0.2)
                 except asyncio.TimeoutError:
                     pass
                 continue
-            for seq, payload in rows:
-                ev = EVENT_DECODER.decode(payload)
-                for subject, obj, durable in self._messages(ev):
-                    await self._publish(nc, js, subject, obj, f"{seq}:{subject}" if durable else None)
-                self.published = seq
-            self.mark_file.write_text(str(self.published))
-            if self.metrics is not None:
-                self.metrics.stream_published.set(self.published)  # type: ignore[attr-defined]
+            for s, payload in rows:
+                self.backlog.append((s, list(self._messages(EVENT_DECODER.decode(payload)))))
+                seq = s
+            self._queued.set()
+            self._gauges()
+
+    async def _drain(self, js) -> None:
+        """Backlog to JetStream: an event leaves the backlog once all its messages are acknowledged."""
+        loop = asyncio.get_running_loop()
+        since_mark = 0
+        while True:
+            if not self.backlog:
+                self._save_mark()
+                since_mark = 0
+                if self._read_done:
+                    return
+                self._queued.clear()
+                await self._queued.wait()
+                continue
+            seq, messages = self.backlog[0]
+            for subject, obj in messages:
+                await self._publish(js, subject, obj, f"{seq}:{subject}")
+            self.backlog.popleft()
+            self.published = seq
+            self._room.set()
+            if not self.backlog and self.backlog_full:
+                self._wake.set()  # the reader checks whether it has caught up with the journal
+            since_mark += 1
+            if since_mark >= 500:
+                self._save_mark()
+                since_mark = 0
             if self._stopping and loop.time() > self._flush_deadline:
+                self._save_mark()
                 return
 
-    async def _publish(self, nc, js, subject: str, obj: object, msg_id: str | None) -> None:
+    def _save_mark(self) -> None:
+        self.mark_file.write_text(str(self.published))
+        self._gauges()
+
+    def _set_full(self, full: bool) -> None:
+        if full == self.backlog_full:
+            return
+        self.backlog_full = full
+        if full:
+            log.warning("NATS stream backlog full (%d events): reading ahead stops, the journal holds the rest",
+                        self.max_backlog)
+        else:
+            log.info("NATS stream backlog drained")
+        self._gauges()
+
+    def _gauges(self) -> None:
+        if self.metrics is not None:
+            self.metrics.stream_published.set(self.published)  # type: ignore[attr-defined]
+            self.metrics.stream_backlog.set(len(self.backlog))  # type: ignore[attr-defined]
+            self.metrics.stream_backlog_full.set(int(self.backlog_full))  # type: ignore[attr-defined]
+
+    def _headers(self, obj: object) -> dict[str, str]:
+        return {"Oms-Schema": SCHEMA, "Oms-Type": type(obj).__name__, "Content-Type": self.content_type}
+
+    async def _publish(self, js, subject: str, obj: object, msg_id: str) -> None:
         data = self.encode(obj)
-        headers = {"Oms-Schema": SCHEMA, "Oms-Type": type(obj).__name__, "Content-Type": self.content_type}
+        headers = {**self._headers(obj), "Nats-Msg-Id": msg_id}
         while True:
             try:
-                if msg_id is None:
-                    await nc.publish(subject, data, headers=headers)
-                else:
-                    await js.publish(subject, data, headers={**headers, "Nats-Msg-Id": msg_id}, timeout=2)
+                await js.publish(subject, data, headers=headers, timeout=2)
                 return
             except (NatsError, JetStreamError, asyncio.TimeoutError) as exc:
                 if self._stopping and asyncio.get_running_loop().time() > self._flush_deadline:
@@ -232,32 +321,38 @@ class NatsStreamer:
                 await asyncio.sleep(0.2)
 
     # ------------------------------------------------------------------ what each event becomes
-    def _messages(self, ev: Event) -> Iterator[tuple[str, object, bool]]:
-        """(subject, payload, durable) for one event."""
+    def _messages(self, ev: Event) -> Iterator[tuple[str, object]]:
+        """(subject, payload) of the JetStream messages of one event; a fill also moves the positions."""
         t = type(ev)
         if t is OrderAccepted:
             self.accounts[ev.order_id] = ev.order.account  # type: ignore[union-attr]
-            yield f"oms.orders.{token(ev.order.account)}", ev, True  # type: ignore[union-attr]
+            yield f"oms.orders.{token(ev.order.account)}", ev  # type: ignore[union-attr]
         elif t is ExecutionReport:
-            yield f"oms.orders.{token(ev.account)}", ev, True  # type: ignore[union-attr]
+            yield f"oms.orders.{token(ev.account)}", ev  # type: ignore[union-attr]
             if ev.exec_type in _FILLS:  # type: ignore[union-attr]
-                yield from self._position(ev)  # type: ignore[arg-type]
+                self._fill(ev)  # type: ignore[arg-type]
+        elif t is ChildOrderSent:
+            self.child_venues[ev.child_id] = ev.venue  # type: ignore[union-attr]
+        elif t is ChildUpdated and ev.fill_exec_id is not None:  # type: ignore[union-attr]
+            self.fill_venues[ev.fill_exec_id] = self.child_venues.get(ev.child_id, "")  # type: ignore[union-attr]
         elif t is OrderRejected:
-            yield f"oms.orders.{token(ev.order.account)}", ev, True  # type: ignore[union-attr]
+            yield f"oms.orders.{token(ev.order.account)}", ev  # type: ignore[union-attr]
             if ev.reason.startswith("RISK_"):  # type: ignore[union-attr]
-                yield "oms.compliance.reject", ev, True
+                yield "oms.compliance.reject", ev
         elif t is CancelRejected:
             account = self.accounts.get(ev.order_id or "", "_")  # type: ignore[union-attr]
-            yield f"oms.orders.{token(account)}", ev, True
+            yield f"oms.orders.{token(account)}", ev
             if ev.reason.startswith("RISK_"):  # type: ignore[union-attr]
-                yield "oms.compliance.reject", ev, True
+                yield "oms.compliance.reject", ev
         elif t is ComplianceAlert:
-            yield f"oms.compliance.alert.{token(ev.control)}", ev, True  # type: ignore[union-attr]
+            yield f"oms.compliance.alert.{token(ev.control)}", ev  # type: ignore[union-attr]
         elif t is RiskChanged:
-            yield "oms.compliance.change", ev, True
+            yield "oms.compliance.change", ev
 
-    def _position(self, ev: ExecutionReport) -> Iterator[tuple[str, object, bool]]:
-        """A fill, bust or correction moves the position by its change of CumQty and value."""
+    def _fill(self, ev: ExecutionReport) -> None:
+        """A fill, bust or correction moves the position by its change of CumQty and value,
+        at the venue of the child the fill came from (its ChildUpdated comes just before)."""
+        venue = self.fill_venues.pop(ev.exec_id, "")
         book = self.positions
         if book is None or ev.account not in book.accounts or ev.symbol not in book.symbols:
             return
@@ -270,15 +365,46 @@ class NatsStreamer:
         elif d_value:  # a correction of price only: out at the old price, in at the new one
             book.fill(ev.account, ev.symbol, -sign * ev.cum_qty, value // ev.cum_qty)
             book.fill(ev.account, ev.symbol, sign * ev.cum_qty, ev.cum_value // ev.cum_qty)
-        yield f"oms.positions.{token(ev.account)}", self.position(ev.account, ev.symbol), False
+        book.at_venue(ev.account, ev.symbol, venue, sign > 0, d_qty, d_value)
+        self.changed.setdefault(ev.account, set()).add(ev.symbol)
+        self._position_changed.set()
 
     def position(self, account: str, symbol: str) -> Position:
         b = self.positions
         assert b is not None
         a, i = b.accounts[account], b.symbols[symbol]
         mark = int(b.marks[i]) or None
+        venues = [msgspec.structs.replace(v) for v in b.venues.get((account, symbol), {}).values()]  # a copy
         return Position(account=account, symbol=symbol, qty=int(b.qty[a, i]), avg_px=b.avg_px(account, symbol),
-                        realized=int(b.realized[a, i]), unrealized=int(b.unrealized[a, i]), mark=mark)
+                        realized=int(b.realized[a, i]), unrealized=int(b.unrealized[a, i]), mark=mark,
+                        venues=venues)
+
+    async def _publish_positions(self, nc) -> None:
+        """Changed positions, at most once per account per interval: an account's first
+        change goes out at once, later ones at the interval's end as the latest state."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._position_changed.wait()
+            self._position_changed.clear()
+            while self.changed:
+                now = loop.time()
+                due = {a: self.sent_at.get(a, now - self.interval) + self.interval for a in self.changed}
+                for account, at in due.items():
+                    if at <= now:
+                        await self._send_positions(nc, account)
+                later = [at for at in due.values() if at > now]
+                if later:
+                    await asyncio.sleep(min(later) - now)
+
+    async def _send_positions(self, nc, account: str) -> None:
+        symbols = self.changed.pop(account)
+        self.sent_at[account] = asyncio.get_running_loop().time()
+        try:
+            for symbol in sorted(symbols):
+                pos = self.position(account, symbol)
+                await nc.publish(f"oms.positions.{token(account)}", self.encode(pos), headers=self._headers(pos))
+        except NatsError:  # not kept: the next attempt sends the latest state
+            self.changed.setdefault(account, set()).update(symbols)
 
     async def _snapshot(self, msg) -> None:
         """Request/reply: positions of one account ({"account": ...}) or of all, as a list."""
@@ -305,7 +431,6 @@ class NatsStreamer:
         return Price(symbol=symbol, bid=bid[0], bid_venue=bid[1], ask=ask[0], ask_venue=ask[1])
 
     async def _market_data(self, nc) -> None:
-        assert self._md is not None
         while True:
             md = await self._md.get()
             self.quotes.setdefault(md.symbol, {})[md.venue] = md
@@ -313,11 +438,10 @@ class NatsStreamer:
             b = self.positions
             if b is not None and mark and md.symbol in b.symbols:
                 b.prices(np.array([b.symbols[md.symbol]], np.int64), np.array([mark], np.int64))
+            best = self._best(md.symbol)
             try:
                 await nc.publish(f"oms.md.{token(md.venue)}.{token(md.symbol)}", self.encode(md),
-                                 headers={"Oms-Schema": SCHEMA, "Oms-Type": "MarketData",
-                                          "Content-Type": self.content_type})
-                await nc.publish(f"oms.prices.{token(md.symbol)}", self.encode(self._best(md.symbol)),
-                                 headers={"Oms-Schema": SCHEMA, "Oms-Type": "Price", "Content-Type": self.content_type})
+                                 headers=self._headers(md))
+                await nc.publish(f"oms.prices.{token(md.symbol)}", self.encode(best), headers=self._headers(best))
             except NatsError:
                 pass  # prices are not kept: the next quote replaces this one

@@ -20,8 +20,8 @@ def readable(data: bytes, content_type: str | None) -> object:
         return data.decode(errors="replace")
 
 
-async def _tail(url: str, subject: str, replay: bool, count: int, user: str, password: str) -> int:
-    nc = await nats.connect(url, user=user or None, password=password or None, connect_timeout=3)
+async def _tail(servers: list[str], subject: str, auth: dict[str, str], replay: bool, count: int) -> int:
+    nc = await nats.connect(servers, **auth, connect_timeout=3)
     seen = 0
     done = asyncio.Event()
 
@@ -47,9 +47,10 @@ async def _tail(url: str, subject: str, replay: bool, count: int, user: str, pas
     return 0
 
 
-def tail(url: str, subject: str, *, replay: bool = False, count: int = 0, user: str = "", password: str = "") -> int:
+def tail(servers: list[str], subject: str, auth: dict[str, str], *, replay: bool = False, count: int = 0) -> int:
+    """auth: nats.connect credentials (user/password or nkeys_seed), as `NatsConfig.auth` gives them."""
     try:
-        return asyncio.run(_tail(url, subject, replay, count, user, password))
+        return asyncio.run(_tail(servers, subject, auth, replay, count))
     except KeyboardInterrupt:
         return 0
     except Exception as exc:  # no server, bad subject: one line, non-zero exit

@@ -103,9 +103,7 @@ def _tail(args: argparse.Namespace) -> int:
     from gateways.nats_tail import tail
 
     cfg = load(args.config)
-    n = cfg.nats
-    url = n.url or f"nats://{n.host}:{n.port}"
-    return tail(url, args.subject, replay=args.replay, count=args.count, user=n.user, password=n.password)
+    return tail(cfg.nats.servers(), args.subject, cfg.nats.auth(Path.cwd()), replay=args.replay, count=args.count)
 
 
 def _replay(args: argparse.Namespace) -> int:

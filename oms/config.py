@@ -60,10 +60,12 @@ class FixConfig(_Base):
 
 
 class NatsUser(_Base):
-    """A user of the embedded server and what it may do (subjects; wildcards allowed)."""
+    """A user of the embedded server and what it may do (subjects; wildcards allowed):
+    user and password, or an nkey (the public key; the client signs with its seed)."""
 
-    user: str
-    password: str
+    user: str = ""
+    password: str = ""
+    nkey: str = ""
     publish: list[str] = []
     subscribe: list[str] = msgspec.field(default_factory=lambda: ["_INBOX.>"])
 
@@ -72,11 +74,27 @@ class NatsConfig(_Base):
     embedded: bool = True
     host: str = "127.0.0.1"
     port: int = 4222
-    url: str = ""  # an existing server or cluster; when set, nothing is embedded
+    url: str = ""  # an existing server, or a cluster's as a comma-separated list; when set, nothing is embedded
     encoding: Literal["msgpack", "json"] = "msgpack"
     user: str = ""  # the OMS's credentials (and the embedded server's, when set)
     password: str = ""
+    nkey_seed: str = ""  # or the OMS's nkey: its seed file (relative paths from the base directory, as run_dir)
     users: list[NatsUser] = []  # other users of the embedded server, e.g. a read-only compliance feed
+    positions_interval_ms: int = 100  # an account's positions are published at most this often
+    max_backlog: int = 10_000  # events read ahead of NATS; when full, the journal holds the rest
+
+    def servers(self) -> list[str]:
+        return [u.strip() for u in self.url.split(",") if u.strip()] or [f"nats://{self.host}:{self.port}"]
+
+    def seed_path(self, base: Path) -> Path | None:
+        return None if not self.nkey_seed else base / self.nkey_seed  # an absolute path stays itself
+
+    def auth(self, base: Path) -> dict[str, str]:
+        """The OMS's own credentials as nats.connect arguments."""
+        seed = self.seed_path(base)
+        if seed is not None:
+            return {"nkeys_seed": str(seed)}
+        return {"user": self.user, "password": self.password} if self.user else {}
 
 
 class SimConfig(_Base):
@@ -247,6 +265,15 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
             fail(f"risk.nav.{acc}", str(exc))
     if not 0 <= cfg.risk.soft_pct <= 100:
         fail("risk.soft_pct", "must be between 0 and 100")
+    if cfg.nats.positions_interval_ms < 0 or cfg.nats.max_backlog < 1:
+        fail("nats", "positions_interval_ms must be >= 0 and max_backlog >= 1")
+    if cfg.nats.user and cfg.nats.nkey_seed:
+        fail("nats.nkey_seed", "the OMS authenticates with user/password or an nkey, not both")
+    for n, u in enumerate(cfg.nats.users):
+        if bool(u.user) == bool(u.nkey) or (u.nkey and u.password):
+            fail(f"nats.users[{n}]", "give user and password, or nkey (a public key), not both")
+        if u.nkey and not u.nkey.startswith("U"):
+            fail(f"nats.users[{n}].nkey", "a user's public nkey starts with U")
 
 
 def load(path: str | os.PathLike) -> Config:

@@ -35,6 +35,10 @@ class Metrics:
         self.orders = Gauge("oms_orders", "Orders known to the engine", registry=r)
         self.stream_published = Gauge("oms_stream_published_seq", "Last journal sequence published to NATS; "
                                       "oms_journal_last_seq minus this is the stream's lag", registry=r)
+        self.stream_backlog = Gauge("oms_stream_backlog_events", "Events read from the journal, not yet "
+                                    "published to NATS (at most nats.max_backlog)", registry=r)
+        self.stream_backlog_full = Gauge("oms_stream_backlog_full", "1 while the NATS backlog is full (NATS away "
+                                         "or slow; the journal holds the rest): alert on it", registry=r)
         self.failed_logons = Counter("oms_failed_logons", "Trader logons refused", ["session"], registry=r)
         self._cmd_children: dict[type, Counter] = {}
         self._event_children: dict[type, Counter] = {}

@@ -29,11 +29,20 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def public_nkey(seed_file: Path) -> str:
+    """The public key (U...) of an nkey seed: what the server knows of a client that signs with the seed."""
+    import nkeys
+
+    return nkeys.from_seed(bytearray(seed_file.read_bytes().strip())).public_key.decode()
+
+
 class EmbeddedNats:
+    """user/password or nkey: the OMS's own credentials (all subjects); users: the others."""
+
     def __init__(self, host: str, port: int, store_dir: Path, user: str = "", password: str = "",
-                 users: list | None = None) -> None:
+                 users: list | None = None, nkey: str = "") -> None:
         self.host, self.port, self.store_dir = host, port, store_dir
-        self.user, self.password = user, password
+        self.user, self.password, self.nkey = user, password, nkey
         self.users = users or []  # oms.config.NatsUser: credentials and subject permissions
         self.proc: subprocess.Popen | None = None
 
@@ -65,13 +74,15 @@ class EmbeddedNats:
         """The server's config: listen address, JetStream, and users with permissions."""
         lines = [f"listen: {json.dumps(f'{self.host}:{self.port}')}",
                  f"jetstream {{ store_dir: {json.dumps(str(self.store_dir))} }}"]
-        users = []
+        users: list[dict] = []
         if self.user:
             users.append({"user": self.user, "password": self.password})
+        if self.nkey:
+            users.append({"nkey": self.nkey})
         for u in self.users:
-            users.append({"user": u.user, "password": u.password,
-                          "permissions": {"publish": {"allow": u.publish or ["_INBOX.>"]},
-                                          "subscribe": {"allow": u.subscribe}}})
+            who = {"nkey": u.nkey} if u.nkey else {"user": u.user, "password": u.password}
+            users.append({**who, "permissions": {"publish": {"allow": u.publish or ["_INBOX.>"]},
+                                                 "subscribe": {"allow": u.subscribe}}})
         if users:
             lines.append(f"authorization {{ users: {json.dumps(users)} }}")
         return "\n".join(lines) + "\n"

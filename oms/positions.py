@@ -9,13 +9,29 @@ Average cost: buying into a long (or selling into a short) adds the fill's value
 cost basis; reducing releases the cost basis pro rata, floor-rounded, and the remainder
 leaves with the last share, so a position that goes back to flat has realized exactly
 what it paid and received.
+
+Per venue a position keeps its fills gross (bought, sold and their values), not an
+average cost: which venue's shares a sale closes is a convention, while gross fills are
+facts, add up exactly to the account's position and move exactly on a bust or a correction.
 """
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 from numba import njit
 
 SCALE = 10**6
+
+
+class VenueFills(msgspec.Struct):
+    """One position's fills at one venue; qty = bought - sold."""
+
+    venue: str
+    qty: int = 0
+    bought: int = 0
+    sold: int = 0
+    buy_value: int = 0
+    sell_value: int = 0
 
 
 class Book:
@@ -33,6 +49,7 @@ class Book:
         self.marks = np.zeros(len(symbols), np.int64)
         self.unrealized = np.zeros(shape, np.int64)
         self.account_unrealized = np.zeros(len(accounts), np.int64)  # base currency
+        self.venues: dict[tuple[str, str], dict[str, VenueFills]] = {}  # (account, symbol) -> venue -> fills
 
     def fill(self, account: str, symbol: str, qty: int, px: int) -> None:
         """A fill of signed qty (buy > 0) at px; a bust is the opposite fill at the same price."""
@@ -43,6 +60,18 @@ class Book:
         self.realized[a, i] += realized
         mark_cells(self.qty, self.cost, self.marks, self.rates, self.unrealized, self.account_unrealized,
                    np.array([a], np.int64), i)
+
+    def at_venue(self, account: str, symbol: str, venue: str, buy: bool, qty: int, value: int) -> None:
+        """A change of one side's filled quantity and value at a venue (negative for a bust)."""
+        v = self.venues.setdefault((account, symbol), {}).setdefault(venue, VenueFills(venue))
+        if buy:
+            v.bought += qty
+            v.buy_value += value
+            v.qty += qty
+        else:
+            v.sold += qty
+            v.sell_value += value
+            v.qty -= qty
 
     def mark_all(self) -> None:
         mark_to_market(self.qty, self.cost, self.marks, self.rates, self.unrealized, self.account_unrealized)

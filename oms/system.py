@@ -66,17 +66,17 @@ class System:
 
     def _start_streams(self) -> None:
         from gateways.nats_stream import NatsStreamer
-        from oms.natsd import EmbeddedNats
+        from oms.natsd import EmbeddedNats, public_nkey
 
         n = self.cfg.nats
-        url = n.url
-        if not url:
-            self.nats = EmbeddedNats(n.host, n.port, self.run_dir / "nats", n.user, n.password, n.users)
+        if not n.url:
+            seed = n.seed_path(self.base)
+            self.nats = EmbeddedNats(n.host, n.port, self.run_dir / "nats", n.user, n.password, n.users,
+                                     nkey=public_nkey(seed) if seed is not None else "")
             self.nats.start()
-            url = self.nats.url
-        self.streamer = NatsStreamer(url, self.cfg.journal_path(self.base), self.run_dir, encoding=n.encoding,
-                                     user=n.user, password=n.password, metrics=self.metrics,
-                                     positions=self._positions())
+        self.streamer = NatsStreamer(n.servers(), self.cfg.journal_path(self.base), self.run_dir, encoding=n.encoding,
+                                     auth=n.auth(self.base), metrics=self.metrics, positions=self._positions(),
+                                     positions_interval_ms=n.positions_interval_ms, max_backlog=n.max_backlog)
         self.streamer.start()
         self.runtime.listeners.append(self.streamer.on_events)
         for sim in self.sims:

@@ -105,7 +105,7 @@ def test_market_data_and_consolidated_prices_stream_over_nats(system):
     import nats
 
     async def grab() -> dict:
-        nc = await nats.connect(system.streamer.url)
+        nc = await nats.connect(system.nats.url)
         subs = {s: await nc.subscribe(s) for s in ("oms.md.YSIM.AAPL", "oms.prices.AAPL")}
         got = {}
         for subject, sub in subs.items():

@@ -4,6 +4,7 @@ duplicates nothing."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 
@@ -28,6 +29,11 @@ name = "V1"
 port = 1
 [venues.sim]
 enabled = false
+[[venues]]
+name = "V2"
+port = 2
+[venues.sim]
+enabled = false
 [[accounts]]
 id = "ACC1"
 [[instruments]]
@@ -42,17 +48,23 @@ value = "1000"
 """
 
 
-def start(tmp: Path, port: int) -> System:
-    cfg = msgspec.toml.decode(CONFIG.format(port=port), type=Config)
+def config(port: int, nats: str = "") -> Config:
+    """The test config; nats: more lines for its [nats] section."""
+    head = f"[nats]\nport = {port}\n"
+    return msgspec.toml.decode(CONFIG.format(port=port).replace(head, head + nats, 1), type=Config)
+
+
+def start(tmp: Path, port: int, nats: str = "") -> System:
+    cfg = config(port, nats)
     s = System(cfg, tmp, venues=False, fix=False, serve_metrics=False)
     s.start()
     assert s.streamer is not None and s.streamer.connected.wait(10)
     return s
 
 
-def order(s: System, cl: str, qty: int = 100) -> None:
-    s.runtime.submit(NewOrder(session="C1", cl_ord_id=cl, account="ACC1", symbol="AAPL", side=Side.BUY,
-                              ord_type=OrdType.LIMIT, qty=qty, price=100_000_000))
+def order(s: System, cl: str, qty: int = 100, side: Side = Side.BUY, venue: str | None = None) -> None:
+    s.runtime.submit(NewOrder(session="C1", cl_ord_id=cl, account="ACC1", symbol="AAPL", side=side,
+                              ord_type=OrdType.LIMIT, qty=qty, price=100_000_000, ex_destination=venue))
 
 
 def wait_published(s: System, timeout: float = 15) -> None:
@@ -104,39 +116,98 @@ def test_orders_and_compliance_streams_replay_for_a_late_consumer(tmp_path):
         s.stop()
 
 
-def test_positions_follow_the_fills(tmp_path):
+async def child_of(s: System, cl: str, timeout: float = 10):
+    """The child order the router made for the parent with ClOrdID cl."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        parents = {o.order_id for o in s.engine.state.orders.values() if o.cl_ord_id == cl}
+        for child in s.engine.state.children.values():
+            if child.order_id in parents:
+                return child
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no child for {cl}")
+
+
+def fill(s: System, child, exec_id: str, qty: int, px: int) -> None:
+    s.runtime.submit(VenueExecReport(venue=child.venue, cl_ord_id=child.cl_ord_id, exec_id=exec_id,
+                                     exec_type=ExecType.TRADE, last_qty=qty, last_px=px))
+
+
+async def positions_until(port: int, trade, done, quiet: float = 0.5, timeout: float = 15) -> tuple[list, list]:
+    """(Position messages on oms.positions.ACC1 with their arrival times, the snapshot reply
+    after) while `trade()` runs, until `done(last message)` and then `quiet` s of silence."""
+    nc = await nats.connect(f"nats://127.0.0.1:{port}")
+    sub = await nc.subscribe("oms.positions.ACC1")
+    got: list = []
+    trading = asyncio.create_task(trade())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            msg = await sub.next_msg(timeout=quiet)
+        except nats.errors.TimeoutError:
+            if got and trading.done() and done(got[-1][1]):
+                break
+            continue
+        assert msg.headers["Oms-Type"] == "Position" and msg.headers["Oms-Schema"] == "2"
+        got.append((time.monotonic(), msgspec.msgpack.decode(msg.data)))
+    await trading
+    reply = await nc.request("oms.positions.snapshot", b'{"account": "ACC1"}', timeout=5)
+    await nc.close()
+    return got, msgspec.msgpack.decode(reply.data)
+
+
+def test_positions_per_venue_sum_to_the_account(tmp_path):
     port = free_port()
     s = start(tmp_path, port)
 
-    async def collect() -> list:
-        nc = await nats.connect(f"nats://127.0.0.1:{port}")
-        got: list = []
-        sub = await nc.subscribe("oms.positions.>")
+    async def trade() -> None:
         order(s, "P1")
-        deadline = time.monotonic() + 10
-        while not s.engine.state.children and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        child = next(iter(s.engine.state.children.values()))
-        for n, q in enumerate((30, 70)):
-            s.runtime.submit(VenueExecReport(venue="V1", cl_ord_id=child.cl_ord_id, exec_id=f"f{n}",
-                                             exec_type=ExecType.TRADE, last_qty=q, last_px=100_500_000))
-        while len(got) < 2 and time.monotonic() < deadline:
-            try:
-                msg = await sub.next_msg(timeout=1)
-                got.append(msgspec.msgpack.decode(msg.data))
-            except nats.errors.TimeoutError:
-                pass
-        reply = await nc.request("oms.positions.snapshot", b'{"account": "ACC1"}', timeout=5)
-        got.append(msgspec.msgpack.decode(reply.data))
-        await nc.close()
-        return got
+        order(s, "P2", qty=60, venue="V2")
+        order(s, "P3", qty=40, side=Side.SELL, venue="V2")
+        c1, c2, c3 = [await child_of(s, cl) for cl in ("P1", "P2", "P3")]
+        assert (c1.venue, c2.venue, c3.venue) == ("V1", "V2", "V2")
+        fill(s, c1, "f1", 30, 100_500_000)
+        fill(s, c1, "f2", 70, 100_500_000)
+        fill(s, c2, "f3", 60, 101_000_000)
+        fill(s, c3, "f4", 40, 102_000_000)
 
     try:
-        got = asyncio.run(collect())
-        snapshot = got.pop()
-        assert [(p["symbol"], p["qty"]) for p in snapshot] == [("AAPL", 100)]
-        assert [(p["qty"], p["avg_px"], p["realized"]) for p in got] == [(30, 100_500_000, 0), (100, 100_500_000, 0)]
-        assert got[-1]["account"] == "ACC1" and got[-1]["symbol"] == "AAPL"
+        got, snapshot = asyncio.run(positions_until(port, trade, lambda p: p["qty"] == 120))
+        last = got[-1][1]
+        assert (last["account"], last["symbol"], last["qty"]) == ("ACC1", "AAPL", 120)
+        venues = {v["venue"]: v for v in last["venues"]}
+        assert venues == {
+            "V1": {"venue": "V1", "qty": 100, "bought": 100, "sold": 0, "buy_value": 100 * 100_500_000,
+                   "sell_value": 0},
+            "V2": {"venue": "V2", "qty": 20, "bought": 60, "sold": 40, "buy_value": 60 * 101_000_000,
+                   "sell_value": 40 * 102_000_000},
+        }
+        assert sum(v["qty"] for v in last["venues"]) == last["qty"]
+        assert snapshot == [last]  # the reply carries the same breakdown
+    finally:
+        s.stop()
+
+
+def test_positions_are_coalesced_and_end_with_the_latest(tmp_path):
+    port = free_port()
+    s = start(tmp_path, port, "positions_interval_ms = 200\n")
+    fills = [(10, 100_000_000 + 1_000 * n) for n in range(50)]
+
+    async def trade() -> None:
+        order(s, "B1", qty=500)
+        child = await child_of(s, "B1")
+        for n, (q, px) in enumerate(fills):  # over about half a second: each fill its own journal commit
+            fill(s, child, f"b{n}", q, px)
+            await asyncio.sleep(0.01)
+
+    try:
+        got, snapshot = asyncio.run(positions_until(port, trade, lambda p: p["qty"] == 500))
+        assert 2 <= len(got) < len(fills) // 5  # a burst of 50 fills: a few publishes
+        gaps = [b - a for (a, _), (b, _) in zip(got, got[1:])]
+        assert all(g > 0.1 for g in gaps), gaps  # at most one per interval (200 ms), give or take delivery
+        last = got[-1][1]
+        assert last["qty"] == 500 and last["avg_px"] == sum(q * px for q, px in fills) // 500
+        assert snapshot == [last]  # the final state was published, not lost in the coalescing
     finally:
         s.stop()
 
@@ -236,3 +307,111 @@ def test_authentication_and_a_read_only_compliance_user(tmp_path):
         assert "permissions violation" in out["errors"] and "oms.orders" in out["errors"]
     finally:
         s.stop()
+
+
+def seed_file(path: Path) -> str:
+    """A new user nkey seed in path; its public key."""
+    import os
+
+    import nkeys
+
+    seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
+    path.write_bytes(seed)
+    return nkeys.from_seed(bytearray(seed)).public_key.decode()
+
+
+def test_nkey_authentication(tmp_path):
+    port = free_port()
+    seed_file(tmp_path / "oms.nk")
+    reader = seed_file(tmp_path / "reader.nk")
+    seed_file(tmp_path / "stranger.nk")  # a valid seed the server does not know
+    s = start(tmp_path, port, f'nkey_seed = "{tmp_path / "oms.nk"}"\n'  # the OMS signs with its own seed
+              f'[[nats.users]]\nnkey = "{reader}"\nsubscribe = ["oms.orders.>", "_INBOX.>"]\n'
+              '[[nats.users]]\nuser = "compliance"\npassword = "c-secret"\nsubscribe = ["oms.compliance.>"]\n')
+    url = f"nats://127.0.0.1:{port}"
+
+    async def refused(**auth) -> bool:
+        try:
+            nc = await nats.connect(url, **auth, connect_timeout=2, allow_reconnect=False)
+        except Exception:
+            return True
+        await nc.close()
+        return False
+
+    async def probe() -> dict:
+        out = {"stranger": await refused(nkeys_seed=str(tmp_path / "stranger.nk")),
+               "anonymous": await refused(),
+               "password user": not await refused(user="compliance", password="c-secret")}
+        nc = await nats.connect(url, nkeys_seed=str(tmp_path / "reader.nk"))
+        sub = await nc.subscribe("oms.orders.ACC1")
+        await nc.flush()
+        order(s, "N1")
+        out["received"] = (await sub.next_msg(timeout=10)).headers["Oms-Type"]
+        await nc.close()
+        return out
+
+    try:
+        assert s.streamer.connected.wait(10)  # type: ignore[union-attr]
+        assert asyncio.run(probe()) == {"stranger": True, "anonymous": True, "password user": True,
+                                        "received": "OrderAccepted"}
+    finally:
+        s.stop()
+
+
+def test_bounded_backlog_while_the_server_is_down(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="gateways.nats_stream")
+    port = free_port()
+    server = EmbeddedNats("127.0.0.1", port, tmp_path / "external-nats")
+    server.start()
+    s = System(config(port, f'url = "nats://127.0.0.1:{port}"\nmax_backlog = 3\n'), tmp_path, venues=False, fix=False,
+               serve_metrics=False)
+    s.start()
+    gauge = s.metrics.registry.get_sample_value
+    try:
+        assert s.streamer.connected.wait(10)  # type: ignore[union-attr]
+        order(s, "D0")
+        wait_published(s)
+        server.stop()
+        for n in range(1, 13):  # trading goes on: every order is accepted and journaled
+            order(s, f"D{n}")
+        deadline = time.monotonic() + 10
+        while (len(s.engine.state.orders) < 13 or not gauge("oms_stream_backlog_full")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(s.engine.state.orders) == 13
+        assert gauge("oms_stream_backlog_full") == 1 and gauge("oms_stream_backlog_events") == 3
+        assert len(s.streamer.backlog) == 3  # type: ignore[union-attr]
+        assert s.streamer.published < s.journal.last_seq - 3  # type: ignore[union-attr]  # the journal holds the rest
+        server.start()
+        wait_published(s, timeout=30)
+        got = asyncio.run(replay(port, "oms.orders.ACC1", expect=13))
+        ids = [i for i, _t, _d in got]
+        assert len(ids) == 13 and len(set(ids)) == 13  # each order exactly once
+        assert {d["order"]["cl_ord_id"] for _i, _t, d in got} == {f"D{n}" for n in range(13)}
+        deadline = time.monotonic() + 5
+        while gauge("oms_stream_backlog_full") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert gauge("oms_stream_backlog_full") == 0 and gauge("oms_stream_backlog_events") == 0
+        warnings = [r.message for r in caplog.records if r.levelno == logging.WARNING and "backlog full" in r.message]
+        assert len(warnings) == 1  # one alert per episode, not one per event
+        assert any("backlog drained" in r.message for r in caplog.records)
+    finally:
+        s.stop()
+        server.stop()
+
+
+def test_an_existing_cluster_is_used_and_nothing_embedded(tmp_path):
+    port, dead = free_port(), free_port()
+    server = EmbeddedNats("127.0.0.1", port, tmp_path / "external-nats")
+    server.start()
+    s = System(config(port + 1, f'url = "nats://127.0.0.1:{dead}, nats://127.0.0.1:{port}"\n'), tmp_path,
+               venues=False, fix=False, serve_metrics=False)  # the embedded port would be port + 1
+    s.start()
+    try:
+        assert s.streamer.connected.wait(10)  # type: ignore[union-attr]
+        assert s.nats is None and not (s.run_dir / "nats").exists()
+        order(s, "E1")
+        wait_published(s)
+        assert [t for _i, t, _d in asyncio.run(replay(port, "oms.orders.ACC1", expect=1))] == ["OrderAccepted"]
+    finally:
+        s.stop()
+        server.stop()
