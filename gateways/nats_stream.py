@@ -366,8 +366,14 @@ class NatsStreamer:
             book.fill(ev.account, ev.symbol, -sign * ev.cum_qty, value // ev.cum_qty)
             book.fill(ev.account, ev.symbol, sign * ev.cum_qty, ev.cum_value // ev.cum_qty)
         book.at_venue(ev.account, ev.symbol, venue, sign > 0, d_qty, d_value)
-        self.changed.setdefault(ev.account, set()).add(ev.symbol)
-        self._position_changed.set()
+        self._touch([ev.account], ev.symbol)
+
+    def _touch(self, accounts: list[str], symbol: str) -> None:
+        """These accounts' positions in symbol changed: publish them (coalesced)."""
+        for account in accounts:
+            self.changed.setdefault(account, set()).add(symbol)
+        if accounts:
+            self._position_changed.set()
 
     def position(self, account: str, symbol: str) -> Position:
         b = self.positions
@@ -437,7 +443,10 @@ class NatsStreamer:
             mark = self._mark(md.symbol)
             b = self.positions
             if b is not None and mark and md.symbol in b.symbols:
-                b.prices(np.array([b.symbols[md.symbol]], np.int64), np.array([mark], np.int64))
+                i = b.symbols[md.symbol]
+                if mark != b.marks[i]:
+                    b.prices(np.array([i], np.int64), np.array([mark], np.int64))
+                    self._touch([b.names[a] for a in np.flatnonzero(b.qty[:, i])], md.symbol)  # unrealized moved
             best = self._best(md.symbol)
             try:
                 await nc.publish(f"oms.md.{token(md.venue)}.{token(md.symbol)}", self.encode(md),

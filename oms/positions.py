@@ -39,6 +39,7 @@ class Book:
     account a's base currency (fixed point, 1e6 = 1)."""
 
     def __init__(self, accounts: list[str], symbols: list[str], rates: np.ndarray | None = None) -> None:
+        self.names = list(accounts)
         self.accounts = {a: k for k, a in enumerate(accounts)}
         self.symbols = {s: k for k, s in enumerate(symbols)}
         shape = (len(accounts), len(symbols))

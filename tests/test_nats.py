@@ -14,7 +14,7 @@ import pytest
 from nats.js.api import DeliverPolicy
 
 from oms.config import Config
-from oms.model import NewOrder, OrdType, Side, VenueExecReport, ExecType
+from oms.model import ExecType, MarketData, NewOrder, OrdType, Side, VenueExecReport
 from oms.natsd import EmbeddedNats
 from oms.system import System
 from tests.fix_client import free_port
@@ -48,10 +48,14 @@ value = "1000"
 """
 
 
-def config(port: int, nats: str = "") -> Config:
+def config_text(port: int, nats: str = "") -> str:
     """The test config; nats: more lines for its [nats] section."""
     head = f"[nats]\nport = {port}\n"
-    return msgspec.toml.decode(CONFIG.format(port=port).replace(head, head + nats, 1), type=Config)
+    return CONFIG.format(port=port).replace(head, head + nats, 1)
+
+
+def config(port: int, nats: str = "") -> Config:
+    return msgspec.toml.decode(config_text(port, nats), type=Config)
 
 
 def start(tmp: Path, port: int, nats: str = "") -> System:
@@ -170,11 +174,19 @@ def test_positions_per_venue_sum_to_the_account(tmp_path):
         fill(s, c1, "f2", 70, 100_500_000)
         fill(s, c2, "f3", 60, 101_000_000)
         fill(s, c3, "f4", 40, 102_000_000)
+        while s.streamer.published < s.journal.last_seq or s.streamer.changed:  # the fills are out
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+        s.streamer.on_market_data(MarketData(symbol="AAPL", venue="V1", bid=103_000_000, ask=105_000_000))
 
     try:
-        got, snapshot = asyncio.run(positions_until(port, trade, lambda p: p["qty"] == 120))
+        got, snapshot = asyncio.run(positions_until(port, trade, lambda p: p["mark"] is not None))
+        assert [p["mark"] for _t, p in got[-2:]] == [None, 104_000_000]  # a new mark republishes the position
         last = got[-1][1]
         assert (last["account"], last["symbol"], last["qty"]) == ("ACC1", "AAPL", 120)
+        cost = (100 * 100_500_000 + 60 * 101_000_000) * 120 // 160  # average cost: 40 of 160 sold
+        assert last["unrealized"] == 120 * 104_000_000 - cost and last["realized"] == 40 * 102_000_000 - (
+            100 * 100_500_000 + 60 * 101_000_000) * 40 // 160
         venues = {v["venue"]: v for v in last["venues"]}
         assert venues == {
             "V1": {"venue": "V1", "qty": 100, "bought": 100, "sold": 0, "buy_value": 100 * 100_500_000,
@@ -415,3 +427,18 @@ def test_an_existing_cluster_is_used_and_nothing_embedded(tmp_path):
     finally:
         s.stop()
         server.stop()
+
+
+@pytest.mark.parametrize("nats, key", [
+    ('[[nats.users]]\nuser = "a"\npassword = "p"\nnkey = "UABC"\n', "nats.users[0]"),
+    ('[[nats.users]]\nnkey = "SUABC"\n', "nats.users[0].nkey"),  # a seed where the public key belongs
+    ('user = "oms"\npassword = "p"\nnkey_seed = "oms.nk"\n', "nats.nkey_seed"),
+    ("max_backlog = 0\n", "nats"),
+])
+def test_bad_nats_security_or_limits_are_refused(tmp_path, nats, key):
+    from oms.config import ConfigError, load
+
+    path = tmp_path / "bad.toml"
+    path.write_text(config_text(4222, nats))
+    with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
+        load(path)
