@@ -209,7 +209,8 @@ class NatsStreamer:
 
     async def _down(self) -> None:
         self.connected.clear()
-        log.warning("NATS disconnected: events wait in the backlog and the journal")
+        if not self._stopping:
+            log.warning("NATS disconnected: events wait in the backlog and the journal")
 
     async def _up(self) -> None:
         self.connected.set()
