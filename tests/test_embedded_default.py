@@ -120,3 +120,56 @@ def test_market_data_and_consolidated_prices_stream_over_nats(system):
     price_type, price = got["oms.prices.AAPL"]
     assert price_type == "Price" and price["bid"] > 0 and price["ask"] > 0  # venues drift apart: it may cross
     assert price["bid_venue"] in ("XSIM", "YSIM", "ZSIM") and price["ask_venue"] in ("XSIM", "YSIM", "ZSIM")
+
+
+def _until_done(t: FixClient, cl: str, exec_type: str = "") -> list:
+    """Every ExecutionReport for `cl` up to its terminal one (or one of `exec_type`)."""
+    seen = []
+    while True:
+        seen.append(t.expect("8", t11=cl, timeout=15))
+        if tags(seen[-1], 39)[0] in ("2", "4", "8", "C", "3") or tags(seen[-1], 150)[0] == exec_type:
+            return seen
+
+
+def _price(px: int) -> str:
+    return format(Decimal(px) / 10**6, "f")
+
+
+def test_i_ioc_away_from_the_market_is_canceled_and_fok_is_all_or_nothing(system, tmp_path):
+    top = next(s for s in system.sims if s.venue.name == "XSIM").top("AAPL")
+    with trader(system, tmp_path) as t:
+        cl = t.next_id()  # IOC: a buy far below the offer cannot trade, the venue cancels it at once
+        t.new_order(cl, "AAPL", "1", "100", _price(top.bid - 1_000_000), tif="3", account="DEMO1",
+                    extra={100: "XSIM"})
+        last = _until_done(t, cl)[-1]
+        assert tags(last, 39, 14, 151) == ("4", "0", "0")
+        cl = t.next_id()  # FOK for more than the touch shows at the touch's price: nothing trades
+        t.new_order(cl, "AAPL", "1", str(top.ask_size + 100), _price(top.ask), tif="4", account="DEMO1",
+                    extra={100: "XSIM"})
+        last = _until_done(t, cl)[-1]
+        assert tags(last, 39, 14) == ("4", "0")
+        cl = t.next_id()  # FOK the touch can fill: all of it
+        t.new_order(cl, "AAPL", "1", "100", _price(top.ask), tif="4", account="DEMO1", extra={100: "XSIM"})
+        assert tags(_until_done(t, cl)[-1], 39, 14) == ("2", "100")
+
+
+def test_c_replace_up_and_reprice_a_resting_order_then_cancel_it(system, tmp_path):
+    """C.1.a against the simulators: the venue resizes and reprices its child; B.1.a the cancel."""
+    quotes = [s.top("MSFT") for s in system.sims]
+    below = min(q.bid for q in quotes) - 500_000  # rests: nothing trades
+    with trader(system, tmp_path) as t:
+        cl = t.next_id()
+        t.new_order(cl, "MSFT", "1", "900", _price(below), account="DEMO1", extra={100: "BEST"})
+        while tags(t.expect("8", t11=cl, timeout=15), 39) != ("0",):
+            pass
+        o = system.engine.state.find("CLIENT1", cl)
+        new_cl = t.next_id()
+        t.replace(new_cl, cl, "MSFT", "1", "1200", _price(below + 10_000))
+        reps = _until_done(t, new_cl, exec_type="5")
+        assert tags(reps[-1], 39, 38, 14, 151) == ("0", "1200", "0", "1200")
+        working = [ch for c in o.children if (ch := system.engine.state.children[c]).status.value in "0A"]
+        assert sum(ch.qty for ch in working) == 1200 and all(ch.price == below + 10_000 for ch in working)
+        cxl = t.next_id()
+        t.cancel(cxl, new_cl, "MSFT", "1", "1200")
+        assert tags(_until_done(t, cxl)[-1], 39, 41, 14) == ("4", new_cl, "0")
+
