@@ -170,7 +170,7 @@ def run_echo(tmp: Path, orders: int, window: int) -> dict:
         ep.stop()
 
 
-def run_oms(tmp: Path, orders: int, window: int, fsync: bool = True) -> dict:
+def run_oms(tmp: Path, orders: int, window: int, fsync: bool = True, streams: bool = True) -> dict:
     cfg = load(DEFAULT_CONFIG)
     cfg = msgspec.structs.replace(cfg, journal=msgspec.structs.replace(cfg.journal, fsync=fsync))
     risk = msgspec.structs.replace(
@@ -181,7 +181,7 @@ def run_oms(tmp: Path, orders: int, window: int, fsync: bool = True) -> dict:
         metrics=msgspec.structs.replace(cfg.metrics, port=free_port()),
         nats=msgspec.structs.replace(cfg.nats, port=free_port()),
         venues=[msgspec.structs.replace(v, port=free_port()) for v in cfg.venues])
-    system = System(cfg, tmp)
+    system = System(cfg, tmp, streams=streams)
     system.start()
     try:
         time.sleep(1)  # venue sessions log on
@@ -195,10 +195,11 @@ def main() -> None:
     p.add_argument("--orders", type=int, default=2000)
     p.add_argument("--window", type=int, default=20)
     p.add_argument("--no-fsync", action="store_true", help="journal without fsync, to show what durability costs")
+    p.add_argument("--no-nats", action="store_true", help="without the NATS streams (their publisher shares the GIL)")
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as d:
         echo = run_echo(Path(d), a.orders, a.window)
-        oms = run_oms(Path(d), a.orders, a.window, fsync=not a.no_fsync)
+        oms = run_oms(Path(d), a.orders, a.window, fsync=not a.no_fsync, streams=not a.no_nats)
     print(f"{'':8} {'p50 us':>9} {'p99 us':>9} {'mean us':>9} {'orders/s':>10}  terminal statuses")
     for name, r in (("echo", echo), ("oms", oms)):
         print(f"{name:8} {r['p50_us']:9.0f} {r['p99_us']:9.0f} {r['mean_us']:9.0f} {r['orders_per_s']:10.0f}  "

@@ -112,7 +112,11 @@ class NatsStreamer:
         self._queued = asyncio.Event()  # the backlog grew (or the reader is done)
         self._room = asyncio.Event()  # the backlog shrank
         self._position_changed = asyncio.Event()
-        self._md: asyncio.Queue[MarketData] = asyncio.Queue(maxsize=10_000)
+        # the latest quote per (venue, symbol) not yet published: quotes conflate, so a burst
+        # of book changes costs one wake-up of the loop and one publish per instrument
+        self._md_latest: dict[tuple[str, str], MarketData] = {}
+        self._md_lock = threading.Lock()
+        self._md_ready = asyncio.Event()
         self._read_done = False
         self._stopping = False
         self._stopped: threading.Event | None = None
@@ -141,14 +145,15 @@ class NatsStreamer:
         self._loop.call_soon_threadsafe(self._wake.set)
 
     def on_market_data(self, md: MarketData) -> None:
-        """Venue quotes (any thread); when the publisher falls behind, older quotes are dropped."""
-        self._loop.call_soon_threadsafe(self._offer, md)
+        """Venue quotes (any thread); a newer quote of the same venue and symbol replaces one
+        not yet published."""
+        with self._md_lock:
+            wake = not self._md_latest
+            self._md_latest[(md.venue, md.symbol)] = md
+        if wake:
+            self._loop.call_soon_threadsafe(self._md_ready.set)
 
     # ------------------------------------------------------------------ the loop's side
-    def _offer(self, md: MarketData) -> None:
-        if self._md.full():
-            self._md.get_nowait()
-        self._md.put_nowait(md)
 
     def _request_stop(self, flush_s: float, done: threading.Event) -> None:
         self._flush_deadline = self._loop.time() + flush_s
@@ -439,19 +444,26 @@ class NatsStreamer:
 
     async def _market_data(self, nc) -> None:
         while True:
-            md = await self._md.get()
-            self.quotes.setdefault(md.symbol, {})[md.venue] = md
-            mark = self._mark(md.symbol)
-            b = self.positions
-            if b is not None and mark and md.symbol in b.symbols:
-                i = b.symbols[md.symbol]
-                if mark != b.marks[i]:
-                    b.prices(np.array([i], np.int64), np.array([mark], np.int64))
-                    self._touch([b.names[a] for a in np.flatnonzero(b.qty[:, i])], md.symbol)  # unrealized moved
-            best = self._best(md.symbol)
-            try:
-                await nc.publish(f"oms.md.{token(md.venue)}.{token(md.symbol)}", self.encode(md),
-                                 headers=self._headers(md))
-                await nc.publish(f"oms.prices.{token(md.symbol)}", self.encode(best), headers=self._headers(best))
-            except NatsError:
-                pass  # prices are not kept: the next quote replaces this one
+            await self._md_ready.wait()
+            self._md_ready.clear()
+            with self._md_lock:
+                quotes, self._md_latest = list(self._md_latest.values()), {}
+            for md in quotes:
+                await self._quote(nc, md)
+
+    async def _quote(self, nc, md: MarketData) -> None:
+        self.quotes.setdefault(md.symbol, {})[md.venue] = md
+        mark = self._mark(md.symbol)
+        b = self.positions
+        if b is not None and mark and md.symbol in b.symbols:
+            i = b.symbols[md.symbol]
+            if mark != b.marks[i]:
+                b.prices(np.array([i], np.int64), np.array([mark], np.int64))
+                self._touch([b.names[a] for a in np.flatnonzero(b.qty[:, i])], md.symbol)  # unrealized moved
+        best = self._best(md.symbol)
+        try:
+            await nc.publish(f"oms.md.{token(md.venue)}.{token(md.symbol)}", self.encode(md),
+                             headers=self._headers(md))
+            await nc.publish(f"oms.prices.{token(md.symbol)}", self.encode(best), headers=self._headers(best))
+        except NatsError:
+            pass  # prices are not kept: the next quote replaces this one
