@@ -136,27 +136,28 @@ def _price(px: int) -> str:
 
 
 def test_i_ioc_away_from_the_market_is_canceled_and_fok_is_all_or_nothing(system, tmp_path):
-    top = next(s for s in system.sims if s.venue.name == "XSIM").top("AAPL")
+    xsim = next(s for s in system.sims if s.venue.name == "XSIM")
+    sim = xsim.venue.sim
+    shown = sum(sim.level_qty * k for k in range(1, sim.depth + 1))  # the most the venue ever quotes a side
     with trader(system, tmp_path) as t:
         cl = t.next_id()  # IOC: a buy far below the offer cannot trade, the venue cancels it at once
-        t.new_order(cl, "AAPL", "1", "100", _price(top.bid - 1_000_000), tif="3", account="DEMO1",
+        t.new_order(cl, "AAPL", "1", "100", _price(xsim.top("AAPL").bid - 1_000_000), tif="3", account="DEMO1",
                     extra={100: "XSIM"})
         last = _until_done(t, cl)[-1]
         assert tags(last, 39, 14, 151) == ("4", "0", "0")
-        cl = t.next_id()  # FOK for more than the touch shows at the touch's price: nothing trades
-        t.new_order(cl, "AAPL", "1", str(top.ask_size + 100), _price(top.ask), tif="4", account="DEMO1",
-                    extra={100: "XSIM"})
-        last = _until_done(t, cl)[-1]
-        assert tags(last, 39, 14) == ("4", "0")
-        cl = t.next_id()  # FOK the touch can fill: all of it
-        t.new_order(cl, "AAPL", "1", "100", _price(top.ask), tif="4", account="DEMO1", extra={100: "XSIM"})
+        through = _price(xsim.top("AAPL").ask * 101 // 100 // 10_000 * 10_000)  # 1% through the offer, on tick
+        cl = t.next_id()  # FOK for more than the venue shows: nothing trades, though most of it could
+        t.new_order(cl, "AAPL", "1", str(shown + 1000), through, tif="4", account="DEMO1", extra={100: "XSIM"})
+        assert tags(_until_done(t, cl)[-1], 39, 14) == ("4", "0")
+        cl = t.next_id()  # FOK the venue can fill: all of it
+        t.new_order(cl, "AAPL", "1", "100", through, tif="4", account="DEMO1", extra={100: "XSIM"})
         assert tags(_until_done(t, cl)[-1], 39, 14) == ("2", "100")
 
 
 def test_c_replace_up_and_reprice_a_resting_order_then_cancel_it(system, tmp_path):
     """C.1.a against the simulators: the venue resizes and reprices its child; B.1.a the cancel."""
     quotes = [s.top("MSFT") for s in system.sims]
-    below = min(q.bid for q in quotes) - 500_000  # rests: nothing trades
+    below = min(q.bid for q in quotes) * 98 // 100 // 10_000 * 10_000  # 2% under the bid: it rests
     with trader(system, tmp_path) as t:
         cl = t.next_id()
         t.new_order(cl, "MSFT", "1", "900", _price(below), account="DEMO1", extra={100: "BEST"})
