@@ -199,7 +199,10 @@ class VenueGateway:
         """Runtime listener: child orders go out once their events are durable."""
         for ev in events:
             t = type(ev)
+            link = self.links.get(getattr(ev, "venue", ""))  # none for the internal crossing book
+            if link is None:
+                continue
             if t is ChildOrderSent or t is ChildCancelSent or t is ChildReplaceSent:
-                self.links[ev.venue].send_child(ev)  # type: ignore[union-attr]
+                link.send_child(ev)  # type: ignore[arg-type]
             elif t is ChildStatusRequested:
-                self.links[ev.venue].request_status(ev)  # type: ignore[union-attr]
+                link.request_status(ev)  # type: ignore[arg-type]

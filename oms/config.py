@@ -14,6 +14,7 @@ import msgspec
 from oms.engine import ReferenceData
 from oms.fixed import FixedPointError, to_price
 from oms.model import Account, Instrument
+from oms.router import CROSS, INTERNAL, POLICIES
 from risk.compliance import RiskConfigError, parse_post_trade, parse_rule
 from risk.config import RiskConfig
 
@@ -156,6 +157,8 @@ class Config(_Base):
     # a venue's reject of a BEST or SWEEP child sends its quantity to the next venue (direct orders
     # went where the trader said: their reject goes back to the trader)
     reroute_on_reject: bool = True
+    # BEST and SWEEP orders cross resting CROSS orders (ExDestination CROSS) of other accounts first
+    internal_cross: bool = False
     venues: list[VenueConfig] = []
     instruments: list[InstrumentConfig] = []
     accounts: list[AccountConfig] = []
@@ -181,6 +184,7 @@ class Config(_Base):
             default_venue=self.default_venue,
             default_route=self.default_venue if self.default_policy == "direct" else self.default_policy.upper(),
             reroute_on_reject=self.reroute_on_reject,
+            internal_cross=self.internal_cross,
             entitlements={s.comp_id: frozenset(s.accounts) for s in self.fix.sessions},
             ref_prices={i.symbol: to_price(i.ref_price) for i in self.instruments},
         )
@@ -233,6 +237,9 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
     venues = [v.name for v in cfg.venues]
     if len(set(venues)) != len(venues):
         fail("venues", "duplicate venue name")
+    reserved = set(venues) & {*POLICIES, CROSS, INTERNAL}
+    if reserved:
+        fail("venues", f"{sorted(reserved)[0]} names a routing policy or the internal crossing book, not a venue")
     if venues and cfg.default_venue not in venues:
         fail("default_venue", f"{cfg.default_venue!r} is not one of the venues {venues}")
     for ccy, rate in cfg.fx.items():

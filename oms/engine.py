@@ -53,7 +53,8 @@ from oms.model import (
     VenueStatus,
 )
 from oms.reasons import Reason
-from oms.router import POLICIES, plan
+from oms.crossing import cross, resting
+from oms.router import CROSS, INTERNAL, POLICIES, plan
 from risk.compliance import Compliance
 from risk.config import RiskConfig
 from oms.state import ChildOrder, OmsState, ParentOrder
@@ -73,6 +74,7 @@ S = OrdStatus
 T = Trigger
 _PRICED = frozenset({OrdType.LIMIT, OrdType.STOP_LIMIT})
 _STOPPED = frozenset({OrdType.STOP, OrdType.STOP_LIMIT})
+_CROSSABLE = frozenset({OrdType.LIMIT, OrdType.MARKET})  # stops wait for their trigger at the venue
 _KEEP: Any = object()
 
 
@@ -87,6 +89,7 @@ class ReferenceData(msgspec.Struct, frozen=True):
     ref_prices: dict[str, int] = {}  # configured reference prices, the fallback for valuing orders
     default_route: str = ""  # a venue or a router policy for orders without ExDestination; "": default_venue
     reroute_on_reject: bool = True  # a venue reject of a policy-routed child tries the venues not yet tried
+    internal_cross: bool = False  # BEST/SWEEP orders cross resting CROSS orders first; CROSS is accepted
 
 
 class SequentialIds:
@@ -283,7 +286,10 @@ class Engine:
             return bad
         if c.tif is TimeInForce.GTD and (c.expire_time is None or c.expire_time <= self._now):
             return Reason.BAD_EXPIRE_TIME, "GTD order needs an ExpireTime in the future"
-        if c.ex_destination is not None and c.ex_destination not in self.ref.venues + POLICIES:
+        if c.ex_destination == CROSS and self.ref.internal_cross:
+            if c.ord_type not in (OrdType.LIMIT, OrdType.MARKET):
+                return Reason.UNSUPPORTED, "a CROSS order is a limit or market order"
+        elif c.ex_destination is not None and c.ex_destination not in self.ref.venues + POLICIES:
             return Reason.NO_VENUE, f"unknown ExDestination {c.ex_destination!r}"
         return None
 
@@ -313,7 +319,29 @@ class Engine:
         for control, text in verdict.alerts:
             self._emit(ComplianceAlert(ts=self._now, control=control.label, text=text, account=c.account,
                                        symbol=c.symbol, order_id=order_id))
-        self._route(self.state.orders[order_id], c.qty)
+        o = self.state.orders[order_id]
+        left = c.qty
+        if self.ref.internal_cross and (venue in POLICIES or venue == CROSS) and c.ord_type in _CROSSABLE:
+            left -= self._cross(o, c.qty)
+        if left and venue == CROSS and (o.price is None or o.tif is TimeInForce.IOC or o.tif is TimeInForce.FOK):
+            status = next_status(o.status, T.UNSOLICITED_CANCEL, o.acked, o.order_qty, o.cum_qty)
+            self._er(o, ExecType.CANCELED, status, text="nothing more to cross internally")  # cannot rest
+        elif left:
+            self._route(o, left)
+
+    def _cross(self, o: ParentOrder, qty: int) -> int:
+        """Trade `qty` of a new order against the resting CROSS orders of other accounts
+        (oms.crossing); each side gets its fills through an INTERNAL child. The quantity crossed."""
+        trades = cross(o, qty, resting(self.state, o))
+        if not trades:
+            return 0
+        taker = self._send_child(o, INTERNAL, sum(q for _ch, _px, q in trades))
+        for maker, px, q in trades:
+            for ch, parent in ((maker, self.state.orders[maker.order_id]), (taker, o)):
+                self._venue_fill(ch, parent, VenueExecReport(venue=INTERNAL, cl_ord_id=ch.cl_ord_id,
+                                                             exec_id=f"X{self.ids()}", exec_type=ExecType.TRADE,
+                                                             last_qty=q, last_px=px))
+        return taker.qty
 
     def _reject_new(self, c: NewOrder, reason: Reason, text: str, existing: ParentOrder | None = None) -> None:
         snapshot = None
@@ -324,26 +352,22 @@ class Engine:
         )
 
     def _route(self, o: ParentOrder, qty: int, avoid: frozenset[str] = frozenset()) -> None:
-        """Children for `qty`: one at the order's venue, or where its policy sends them (oms.router)."""
+        """Children for `qty`: one at the order's venue, or where its policy sends them
+        (oms.router); a CROSS order's rests in the internal crossing book, acknowledged at once."""
+        if o.venue == CROSS:
+            self._venue_ack(self._send_child(o, INTERNAL, qty), o)
+            return
         legs = plan(o.venue, o.side, qty, o.price, self.quotes.get(o.symbol, {}), self.ref.venues,
                     self.venues_down | avoid if avoid else self.venues_down, self.ref.default_venue)
         for venue, leg in legs:
-            self._emit(
-                ChildOrderSent(
-                    ts=self._now,
-                    child_id=self.ids(),
-                    order_id=o.order_id,
-                    venue=venue,
-                    cl_ord_id=self.ids(),
-                    symbol=o.symbol,
-                    side=o.side,
-                    ord_type=o.ord_type,
-                    qty=leg,
-                    price=o.price,
-                    stop_px=o.stop_px,
-                    tif=o.tif,
-                )
-            )
+            self._send_child(o, venue, leg)
+
+    def _send_child(self, o: ParentOrder, venue: str, qty: int) -> ChildOrder:
+        child_id = self.ids()
+        self._emit(ChildOrderSent(ts=self._now, child_id=child_id, order_id=o.order_id, venue=venue,
+                                  cl_ord_id=self.ids(), symbol=o.symbol, side=o.side, ord_type=o.ord_type, qty=qty,
+                                  price=o.price, stop_px=o.stop_px, tif=o.tif))
+        return self.state.children[child_id]
 
     def _venue_status(self, c: VenueStatus) -> None:
         """Down: route around the venue; its working children are in doubt until it is back.
@@ -549,6 +573,8 @@ class Engine:
                         orig_cl_ord_id=ch.cl_ord_id, symbol=o.symbol, side=o.side, qty=ch.qty,
                     )
                 )
+                if ch.venue == INTERNAL:  # the crossing book is ours: canceled at once
+                    self._venue_canceled(ch, o, "")
         if not working and o.status is S.PENDING_CANCEL:
             self._finish_cancel(o)
 
@@ -597,6 +623,10 @@ class Engine:
                 qty=qty, price=price,
             )
         )
+        if ch.venue == INTERNAL:  # resized and repriced in the crossing book at once (priority as a venue's)
+            self._venue_replaced(ch, o, VenueExecReport(venue=INTERNAL, cl_ord_id=ch.pending_cl_ord_id or "",
+                                                        exec_id=f"X{self.ids()}", exec_type=ExecType.REPLACED,
+                                                        order_qty=qty))
 
     def _finish_replace(self, o: ParentOrder) -> None:
         assert o.pending_qty is not None
@@ -630,6 +660,9 @@ class Engine:
 
     # ------------------------------------------------------------------ venue reports
     def _venue_child(self, venue: str, cl_ord_id: str, orig: str | None, what: str) -> ChildOrder | None:
+        if venue == INTERNAL:  # only the engine itself trades in the crossing book
+            self._anomaly("unknown_child", f"{what} claiming to come from the internal crossing book")
+            return None
         ch = self.state.find_child(venue, cl_ord_id)
         if ch is None and orig:
             ch = self.state.find_child(venue, orig)

@@ -19,6 +19,7 @@ class Reason(enum.Enum):
     QUANTITY_TOO_LARGE = (105, 13, 99, "quantity out of range")
     BAD_PRICE = (106, 99, 99, "price missing, not positive or out of range")
     PRICE_OFF_TICK = (107, 18, 99, "price is not a multiple of the tick size")
+    UNSUPPORTED = (108, 11, 99, "unsupported order characteristic")
     BAD_EXPIRE_TIME = (109, 99, 99, "GTD order needs an expire time in the future")
     REPLACE_CHANGES_IDENTITY = (110, 99, 99, "a replace cannot change side, symbol or account")
     # order state

@@ -10,6 +10,10 @@ Policies (ExDestination, tag 100, names a venue or a policy; else the configured
   to the best venue.
 Venues that are down are avoided while another one is up; with no quote at all the
 order goes to the default venue.
+
+With internal crossing on (`internal_cross`), the engine first crosses BEST and SWEEP
+orders against resting CROSS orders of other accounts (oms.crossing); a CROSS order
+rests in the OMS as a child at the INTERNAL venue and never goes out.
 """
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ from oms.model import MarketData, Side
 
 BEST, SWEEP = "BEST", "SWEEP"
 POLICIES = (BEST, SWEEP)
+CROSS = "CROSS"  # ExDestination: rest in the internal crossing book only
+INTERNAL = "INTERNAL"  # the venue of the children that cross inside the OMS
 
 
 def _far(q: MarketData, side: Side) -> tuple[int | None, int]:

@@ -31,6 +31,8 @@ from oms.model import (
     Side,
     TimeInForce,
 )
+from oms.router import INTERNAL
+from oms.states import TERMINAL
 
 _ACK_TYPES = frozenset({ExecType.NEW, ExecType.TRADE})
 _CHAIN_KEEPING = frozenset({ExecType.PENDING_CANCEL, ExecType.PENDING_REPLACE})
@@ -91,6 +93,8 @@ class OmsState:
         self.by_cl_ord_id: dict[tuple[str, str], str] = {}  # (session, ClOrdID) -> order_id
         self.child_by_cl_ord_id: dict[tuple[str, str], str] = {}  # (venue, ClOrdID) -> child_id
         self.gtd: set[str] = set()  # GTD orders the timer has to look at (done ones are pruned by it)
+        # the internal crossing book: symbol -> working INTERNAL children, in time priority
+        self.internal: dict[str, dict[str, None]] = {}
         self.last_ts = 0
         self.events_applied = 0
         # called with each event of their type after it is applied (compliance state)
@@ -167,6 +171,8 @@ class OmsState:
             venue_fills={},
         )
         self.orders[ev.order_id].children.append(ev.child_id)
+        if ev.venue == INTERNAL:
+            self.internal.setdefault(ev.symbol, {})[ev.child_id] = None
         self.child_by_cl_ord_id[(ev.venue, ev.cl_ord_id)] = ev.child_id
 
     def _child_cancel_sent(self, ev: ChildCancelSent) -> None:
@@ -186,6 +192,8 @@ class OmsState:
 
     def _child_updated(self, ev: ChildUpdated) -> None:
         child = self.children[ev.child_id]
+        if child.venue == INTERNAL:
+            self._requeue(child, ev)
         child.status = ev.status
         child.cl_ord_id = ev.cl_ord_id
         child.qty = ev.qty
@@ -196,6 +204,16 @@ class OmsState:
             child.pending_cl_ord_id = child.pending_qty = child.pending_price = None
         if ev.venue_exec_id is not None and ev.fill_exec_id is not None:
             child.venue_fills[ev.venue_exec_id] = ev.fill_exec_id
+
+    def _requeue(self, child: ChildOrder, ev: ChildUpdated) -> None:
+        """Keep the crossing book in time priority: a done child leaves it, a new price or a
+        larger quantity goes to the back, as on a venue."""
+        queue = self.internal[self.orders[child.order_id].symbol]
+        if ev.status in TERMINAL:
+            queue.pop(child.child_id, None)
+        elif ev.price != child.price or ev.qty > child.qty:
+            queue.pop(child.child_id, None)
+            queue[child.child_id] = None
 
     def _no_change(self, ev: Event) -> None:
         pass

@@ -174,3 +174,22 @@ def test_c_replace_up_and_reprice_a_resting_order_then_cancel_it(system, tmp_pat
         t.cancel(cxl, new_cl, "MSFT", "1", "1200")
         assert tags(_until_done(t, cxl)[-1], 39, 41, 14) == ("4", new_cl, "0")
 
+
+
+def test_internal_crossing_over_fix(system, tmp_path):
+    """A CROSS order of DEMO1 rests inside the OMS; a BEST sell of DEMO2 crosses it first, at its price."""
+    below = next(s for s in system.sims if s.venue.name == "XSIM").top("NVDA").bid * 97 // 100 // 10_000 * 10_000
+    with trader(system, tmp_path) as t:
+        buy = t.next_id()
+        t.new_order(buy, "NVDA", "1", "200", _price(below), account="DEMO1", extra={100: "CROSS"})
+        assert tags(_until_done(t, buy, exec_type="0")[-1], 39) == ("0",)  # acknowledged by the OMS itself
+        sell = t.next_id()
+        t.new_order(sell, "NVDA", "2", "300", _price(below), account="DEMO2", extra={100: "BEST"})
+        crossed = t.expect("8", t11=buy, t39="2")
+        assert tags(crossed, 32, 31, 14) == ("200", _price(below), "200")
+        done = _until_done(t, sell)  # 200 crossed at the resting price, the other 100 sold at a venue
+        fills = [tags(m, 32, 31) for m in done if tags(m, 150)[0] in ("1", "2")]
+        assert fills[0] == ("200", _price(below)) and tags(done[-1], 39, 14) == ("2", "300")
+        o = system.engine.state.find("CLIENT1", sell)
+        venues = [system.engine.state.children[c].venue for c in o.children]
+        assert venues[0] == "INTERNAL" and len(venues) == 2 and venues[1] != "INTERNAL"

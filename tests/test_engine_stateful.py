@@ -10,12 +10,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import msgspec
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from oms.journal import Journal
-from oms.model import EVENT_DECODER, EVENT_ENCODER, ExecType, MarketData, OrdType, TimeInForce, Timer
-from oms.router import BEST, SWEEP
+from oms.model import EVENT_DECODER, EVENT_ENCODER, ExecType, MarketData, OrdType, Side, TimeInForce, Timer
+from oms.router import BEST, CROSS, SWEEP
 from oms.runtime import replay
 from oms.state import OmsState
 from oms.states import NO_LEAVES, TERMINAL
@@ -28,6 +29,7 @@ class EngineMachine(RuleBasedStateMachine):
     @initialize()
     def setup(self) -> None:
         self.desk = Desk()
+        self.desk.engine.ref = msgspec.structs.replace(self.desk.engine.ref, internal_cross=True)
         for venue, bid, ask in (("V1", "99.98", "100.02"), ("V2", "99.99", "100.01")):  # quotes for SWEEP and BEST
             self.desk.run(MarketData(symbol="AAPL", venue=venue, bid=px(bid), ask=px(ask), bid_size=300, ask_size=200))
         self.shadow = OmsState()
@@ -40,6 +42,10 @@ class EngineMachine(RuleBasedStateMachine):
     def _orders(self) -> list[str]:
         return [o.cl_ord_id for o in self.desk.engine.state.orders.values()]
 
+    def _routed(self) -> list[str]:
+        """Orders with a child the venue side can act on."""
+        return [o.cl_ord_id for o in self.desk.engine.state.orders.values() if o.children]
+
     def _new_id(self) -> str:
         self.n += 1
         return f"K{self.n}"
@@ -47,12 +53,13 @@ class EngineMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------ trader
     @rule(qty=st.integers(1, 50).map(lambda n: n * 100), price=PRICES,
           tif=st.sampled_from([TimeInForce.DAY, TimeInForce.GTC, TimeInForce.IOC]), market=st.booleans(),
-          route=st.sampled_from([None, BEST, SWEEP]))
-    def new_order(self, qty: int, price: str, tif: TimeInForce, market: bool, route: str | None) -> None:
-        if market:
-            self.desk.nos(self._new_id(), qty, None, ord_type=OrdType.MARKET, tif=tif, ex_destination=route)
-        else:
-            self.desk.nos(self._new_id(), qty, price, tif=tif, ex_destination=route)
+          route=st.sampled_from([None, BEST, SWEEP, CROSS]), sell=st.booleans(),
+          account=st.sampled_from(["ACC1", "ACC2"]))
+    def new_order(self, qty: int, price: str, tif: TimeInForce, market: bool, route: str | None, sell: bool,
+                  account: str) -> None:
+        side = Side.SELL if sell else Side.BUY
+        self.desk.nos(self._new_id(), qty, None if market else price, ord_type=OrdType.MARKET if market else
+                      OrdType.LIMIT, tif=tif, ex_destination=route, side=side, account=account)
 
     @rule(k=st.integers(-3, 2))
     def venue_acts_on_child(self, k: int) -> None:
@@ -87,7 +94,9 @@ class EngineMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.n > 0)
     @rule(data=st.data(), action=st.sampled_from(["ack", "canceled", "replaced", "cxl_reject", "reject", "dfd"]))
     def venue_answer(self, data: st.DataObject, action: str) -> None:
-        cl = data.draw(st.sampled_from(self._orders()))
+        if not self._routed():
+            return
+        cl = data.draw(st.sampled_from(self._routed()))
         d = self.desk
         if action == "cxl_reject":
             if d.child(cl).pending_cl_ord_id is not None:
@@ -99,7 +108,9 @@ class EngineMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.n > 0)
     @rule(data=st.data(), price=PRICES, over=st.booleans())
     def venue_fill(self, data: st.DataObject, price: str, over: bool) -> None:
-        cl = data.draw(st.sampled_from(self._orders()))
+        if not self._routed():
+            return
+        cl = data.draw(st.sampled_from(self._routed()))
         ch = self.desk.child(cl)
         room = ch.qty - ch.cum_qty
         qty = room + 100 if over else data.draw(st.integers(0, max(room, 0) // 100)) * 100
@@ -111,7 +122,7 @@ class EngineMachine(RuleBasedStateMachine):
 
     def _with_fills(self) -> list[str]:
         """Orders whose current child has fills the venue may refer to."""
-        return [cl for cl in self._orders() if self.venue_execs.get(self.desk.child(cl).child_id)]
+        return [cl for cl in self._routed() if self.venue_execs.get(self.desk.child(cl).child_id)]
 
     @precondition(lambda self: self.venue_execs)
     @rule(data=st.data(), correct=st.booleans(), qty=st.integers(1, 20).map(lambda n: n * 100), price=PRICES)
