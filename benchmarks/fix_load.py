@@ -7,7 +7,9 @@ Round trip: NewOrderSingle sent -> terminal ExecutionReport received, one order 
 time (p50, p99). Throughput: `window` orders outstanding, orders per second until all
 are terminal. The OMS leg is trader -> OMS (compliance, journal with fsync, router) ->
 simulated venue -> OMS -> trader: market orders of 100 shares that fill. The echo leg
-answers every NewOrderSingle with one Filled ExecutionReport.
+answers every NewOrderSingle with one Filled ExecutionReport. The load generator runs in
+a process of its own for both, as a trader's FIX engine would; the OMS runs with its
+venue simulators and NATS publisher in one process, as `oms run` does.
 
 For a load run the default's message throttles, duplicate check, repeated-execution
 throttle and daily credit are switched off (a load test trips them by design); every
@@ -16,6 +18,7 @@ other pre-trade limit and post-trade rule stays on.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import tempfile
 import threading
@@ -29,6 +32,7 @@ import quickfix as fix
 from gateways.fix_session import Endpoint, FixSession, execution_report, field, msg_type, new_message, send, \
     utc_timestamp, write_settings
 from oms.config import DEFAULT_CONFIG, load
+from oms.journal import Journal
 from oms.model import ExecType, OrdStatus
 from oms.system import System
 from tests.fix_client import free_port
@@ -158,6 +162,14 @@ def measure(port: int, target: str, sender: str, begin_string: str, tmp: Path, o
         ep.stop()
 
 
+def measured_apart(port: int, target: str, sender: str, begin_string: str, tmp: Path, orders: int,
+                   window: int) -> dict:
+    """`measure` in a process of its own: a trader is not in the process it trades with."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(measure, (port, target, sender, begin_string, tmp, orders, window))
+
+
 def run_echo(tmp: Path, orders: int, window: int) -> dict:
     port = free_port()
     settings = write_settings(tmp / "echo.cfg", "acceptor", "127.0.0.1", port,
@@ -165,7 +177,7 @@ def run_echo(tmp: Path, orders: int, window: int) -> dict:
     ep = Endpoint(Echo(), settings, "acceptor")
     ep.start()
     try:
-        return measure(port, "ECHO", "LOAD", "FIX.4.4", tmp, orders, window)
+        return measured_apart(port, "ECHO", "LOAD", "FIX.4.4", tmp, orders, window)
     finally:
         ep.stop()
 
@@ -185,9 +197,22 @@ def run_oms(tmp: Path, orders: int, window: int, fsync: bool = True, streams: bo
     system.start()
     try:
         time.sleep(1)  # venue sessions log on
-        return measure(cfg.fix.port, "OMS", "CLIENT2", "FIX.4.4", tmp, orders, window)
+        return measured_apart(cfg.fix.port, "OMS", "CLIENT2", "FIX.4.4", tmp, orders, window)
     finally:
         system.stop()
+
+
+def commit_floor(tmp: Path, n: int = 300) -> float:
+    """Median µs of one fsync'd journal commit of an order's acceptance (three events) on
+    this disk. A round trip holds two of them (the acceptance, the fill), one after the other."""
+    times = []
+    with Journal(tmp / "floor.db") as j:
+        for _ in range(n):
+            t0 = time.perf_counter_ns()
+            j.append([b"x" * 300] * 3)
+            j.commit()
+            times.append(time.perf_counter_ns() - t0)
+    return statistics.median(times) / 1e3
 
 
 def main() -> None:
@@ -200,6 +225,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         echo = run_echo(Path(d), a.orders, a.window)
         oms = run_oms(Path(d), a.orders, a.window, fsync=not a.no_fsync, streams=not a.no_nats)
+        commit = commit_floor(Path(d))
     print(f"{'':8} {'p50 us':>9} {'p99 us':>9} {'mean us':>9} {'orders/s':>10}  terminal statuses")
     for name, r in (("echo", echo), ("oms", oms)):
         print(f"{name:8} {r['p50_us']:9.0f} {r['p99_us']:9.0f} {r['mean_us']:9.0f} {r['orders_per_s']:10.0f}  "
@@ -208,6 +234,8 @@ def main() -> None:
           f"OMS {oms['reports_per_order']:.1f}; the OMS adds a venue leg (NewOrderSingle out, reports back)")
     print(f"ratios: p50 oms/echo = {oms['p50_us'] / echo['p50_us']:.2f}x, "
           f"throughput oms/echo = {oms['orders_per_s'] / echo['orders_per_s']:.2f}x")
+    print(f"durability floor: one fsync'd commit {commit:.0f} us; a round trip waits for two (acceptance, fill): "
+          f"{2 * commit:.0f} us = {2 * commit / echo['p50_us']:.1f}x the echo's p50 before any FIX message")
 
 
 if __name__ == "__main__":

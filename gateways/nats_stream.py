@@ -1,18 +1,19 @@
 """Streams over NATS: orders and executions, compliance, positions, market data and
 consolidated prices.
 
-The publisher follows the journal, not the engine: it reads committed events by
-sequence number from a read-only connection and publishes them in order, so trading
-never waits for NATS, an outage only grows the lag (`oms_journal_last_seq` minus
-`oms_stream_published_seq`), and after a reconnect or a restart it carries on from the
-last event the server acknowledged. Order and compliance events go to JetStream with
-Nats-Msg-Id = the journal sequence, so the server drops the duplicates a restart may
-resend and a late consumer can replay the day.
+The publisher follows the journal, not the engine: it publishes committed events in
+journal order, so trading never waits for NATS, an outage only grows the lag
+(`oms_journal_last_seq` minus `oms_stream_published_seq`), and after a reconnect or a
+restart it carries on from the last event the server acknowledged. While it keeps up,
+the runtime hands it each commit's events in memory with their sequence numbers; what it
+missed (a start-up, a backlog that was full) it reads from the journal. Order and
+compliance events go to JetStream with Nats-Msg-Id = the journal sequence, so the server
+drops the duplicates a restart may resend and a late consumer can replay the day.
 
 Between the journal and NATS sits a bounded backlog (`max_backlog` events). When NATS is
-away it fills, the reader stops reading ahead (the journal is the durable buffer, so
-nothing is lost), and the streamer warns once and raises `oms_stream_backlog_full` until
-it has caught up with the journal.
+away it fills, commits handed over beyond it are dropped (the journal is the durable
+buffer, so nothing is lost), and the streamer warns once and raises
+`oms_stream_backlog_full` until it has caught up with the journal.
 
 Positions are published on change, coalesced: at most once per account per interval, the
 first change at once and the latest state of what changed since at the interval's end.
@@ -109,6 +110,12 @@ class NatsStreamer:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="nats-streamer", daemon=True)
         self._wake = asyncio.Event()  # new events in the journal
+        # commits handed over by the runtime, not yet in the backlog (at most max_backlog
+        # events); _journal_upto: the last sequence known to be in the journal and not here
+        self._live: collections.deque[tuple[int, list[Event]]] = collections.deque()
+        self._live_events = 0
+        self._journal_upto = 0
+        self._live_lock = threading.Lock()
         self._queued = asyncio.Event()  # the backlog grew (or the reader is done)
         self._room = asyncio.Event()  # the backlog shrank
         self._position_changed = asyncio.Event()
@@ -140,8 +147,15 @@ class NatsStreamer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
-    def on_events(self, events: list[Event]) -> None:
-        """Runtime listener: new events are committed; wake the publisher."""
+    def on_committed(self, first_seq: int, events: list[Event]) -> None:
+        """Runtime follower: events committed at first_seq on. Kept while the publisher keeps
+        up; dropped when it is far behind, to be read from the journal later."""
+        with self._live_lock:
+            if self._live_events < self.max_backlog:
+                self._live.append((first_seq, events))
+                self._live_events += len(events)
+            else:
+                self._journal_upto = first_seq + len(events) - 1
         self._loop.call_soon_threadsafe(self._wake.set)
 
     def on_market_data(self, md: MarketData) -> None:
@@ -232,31 +246,52 @@ class NatsStreamer:
 
     # ------------------------------------------------------------------ journal -> backlog -> NATS
     async def _read(self, reader: JournalReader) -> None:
-        """Committed events into the backlog, in order; while it is full, the journal keeps the rest."""
+        """Committed events into the backlog, in order: handed over in memory, or read from
+        the journal where the hand-over has a gap; while the backlog is full, the journal
+        keeps the rest."""
         loop = asyncio.get_running_loop()
         seq = self.published
+        self._journal_upto = max(self._journal_upto, await loop.run_in_executor(None, reader.last_seq))
         while True:
             while len(self.backlog) >= self.max_backlog:
                 self._set_full(True)
                 self._room.clear()
                 await self._room.wait()
-            rows = await loop.run_in_executor(None, reader.after, seq, min(500, self.max_backlog - len(self.backlog)))
-            if not rows:
+            with self._live_lock:
+                item = self._live[0] if self._live else None
+                upto = self._journal_upto
+                behind = item[0] > seq + 1 if item is not None else seq < upto  # a gap, or a dropped tail
+                if item is not None and not behind:  # as much of it as the backlog has room for
+                    first, events = self._live.popleft()
+                    room = self.max_backlog - len(self.backlog)
+                    if len(events) > room:
+                        self._live.appendleft((first + room, events[room:]))
+                        item = (first, events[:room])
+                    self._live_events -= len(item[1])
+            if behind or (item is None and self._stopping):
+                rows = await loop.run_in_executor(None, reader.after, seq, self.max_backlog - len(self.backlog))
+                if not rows:  # the journal has nothing after seq: at a stop, the end
+                    if self._stopping and not self._live:
+                        self._read_done = True
+                        self._queued.set()
+                        return
+                    with self._live_lock:
+                        if self._journal_upto == upto:
+                            self._journal_upto = seq
+                    continue
+                events = [(s, EVENT_DECODER.decode(payload)) for s, payload in rows]
+            elif item is not None:
+                events = list(enumerate(item[1], item[0]))
+            else:
                 if not self.backlog:  # caught up with the journal: the episode is over
                     self._set_full(False)
-                if self._stopping:
-                    self._read_done = True
-                    self._queued.set()
-                    return
                 self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), 0.2)
-                except asyncio.TimeoutError:
-                    pass
+                await self._wake.wait()
                 continue
-            for s, payload in rows:
-                self.backlog.append((s, list(self._messages(EVENT_DECODER.decode(payload)))))
-                seq = s
+            for s, ev in events:
+                if s > seq:
+                    self.backlog.append((s, list(self._messages(ev))))
+                    seq = s
             self._queued.set()
             self._gauges()
 

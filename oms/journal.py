@@ -201,6 +201,9 @@ class JournalReader:
     def __init__(self, path: str | os.PathLike) -> None:
         self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
 
+    def last_seq(self) -> int:
+        return self._db.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0]
+
     def after(self, seq: int, limit: int = 1000) -> list[tuple[int, bytes]]:
         return self._db.execute(
             "SELECT seq, payload FROM records WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)).fetchall()

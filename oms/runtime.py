@@ -2,8 +2,10 @@
 
 Gateways call `submit` from any thread; one thread takes everything queued, runs it
 through the engine, appends the events to the journal and commits once (group
-commit), and only then hands each command's events to its reply callback and to the
-listeners (streams). A trader is never acknowledged before the event is durable.
+commit), and only then hands each command's events to its reply callback, to the
+listeners (gateways) and to the followers (the stream publisher, which gets the journal
+sequence of the first event too, so it needs no read of the journal while it keeps up).
+A trader is never acknowledged before the event is durable.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from oms.state import OmsState
 log = logging.getLogger("oms.runtime")
 
 Reply = Callable[[list[Event]], None]
+Follower = Callable[[int, list[Event]], None]  # (journal sequence of the first event, events)
 _STOP = object()
 
 
@@ -69,6 +72,7 @@ class Runtime:
         self.journal = journal
         self.metrics = metrics or Metrics()
         self.listeners = list(listeners)
+        self.followers: list[Follower] = []
         self._per_command = cfg.journal.commit == "event"
         self._window = cfg.journal.window_us / 1e6
         self._max_batch = cfg.journal.max_batch
@@ -154,15 +158,19 @@ class Runtime:
         for reply, events in done:  # durable from here on: acknowledge
             if reply is not None:
                 _safely(reply, events)
-        if self.listeners:
+        if self.listeners or (records and self.followers):
             flat = [ev for _, events in done for ev in events]
             for listener in self.listeners:
                 _safely(listener, flat)
+            if records:
+                first = self.journal.last_seq - len(records) + 1
+                for follower in self.followers:
+                    _safely(follower, first, flat)
 
 
-def _safely(fn: Callable[[list[Event]], None], events: list[Event]) -> None:
+def _safely(fn: Callable[..., None], *args: object) -> None:
     """A failing gateway callback is logged; it never stops the engine."""
     try:
-        fn(events)
+        fn(*args)
     except Exception:
         log.exception("callback %r failed", fn)

@@ -78,7 +78,7 @@ class System:
                                      auth=n.auth(self.base), metrics=self.metrics, positions=self._positions(),
                                      positions_interval_ms=n.positions_interval_ms, max_backlog=n.max_backlog)
         self.streamer.start()
-        self.runtime.listeners.append(self.streamer.on_events)
+        self.runtime.followers.append(self.streamer.on_committed)
         for sim in self.sims:
             sim.md_listeners.append(self.streamer.on_market_data)
 

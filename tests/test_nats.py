@@ -411,6 +411,38 @@ def test_bounded_backlog_while_the_server_is_down(tmp_path, caplog):
         server.stop()
 
 
+def test_live_events_come_in_memory_and_a_gap_is_read_from_the_journal(tmp_path, monkeypatch):
+    from oms.journal import JournalReader
+
+    reads: list[int] = []
+    after = JournalReader.after
+    monkeypatch.setattr(JournalReader, "after", lambda self, seq, limit=1000: reads.append(seq) or after(self, seq, limit))
+    port = free_port()
+    s = start(tmp_path, port)
+    try:
+        reads.clear()  # the start-up catch-up
+        for n in range(5):
+            order(s, f"M{n}")
+        wait_published(s)
+        assert reads == []  # kept up: every event was handed over in memory
+        followers = s.runtime.followers
+        s.runtime.followers = []  # the hand-over misses a commit
+        order(s, "M5")
+        deadline = time.monotonic() + 5
+        while s.journal.last_seq <= s.streamer.published and time.monotonic() < deadline:  # type: ignore[union-attr]
+            time.sleep(0.01)
+        s.runtime.followers = followers
+        order(s, "M6")
+        wait_published(s)
+        assert reads  # the gap came from the journal
+        got = asyncio.run(replay(port, "oms.orders.ACC1", expect=7))
+        ids = [int(i.split(":")[0]) for i, _t, _d in got]
+        assert ids == sorted(ids) and len(set(ids)) == 7  # in journal order, each once
+        assert [d["order"]["cl_ord_id"] for _i, _t, d in got] == [f"M{n}" for n in range(7)]
+    finally:
+        s.stop()
+
+
 def test_an_existing_cluster_is_used_and_nothing_embedded(tmp_path):
     port, dead = free_port(), free_port()
     server = EmbeddedNats("127.0.0.1", port, tmp_path / "external-nats")
