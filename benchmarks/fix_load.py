@@ -8,8 +8,10 @@ time (p50, p99). Throughput: `window` orders outstanding, orders per second unti
 are terminal. The OMS leg is trader -> OMS (compliance, journal with fsync, router) ->
 simulated venue -> OMS -> trader: market orders of 100 shares that fill. The echo leg
 answers every NewOrderSingle with one Filled ExecutionReport. The load generator runs in
-a process of its own for both, as a trader's FIX engine would; the OMS runs with its
-venue simulators and NATS publisher in one process, as `oms run` does.
+a process of its own for both, as a trader's FIX engine would, and the simulated venues
+run in another (as `oms sim-venue` runs them; their quotes reach the OMS over FIX): the
+OMS process holds what `oms run` holds besides them — engine, journal, compliance, the
+FIX gateways and the NATS publisher.
 
 For a load run the default's message throttles, duplicate check, repeated-execution
 throttle and daily credit are switched off (a load test trips them by design); every
@@ -193,13 +195,31 @@ def run_oms(tmp: Path, orders: int, window: int, fsync: bool = True, streams: bo
         metrics=msgspec.structs.replace(cfg.metrics, port=free_port()),
         nats=msgspec.structs.replace(cfg.nats, port=free_port()),
         venues=[msgspec.structs.replace(v, port=free_port()) for v in cfg.venues])
-    system = System(cfg, tmp, streams=streams)
+    ctx = multiprocessing.get_context("spawn")
+    stop_venues = ctx.Event()
+    venues = ctx.Process(target=run_venues, args=(cfg, tmp, stop_venues), name="venues")
+    venues.start()
+    system = System(cfg, tmp, venues=False, streams=streams)
     system.start()
     try:
-        time.sleep(1)  # venue sessions log on
+        assert system.venue_links is not None
+        late = system.venue_links.wait_for_quotes([v.name for v in cfg.venues], 30)
+        assert not late, f"no quotes from {late}"
         return measured_apart(cfg.fix.port, "OMS", "CLIENT2", "FIX.4.4", tmp, orders, window)
     finally:
         system.stop()
+        stop_venues.set()
+        venues.join(10)
+
+
+def run_venues(cfg, run_dir: Path, stop) -> None:
+    """The simulated venues in a process of their own, as `oms sim-venue` runs them."""
+    from gateways.venue_sim import start_venues
+
+    sims = start_venues(cfg, run_dir)
+    stop.wait()
+    for sim in sims:
+        sim.stop()
 
 
 def commit_floor(tmp: Path, n: int = 300) -> float:

@@ -221,3 +221,27 @@ def business_reject(ref_msg_type: str, reason: int, text: str, ref_seq: str | No
     m.setField(380, str(reason))
     m.setField(58, text)
     return m
+
+
+def market_data_request(begin_string: str, req_id: str, kind: str, symbols: list[str], depth: int = 1,
+                        entry_types: str = "012") -> fix.Message:
+    """MarketDataRequest (V). kind: 0 snapshot, 1 snapshot + updates, 2 unsubscribe;
+    entry types: 0 bid, 1 offer, 2 trade; full refresh."""
+    import quickfix42 as fix42
+    import quickfix44 as fix44
+
+    mod = fix42 if begin_string == "FIX.4.2" else fix44
+    m = new_message("V")
+    m.setField(262, req_id)
+    m.setField(263, kind)
+    m.setField(264, str(depth))
+    m.setField(265, "0")
+    kinds = mod.MarketDataRequest.NoMDEntryTypes()
+    for entry in entry_types:
+        kinds.setField(269, entry)
+        m.addGroup(kinds)
+    related = mod.MarketDataRequest.NoRelatedSym()
+    for symbol in symbols:
+        related.setField(55, symbol)
+        m.addGroup(related)
+    return m

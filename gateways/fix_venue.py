@@ -4,17 +4,26 @@ Venue variants are accepted as they come (a first report that is a fill, no pend
 acknowledgements, FIX 4.2's ExecTransType for busts and corrections); the engine
 applies each venue ExecID once. A child that cannot be sent because its venue is
 down comes back to the engine as a venue reject, so nothing waits on a dead line.
+
+Quotes come from the venues too: at each logon a link subscribes to the top of book of
+every configured instrument (MarketDataRequest, snapshot + updates); each snapshot (W)
+becomes a MarketData command for the engine (routing, price controls) and goes to the
+market-data listeners (the streams).
 """
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import quickfix as fix
 
-from gateways.fix_session import Endpoint, FixSession, field, msg_type, new_message, send, utc_timestamp, write_settings
+from gateways.fix_session import (
+    Endpoint, FixSession, field, market_data_request, msg_type, new_message, send, utc_timestamp, write_settings,
+)
 from oms.config import Config, VenueConfig
 from oms.fixed import PRICE_DECIMALS, FixedPointError, price_str, to_price, to_qty
 from oms.model import (
@@ -25,6 +34,7 @@ from oms.model import (
     Command,
     Event,
     ExecType,
+    MarketData,
     OrdStatus,
     OrdType,
     VenueCancelReject,
@@ -73,16 +83,38 @@ def _num(text: str | None, parse: Callable[[str], int]) -> int:
         return 0
 
 
+def _quote(msg: fix.Message, venue: str, begin_string: str) -> MarketData:
+    """A MarketDataSnapshotFullRefresh as the venue's top of book (best bid and offer first)."""
+    import quickfix42 as fix42
+    import quickfix44 as fix44
+
+    entry = (fix42 if begin_string == "FIX.4.2" else fix44).MarketDataSnapshotFullRefresh.NoMDEntries()
+    top: dict[str, tuple[int, int]] = {}
+    for i in range(1, int(field(msg, 268) or "0") + 1):
+        msg.getGroup(i, entry)
+        kind = entry.getField(269)
+        if kind in ("0", "1", "2") and kind not in top:
+            size = entry.getField(271) if entry.isSetField(271) else ""
+            top[kind] = (to_price(entry.getField(270)), to_qty(size) if size else 0)
+    (bid, bid_size), (ask, ask_size), (last, _) = (top.get(k, (0, 0)) for k in "012")
+    return MarketData(symbol=field(msg, 55) or "", venue=venue, bid=bid or None, ask=ask or None, last=last or None,
+                      bid_size=bid_size, ask_size=ask_size)
+
+
 class VenueLink(fix.Application):
     """The OMS's session with one venue."""
 
-    def __init__(self, venue: VenueConfig, our_comp_id: str, submit: Callable[[Command], None]) -> None:
+    def __init__(self, venue: VenueConfig, our_comp_id: str, submit: Callable[[Command], None],
+                 symbols: list[str], on_quote: Callable[[MarketData], None]) -> None:
         super().__init__()
         self.venue = venue
         self.submit = submit
+        self.symbols = symbols
+        self.on_quote = on_quote
         self.session = FixSession(venue.begin_string, our_comp_id, venue.venue_comp_id)
         self.sid = self.session.session_id()
         self.up = False
+        self.quoted = threading.Event()  # a first snapshot came, or the venue refused the request
         self.endpoint: Endpoint | None = None
 
     def start(self, run_dir: Path) -> None:
@@ -102,6 +134,13 @@ class VenueLink(fix.Application):
         self.up = True
         log.info("venue %s session up", self.venue.name)
         self.submit(VenueStatus(venue=self.venue.name, up=True))
+        if self.venue.market_data and self.symbols:
+            self._subscribe()
+
+    def _subscribe(self) -> None:
+        """Snapshot + updates of the top of book (bid, offer, last trade) of every instrument."""
+        send(market_data_request(self.venue.begin_string, f"{self.session.sender}-{self.venue.name}", "1",
+                                 self.symbols), self.sid)
 
     def onLogout(self, sid: fix.SessionID) -> None:
         was_up, self.up = self.up, False
@@ -138,8 +177,16 @@ class VenueLink(fix.Application):
                 self.submit(VenueCancelReject(venue=name, cl_ord_id=field(msg, 11) or "",
                                               orig_cl_ord_id=field(msg, 41) or "",
                                               reason=int(field(msg, 102) or 99), text=field(msg, 58) or ""))
+            elif kind == "W":
+                md = _quote(msg, name, self.venue.begin_string)
+                self.quoted.set()
+                self.submit(md)
+                self.on_quote(md)
             elif kind == "j" and field(msg, 379):
                 self.submit(VenueReject(venue=name, cl_ord_id=field(msg, 379) or "", text=field(msg, 58) or ""))
+            elif kind == "Y" or (kind == "j" and field(msg, 372) == "V"):
+                log.warning("venue %s refused market data: %s", name, field(msg, 58) or field(msg, 281) or "")
+                self.quoted.set()
         except Exception:  # a venue's message never takes the OMS down
             log.exception("venue %s: cannot process %s", name, kind)
 
@@ -185,11 +232,23 @@ class VenueGateway:
     """All venue links; sends the engine's child-order events to the right one."""
 
     def __init__(self, cfg: Config, submit: Callable[[Command], None]) -> None:
-        self.links = {v.name: VenueLink(v, cfg.fix.comp_id, submit) for v in cfg.venues}
+        symbols = [i.symbol for i in cfg.instruments]
+        self.links = {v.name: VenueLink(v, cfg.fix.comp_id, submit, symbols, self._quote) for v in cfg.venues}
+        self.md_listeners: list[Callable[[MarketData], None]] = []  # venue quotes, besides the engine
 
     def start(self, run_dir: Path) -> None:
         for link in self.links.values():
             link.start(run_dir)
+
+    def wait_for_quotes(self, venues: list[str], timeout: float) -> list[str]:
+        """Wait until these venues have sent their first quotes; the names of those that did not."""
+        deadline = time.monotonic() + timeout
+        return [name for name in venues if self.links[name].venue.market_data
+                and not self.links[name].quoted.wait(max(0.0, deadline - time.monotonic()))]
+
+    def _quote(self, md: MarketData) -> None:
+        for listener in self.md_listeners:
+            listener(md)
 
     def stop(self) -> None:
         for link in self.links.values():

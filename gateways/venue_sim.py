@@ -4,8 +4,10 @@ It answers the way exchanges do (FIX 5.0 SP2 Vol. 7): the first report may alrea
 fill, IOC and FOK remainders are canceled, no pending acknowledgements. A background
 market maker quotes around a random-walk mid, so orders fill realistically and prices
 differ across venues. Bad input gets an ExecutionReport Rejected with a reason and the
-session stays up. Book changes happen under one lock; messages are sent after it is
-released, so quickfix's own locks never nest inside it.
+session stays up. Market data: a MarketDataRequest gets a snapshot (W) per symbol, and
+with SubscriptionRequestType 1 a new snapshot at every requote until it is unsubscribed
+(2) or the session ends. Book changes happen under one lock; messages are sent after it
+is released, so quickfix's own locks never nest inside it.
 """
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -83,7 +84,9 @@ class VenueSimulator(fix.Application):
         self.mm_orders: dict[str, list[int]] = {s: [] for s in instruments}
         self.owners: dict[tuple[str, str | None], int] = {}
         self.sessions: dict[str, fix.SessionID] = {}
-        self.md_listeners: list[Callable[[MarketData], None]] = []
+        # symbol -> session -> (session id, MDReqID, depth): who gets a snapshot at each requote
+        self.md_subs: dict[str, dict[str, tuple[fix.SessionID, str, int]]] = {s: {} for s in instruments}
+        self.published_top: dict[str, tuple[int, int]] = {}  # symbol -> (bid, ask) last published
         self._ids = 0
         self._exec_ids = 0
         self._stop = threading.Event()
@@ -133,6 +136,9 @@ class VenueSimulator(fix.Application):
 
     def onLogout(self, sid: fix.SessionID) -> None:
         self.sessions.pop(sid.toString(), None)
+        with self.lock:
+            for subs in self.md_subs.values():
+                subs.pop(sid.toString(), None)
 
     def toAdmin(self, msg: fix.Message, sid: fix.SessionID) -> None:
         pass
@@ -270,7 +276,7 @@ class VenueSimulator(fix.Application):
             self._er(o, ExecType.CANCELED, out, text="remainder canceled" if o.cum else "not filled")
         elif not acked and o.cum == 0:
             self._er(o, ExecType.NEW, out)
-        self._publish(o.symbol)
+        self._publish(o.symbol, out, moved_only=True)
 
     def _lookup(self, sid: fix.SessionID, orig: str | None) -> SimOrder | None:
         oid = self.by_cl.get((sid.toString(), orig or ""))
@@ -290,7 +296,7 @@ class VenueSimulator(fix.Application):
         prev, o.cl_ord_id = o.cl_ord_id, cl
         self.by_cl[(sid.toString(), cl)] = o.oid
         self._er(o, ExecType.CANCELED, out, orig=prev)
-        self._publish(o.symbol)
+        self._publish(o.symbol, out, moved_only=True)
 
     def _on_replace(self, msg: fix.Message, sid: fix.SessionID, out: Outbox) -> None:
         cl, orig = field(msg, 11) or "", field(msg, 41) or ""
@@ -319,7 +325,7 @@ class VenueSimulator(fix.Application):
             book.cancel(o.oid)
             o.status = OrdStatus.FILLED
             self._er(o, ExecType.REPLACED, out, orig=prev)
-            self._publish(o.symbol)
+            self._publish(o.symbol, out, moved_only=True)
             return
         o.status = OrdStatus.PARTIALLY_FILLED if o.cum else OrdStatus.NEW
         res = book.replace(o.oid, qty - o.cum, price or 0)
@@ -339,23 +345,51 @@ class VenueSimulator(fix.Application):
         return MarketData(symbol=symbol, venue=self.venue.name, bid=bid or None, ask=ask or None,
                           last=self.last.get(symbol), bid_size=bq, ask_size=aq)
 
-    def publish_all(self) -> None:
-        with self.lock:
-            for symbol in self.books:
-                self._publish(symbol)
+    def _publish(self, symbol: str, out: Outbox, moved_only: bool = False) -> None:
+        """Snapshots to the subscribers: at each requote, and after a client order only if it
+        moved the best bid or offer (sizes refresh at the next requote)."""
+        top = self.books[symbol].l1()[::2]
+        if moved_only and top == self.published_top.get(symbol):
+            return
+        self.published_top[symbol] = top
+        for sid, req_id, depth in self.md_subs[symbol].values():
+            out.append((self._snapshot(symbol, req_id, depth, sid), sid))
 
-    def _publish(self, symbol: str) -> None:
-        if self.md_listeners:
-            md = self.top(symbol)
-            for listener in self.md_listeners:
-                listener(md)
-
-    def _on_market_data_request(self, msg: fix.Message, sid: fix.SessionID, out: Outbox) -> None:
-        """MarketDataRequest (V) answered with one snapshot (W) per symbol, L2 to the requested depth."""
+    def _snapshot(self, symbol: str, req_id: str, depth: int, sid: fix.SessionID) -> fix.Message:
+        """MarketDataSnapshotFullRefresh: bids and offers to `depth`, best first, and the last trade."""
         import quickfix42 as fix42
         import quickfix44 as fix44
 
         mod = fix42 if sid.getBeginString().getValue() == "FIX.4.2" else fix44
+        snap = new_message("W")
+        snap.setField(262, req_id)
+        snap.setField(55, symbol)
+        bids, asks = self.books[symbol].l2(depth)
+        rows = [("0", px, qty) for px, qty, _n in bids] + [("1", px, qty) for px, qty, _n in asks]
+        if symbol in self.last:
+            rows.append(("2", self.last[symbol], 0))
+        for entry_type, px, qty in rows:
+            e = mod.MarketDataSnapshotFullRefresh.NoMDEntries()
+            e.setField(269, entry_type)
+            e.setField(270, str(Decimal(int(px)) / 10**6))
+            if qty:
+                e.setField(271, str(int(qty)))
+            snap.addGroup(e)
+        return snap
+
+    def _on_market_data_request(self, msg: fix.Message, sid: fix.SessionID, out: Outbox) -> None:
+        """MarketDataRequest (V): a snapshot (W) per symbol to the requested depth (0 = 5);
+        SubscriptionRequestType 1 subscribes to a snapshot at each requote, 2 unsubscribes."""
+        import quickfix42 as fix42
+        import quickfix44 as fix44
+
+        mod = fix42 if sid.getBeginString().getValue() == "FIX.4.2" else fix44
+        req_id, kind, key = field(msg, 262) or "", field(msg, 263) or "0", sid.toString()
+        if kind == "2":
+            for subs in self.md_subs.values():
+                if subs.get(key, (None, None))[1] == req_id:
+                    del subs[key]
+            return
         group = mod.MarketDataRequest.NoRelatedSym()
         depth = int(field(msg, 264) or "0") or 5
         for i in range(1, int(field(msg, 146) or "0") + 1):
@@ -364,18 +398,9 @@ class VenueSimulator(fix.Application):
             if symbol not in self.books:
                 out.append((business_reject("V", 0, f"unknown symbol {symbol}"), sid))
                 continue
-            snap = new_message("W")
-            snap.setField(262, field(msg, 262) or "")
-            snap.setField(55, symbol)
-            bids, asks = self.books[symbol].l2(depth)
-            for entry_type, rows in (("0", bids), ("1", asks)):
-                for px, qty, _count in rows:
-                    e = mod.MarketDataSnapshotFullRefresh.NoMDEntries()
-                    e.setField(269, entry_type)
-                    e.setField(270, str(Decimal(int(px)) / 10**6))
-                    e.setField(271, str(int(qty)))
-                    snap.addGroup(e)
-            out.append((snap, sid))
+            out.append((self._snapshot(symbol, req_id, depth, sid), sid))
+            if kind == "1":
+                self.md_subs[symbol][key] = (sid, req_id, depth)
 
     # ------------------------------------------------------------------ synthetic liquidity
     def _requote(self, symbol: str, out: Outbox) -> None:
@@ -395,7 +420,7 @@ class VenueSimulator(fix.Application):
                 res = book.add(self._ids, side, px, qty, tif=mc.GTC, owner=_MM_OWNER)
                 self.mm_orders[symbol].append(self._ids)
                 self._report_fills(symbol, res.fills, out)  # a quote may cross a resting client order
-        self._publish(symbol)
+        self._publish(symbol, out)
 
     def _report_fills(self, symbol: str, fills: object, out: Outbox) -> None:
         """A Trade report to each client side of each fill; the market maker gets none."""

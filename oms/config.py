@@ -124,6 +124,7 @@ class VenueConfig(_Base):
     begin_string: Literal["FIX.4.2", "FIX.4.4"] = "FIX.4.4"
     comp_id: str = ""  # the venue's CompID; defaults to its name
     clients: list[str] = msgspec.field(default_factory=lambda: ["OMS"])  # CompIDs that may log on
+    market_data: bool = True  # subscribe to the venue's quotes (MarketDataRequest) at each logon
     sim: SimConfig = SimConfig()
 
     @property

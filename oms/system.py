@@ -53,15 +53,15 @@ class System:
             self.trader = TraderGateway(self.cfg, self.runtime.submit,
                                         on_failed_logon=lambda s: self.metrics.failed_logons.labels(s).inc())
             self.runtime.listeners += [self.trader.on_events, self.venue_links.on_events]
-        for sim in self.sims:
-            sim.md_listeners.append(self.runtime.submit)
         if self.with_streams:
             self._start_streams()
         self.runtime.start()
-        for sim in self.sims:  # reference prices from the first moment, not the first requote
-            sim.publish_all()
         if self.venue_links is not None and self.trader is not None:
             self.venue_links.start(self.run_dir)
+            # the simulators' first quotes before the first order: reference prices from the first moment
+            late = self.venue_links.wait_for_quotes([sim.venue.name for sim in self.sims], 10.0)
+            if late:
+                log.warning("no quotes yet from %s", ", ".join(late))
             self.trader.start(self.run_dir)
 
     def _start_streams(self) -> None:
@@ -79,8 +79,8 @@ class System:
                                      positions_interval_ms=n.positions_interval_ms, max_backlog=n.max_backlog)
         self.streamer.start()
         self.runtime.followers.append(self.streamer.on_committed)
-        for sim in self.sims:
-            sim.md_listeners.append(self.streamer.on_market_data)
+        if self.venue_links is not None:
+            self.venue_links.md_listeners.append(self.streamer.on_market_data)
 
     def _positions(self) -> PositionBook:
         cfg = self.cfg
@@ -93,8 +93,8 @@ class System:
             self.trader.stop()
         if self.venue_links is not None:
             self.venue_links.stop()
-        for sim in self.sims:
-            sim.md_listeners.clear()
+        if self.venue_links is not None:
+            self.venue_links.md_listeners.clear()
         self.runtime.stop()
         if self.streamer is not None:
             self.streamer.stop()

@@ -44,6 +44,9 @@ def test_three_venues_quote_different_prices(system):
     assert len({(t.bid, t.ask) for t in tops}) == len(tops)  # prices differ across venues
     depths = {len(s.books["SPY"].l2(50)[0]) for s in system.sims}
     assert len(depths) > 1  # and so does depth
+    engine_quotes = system.engine.quotes["AAPL"]  # over each venue's FIX session, from before the first order
+    assert set(engine_quotes) == {s.venue.name for s in system.sims}
+    assert all(q.bid and q.ask and q.bid < q.ask and q.bid_size and q.ask_size for q in engine_quotes.values())
 
 
 @pytest.mark.parametrize("venue", [None, "YSIM", "ZSIM"])

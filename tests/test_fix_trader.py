@@ -6,6 +6,7 @@ says. Each test asserts the trader's ExecutionReports as the matrices give them.
 """
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -324,3 +325,29 @@ def test_a_compliance_reject_and_a_kill_switch_as_the_trader_sees_them(desk: Des
         assert tags(blocked, 39) == ("8",) and "kill switch" in field(blocked, 58)
         t.new_order("K3", "AAPL", "1", "100", "100.00", account="DEMO2")  # another account trades on
         assert tags(t.expect("8", t11="K3"), 39) == ("A",)
+
+
+def test_quotes_come_from_the_venue_session(desk: Desk) -> None:
+    import quickfix44 as fix44
+
+    from gateways.fix_session import new_message
+
+    req = desk.venue.expect("V")
+    assert tags(req, 263, 264, 146) == ("1", "1", "2")  # snapshot + updates, top of book, both instruments
+    snap = new_message("W")
+    snap.setField(262, field(req, 262) or "")
+    snap.setField(55, "AAPL")
+    for kind, px, size in (("0", "99.98", "300"), ("1", "100.02", "200"), ("2", "100.01", None)):
+        e = fix44.MarketDataSnapshotFullRefresh.NoMDEntries()
+        e.setField(269, kind)
+        e.setField(270, px)
+        if size:
+            e.setField(271, size)
+        snap.addGroup(e)
+    desk.venue.send(snap)
+    quotes = desk.system.engine.quotes
+    deadline = time.monotonic() + 5
+    while "TV" not in quotes.get("AAPL", {}) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    q = quotes["AAPL"]["TV"]
+    assert (q.bid, q.ask, q.last, q.bid_size, q.ask_size) == (99_980_000, 100_020_000, 100_010_000, 300, 200)

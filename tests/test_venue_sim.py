@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import quickfix44 as fix44
 
-from gateways.fix_session import new_message
+from gateways.fix_session import market_data_request, msg_type, new_message
 from gateways.venue_sim import VenueSimulator
 from oms.config import SimConfig, VenueConfig
 from oms.fixed import to_price
@@ -150,6 +150,24 @@ def test_market_order_fills_against_synthetic_liquidity_and_market_data(tmp_path
             assert tags(snap, 262, 55, 268) == ("md1", "MSFT", "6")
         top = v.top("MSFT")
         assert top.bid is not None and top.ask is not None and top.bid < top.ask
+    finally:
+        v.stop()
+
+
+def test_market_data_subscription_pushes_snapshots_until_unsubscribed(tmp_path):
+    v = make_venue(tmp_path, depth=3, level_qty=200)
+    try:
+        with client(tmp_path, v, "C1") as c1, client(tmp_path, v, "C2") as c2:
+            c1.send(market_data_request("FIX.4.4", "sub1", "1", ["AAPL"], entry_types="01"))
+            first = c1.expect("W", t55="AAPL")
+            assert tags(first, 262, 268) == ("sub1", "2")  # top of book: one bid, one offer
+            c1.expect("W", t55="AAPL", timeout=2)  # and again at the next requote
+            c2.new_order("M1", "AAPL", "1", "100")
+            assert tags(c2.expect("8", t11="M1"), 39) == ("2",)
+            assert not [m for m in c2.drain(0.3) if msg_type(m) == "W"]  # C2 did not subscribe
+            c1.send(market_data_request("FIX.4.4", "sub1", "2", ["AAPL"], entry_types="01"))
+            c1.drain(0.3)
+            assert [m for m in c1.drain(0.5) if msg_type(m) == "W"] == []  # unsubscribed
     finally:
         v.stop()
 
