@@ -31,8 +31,8 @@ from pathlib import Path
 import msgspec
 import quickfix as fix
 
-from gateways.fix_session import Endpoint, FixSession, execution_report, field, msg_type, new_message, send, \
-    utc_timestamp, write_settings
+from gateways.fix_session import Endpoint, FixSession, execution_report, fields, raw_message, send, utc_timestamp, \
+    write_settings
 from oms.config import DEFAULT_CONFIG, load
 from oms.journal import Journal
 from oms.model import ExecType, OrdStatus
@@ -57,15 +57,15 @@ class Echo(fix.Application):
     def toApp(self, msg, sid): pass
 
     def fromApp(self, msg, sid):
-        if msg_type(msg) != "D":
+        f = fields(msg)
+        if f.get(35) != "D":
             return
         self.n += 1
-        qty = int(field(msg, 38) or "0")
+        qty = int(f.get(38) or "0")
         send(execution_report(
             sid.getBeginString().getValue(), order_id=f"E{self.n}", exec_id=f"X{self.n}", exec_type=ExecType.TRADE,
-            ord_status=OrdStatus.FILLED, cl_ord_id=field(msg, 11) or "", symbol=field(msg, 55) or "",
-            side=field(msg, 54) or "1", order_qty=qty, cum_qty=qty, leaves_qty=0, avg_px=Decimal(100),
-            last_qty=qty, last_px=100_000_000), sid)
+            ord_status=OrdStatus.FILLED, cl_ord_id=f.get(11, ""), symbol=f.get(55, ""), side=f.get(54, "1"),
+            order_qty=qty, cum_qty=qty, leaves_qty=0, avg_px=Decimal(100), last_qty=qty, last_px=100_000_000), sid)
 
 
 class Trader(fix.Application):
@@ -92,14 +92,15 @@ class Trader(fix.Application):
 
     def fromApp(self, msg, sid):
         self.received += 1
-        if msg_type(msg) != "8":
+        f = fields(msg)
+        if f.get(35) != "8":
             return
-        status = field(msg, 39) or ""
+        status = f.get(39, "")
         if status not in TERMINAL:
             return
         if status == "8":
-            self.last_reject = field(msg, 58) or ""
-        t0 = self.sent.pop(field(msg, 11) or "", None)
+            self.last_reject = f.get(58, "")
+        t0 = self.sent.pop(f.get(11, ""), None)
         if t0 is None:
             return
         now = time.perf_counter_ns()
@@ -110,18 +111,11 @@ class Trader(fix.Application):
             self.cv.notify_all()
 
     def order(self, n: int, begin_string: str) -> None:
-        m = new_message("D")
         cl = f"L{n}"
-        m.setField(11, cl)
-        if begin_string == "FIX.4.2":
-            m.setField(21, "1")
-        m.setField(1, "DEMO2")
-        m.setField(55, "AAPL")
-        m.setField(54, "1" if n % 2 else "2")  # alternate sides: the position stays flat
-        m.setField(60, utc_timestamp())
-        m.setField(38, str(100 + n % 7))
-        m.setField(40, "1")
-        m.setField(59, "3")
+        body = [(11, cl), (21, "1")] if begin_string == "FIX.4.2" else [(11, cl)]
+        body += [(1, "DEMO2"), (55, "AAPL"), (54, "1" if n % 2 else "2"),  # alternate sides: the position stays flat
+                 (60, utc_timestamp()), (38, str(100 + n % 7)), (40, "1"), (59, "3")]
+        m = raw_message(begin_string, "D", body)
         self.sent[cl] = time.perf_counter_ns()
         send(m, self.sid)
 

@@ -103,6 +103,24 @@ def field(msg: fix.Message, tag: int) -> str | None:
     return msg.getField(tag) if msg.isSetField(tag) else None
 
 
+def fields(msg: fix.Message) -> dict[int, str]:
+    """Every field of a message without repeating groups, header included (35 is the type), in
+    one call into quickfix: each call releases and retakes the GIL, which another thread
+    may hold, so a message read field by field waits many times over."""
+    out: dict[int, str] = {}
+    for pair in msg.toString().split("\x01")[:-1]:
+        tag, _, value = pair.partition("=")
+        out.setdefault(int(tag), value)
+    return out
+
+
+def raw_message(begin_string: str, kind: str, body: list[tuple[int, str]]) -> fix.Message:
+    """A message without repeating groups built in one call into quickfix (see `fields`); the
+    session fills in the header, BodyLength and CheckSum when it sends it."""
+    text = "".join(f"{tag}={value.replace(chr(1), ' ')}\x01" for tag, value in body)
+    return fix.Message(f"8={begin_string}\x019=0\x0135={kind}\x01{text}10=000\x01", False)
+
+
 def msg_type(msg: fix.Message) -> str:
     return msg.getHeader().getField(35)
 
@@ -161,66 +179,49 @@ def execution_report(
     price: int | None = None, account: str | None = None, text: str = "",
     ord_rej_reason: int | None = None, exec_ref_id: str | None = None, ts: int | None = None,
 ) -> fix.Message:
-    m = new_message("8")
-    m.setField(37, order_id)
-    m.setField(17, exec_id)
+    body = [(37, order_id), (17, exec_id)]
     if begin_string == "FIX.4.2":
-        m.setField(20, _FIX42_TRANS.get(exec_type, "0"))
-        m.setField(150, _fix42_exec_type(exec_type, ord_status))
+        body += [(20, _FIX42_TRANS.get(exec_type, "0")), (150, _fix42_exec_type(exec_type, ord_status))]
     else:
-        m.setField(150, exec_type.value)
-    m.setField(39, ord_status.value)
-    m.setField(11, cl_ord_id)
+        body.append((150, exec_type.value))
+    body += [(39, ord_status.value), (11, cl_ord_id)]
     if orig_cl_ord_id:
-        m.setField(41, orig_cl_ord_id)
-    m.setField(55, symbol)
-    m.setField(54, side)
-    m.setField(38, str(order_qty))
-    m.setField(14, str(cum_qty))
-    m.setField(151, str(leaves_qty))
-    m.setField(6, format(avg_px.normalize(), "f"))
+        body.append((41, orig_cl_ord_id))
+    body += [(55, symbol), (54, side), (38, str(order_qty)), (14, str(cum_qty)), (151, str(leaves_qty)),
+             (6, format(avg_px.normalize(), "f"))]
     if last_qty:
-        m.setField(32, str(last_qty))
-        m.setField(31, price_str(last_px))
+        body += [(32, str(last_qty)), (31, price_str(last_px))]
     if price is not None:
-        m.setField(44, price_str(price))
+        body.append((44, price_str(price)))
     if account:
-        m.setField(1, account)
+        body.append((1, account))
     if text:
-        m.setField(58, text)
+        body.append((58, text))
     if ord_rej_reason is not None:
-        m.setField(103, str(fit_reason(begin_string, 103, ord_rej_reason)))
+        body.append((103, str(fit_reason(begin_string, 103, ord_rej_reason))))
     if exec_ref_id:
-        m.setField(19, exec_ref_id)
-    m.setField(60, utc_timestamp(ts))
-    return m
+        body.append((19, exec_ref_id))
+    body.append((60, utc_timestamp(ts)))
+    return raw_message(begin_string, "8", body)
 
 
 def cancel_reject(
     begin_string: str, *, order_id: str, cl_ord_id: str, orig_cl_ord_id: str, ord_status: OrdStatus, replace: bool,
     reason: int, text: str = "",
 ) -> fix.Message:
-    m = new_message("9")
-    m.setField(37, order_id)
-    m.setField(11, cl_ord_id)
-    m.setField(41, orig_cl_ord_id)
-    m.setField(39, ord_status.value)
-    m.setField(434, "2" if replace else "1")
-    m.setField(102, str(fit_reason(begin_string, 102, reason)))
+    body = [(37, order_id), (11, cl_ord_id), (41, orig_cl_ord_id), (39, ord_status.value),
+            (434, "2" if replace else "1"), (102, str(fit_reason(begin_string, 102, reason)))]
     if text:
-        m.setField(58, text)
-    return m
+        body.append((58, text))
+    return raw_message(begin_string, "9", body)
 
 
-def business_reject(ref_msg_type: str, reason: int, text: str, ref_seq: str | None = None) -> fix.Message:
+def business_reject(begin_string: str, ref_msg_type: str, reason: int, text: str,
+                    ref_seq: str | None = None) -> fix.Message:
     """BusinessMessageReject (j): 3 = unsupported message type, 5 = conditionally required field missing."""
-    m = new_message("j")
-    if ref_seq:
-        m.setField(45, ref_seq)
-    m.setField(372, ref_msg_type)
-    m.setField(380, str(reason))
-    m.setField(58, text)
-    return m
+    body = [(45, ref_seq)] if ref_seq else []
+    body += [(372, ref_msg_type), (380, str(reason)), (58, text)]
+    return raw_message(begin_string, "j", body)
 
 
 def market_data_request(begin_string: str, req_id: str, kind: str, symbols: list[str], depth: int = 1,

@@ -26,6 +26,7 @@ from gateways.fix_session import (
     cancel_reject,
     execution_report,
     field,
+    fields,
     msg_type,
     send,
     write_settings,
@@ -61,22 +62,22 @@ class BadField(Exception):
         self.reason, self.text = reason, text
 
 
-def _required(msg: fix.Message, tag: int, name: str) -> str:
-    value = field(msg, tag)
+def _required(f: dict[int, str], tag: int, name: str) -> str:
+    value = f.get(tag)
     if not value:
         raise BadField(99, f"{name} ({tag}) is required")
     return value
 
 
-def _qty(msg: fix.Message, tag: int = 38) -> int:
+def _qty(f: dict[int, str], tag: int = 38) -> int:
     try:
-        return to_qty(_required(msg, tag, "OrderQty"))
+        return to_qty(_required(f, tag, "OrderQty"))
     except FixedPointError as exc:
         raise BadField(13, f"OrderQty: {exc}") from exc
 
 
-def _price(msg: fix.Message, tag: int, name: str) -> int | None:
-    text = field(msg, tag)
+def _price(f: dict[int, str], tag: int, name: str) -> int | None:
+    text = f.get(tag)
     if text is None:
         return None
     try:
@@ -160,62 +161,63 @@ class TraderGateway(fix.Application):
     # ------------------------------------------------------------------ application level
     def fromApp(self, msg: fix.Message, sid: fix.SessionID) -> None:
         comp = sid.getTargetCompID().getValue()
-        kind = msg_type(msg)
+        f = fields(msg)
+        kind = f.get(35, "")
         try:
             if kind == "D":
-                self.submit(self._new_order(msg, comp))
+                self.submit(self._new_order(f, comp))
             elif kind in ("F", "G"):
-                self.submit(self._amend(msg, comp, kind))
+                self.submit(self._amend(f, comp, kind))
             elif kind == "H":
-                self.submit(StatusRequest(session=comp, cl_ord_id=_required(msg, 11, "ClOrdID"),
-                                          symbol=field(msg, 55) or "", side=_SIDES.get(field(msg, 54) or "1", Side.BUY)))
+                self.submit(StatusRequest(session=comp, cl_ord_id=_required(f, 11, "ClOrdID"),
+                                          symbol=f.get(55, ""), side=_SIDES.get(f.get(54, "1"), Side.BUY)))
             else:
-                send(business_reject(kind, 3, f"message type {kind} is not supported",
-                                     msg.getHeader().getField(34)), sid)
+                send(business_reject(sid.getBeginString().getValue(), kind, 3,
+                                     f"message type {kind} is not supported", f.get(34)), sid)
         except BadField as bad:
-            self._refuse(msg, sid, kind, bad)
+            self._refuse(f, sid, kind, bad)
         except Exception as exc:  # the gateway never dies from a message
             log.exception("trader %s: cannot process %s", comp, kind)
-            send(business_reject(kind, 0, f"cannot process: {exc}"), sid)
+            send(business_reject(sid.getBeginString().getValue(), kind, 0, f"cannot process: {exc}"), sid)
 
-    def _new_order(self, msg: fix.Message, comp: str) -> NewOrder:
-        side = _SIDES.get(field(msg, 54) or "")
-        ord_type = _TYPES.get(field(msg, 40) or "")
-        tif = _TIFS.get(field(msg, 59) or "0")
+    def _new_order(self, f: dict[int, str], comp: str) -> NewOrder:
+        side = _SIDES.get(f.get(54, ""))
+        ord_type = _TYPES.get(f.get(40, ""))
+        tif = _TIFS.get(f.get(59, "0"))
         if side is None or ord_type is None or tif is None:
             raise BadField(11, "unsupported Side, OrdType or TimeInForce")
-        account = field(msg, 1)
+        account = f.get(1)
         if account is None:
             entitled = self.by_comp[comp].accounts
             if len(entitled) != 1:
                 raise BadField(15, "Account (1) is required")
             account = entitled[0]
         return NewOrder(
-            session=comp, cl_ord_id=_required(msg, 11, "ClOrdID"), account=account,
-            symbol=_required(msg, 55, "Symbol"), side=side, ord_type=ord_type, qty=_qty(msg),
-            price=_price(msg, 44, "Price"), stop_px=_price(msg, 99, "StopPx"), tif=tif,
-            expire_time=_utc_ns(field(msg, 126)), ex_destination=field(msg, 100),
-            poss_resend=msg.getHeader().isSetField(97) and msg.getHeader().getField(97) == "Y",
+            session=comp, cl_ord_id=_required(f, 11, "ClOrdID"), account=account,
+            symbol=_required(f, 55, "Symbol"), side=side, ord_type=ord_type, qty=_qty(f),
+            price=_price(f, 44, "Price"), stop_px=_price(f, 99, "StopPx"), tif=tif,
+            expire_time=_utc_ns(f.get(126)), ex_destination=f.get(100), poss_resend=f.get(97) == "Y",
         )
 
-    def _amend(self, msg: fix.Message, comp: str, kind: str) -> Command:
-        cl, orig = _required(msg, 11, "ClOrdID"), _required(msg, 41, "OrigClOrdID")
+    def _amend(self, f: dict[int, str], comp: str, kind: str) -> Command:
+        cl, orig = _required(f, 11, "ClOrdID"), _required(f, 41, "OrigClOrdID")
         if kind == "F":
             return CancelRequest(session=comp, cl_ord_id=cl, orig_cl_ord_id=orig)
-        return ReplaceRequest(session=comp, cl_ord_id=cl, orig_cl_ord_id=orig, qty=_qty(msg),
-                              price=_price(msg, 44, "Price"), stop_px=_price(msg, 99, "StopPx"))
+        return ReplaceRequest(session=comp, cl_ord_id=cl, orig_cl_ord_id=orig, qty=_qty(f),
+                              price=_price(f, 44, "Price"), stop_px=_price(f, 99, "StopPx"))
 
-    def _refuse(self, msg: fix.Message, sid: fix.SessionID, kind: str, bad: BadField) -> None:
+    def _refuse(self, f: dict[int, str], sid: fix.SessionID, kind: str, bad: BadField) -> None:
         """A typed reject for a message whose fields cannot become a command."""
-        cl = field(msg, 11) or "NONE"
+        cl = f.get(11) or "NONE"
         if kind in ("F", "G"):
-            send(cancel_reject(sid.getBeginString().getValue(), order_id="NONE", cl_ord_id=cl, orig_cl_ord_id=field(msg, 41) or "NONE",
-                               ord_status=OrdStatus.REJECTED, replace=kind == "G", reason=99, text=bad.text), sid)
+            send(cancel_reject(sid.getBeginString().getValue(), order_id="NONE", cl_ord_id=cl,
+                               orig_cl_ord_id=f.get(41) or "NONE", ord_status=OrdStatus.REJECTED, replace=kind == "G",
+                               reason=99, text=bad.text), sid)
             return
         send(execution_report(
             sid.getBeginString().getValue(), order_id="NONE", exec_id=f"R-{cl}", exec_type=ExecType.REJECTED,
-            ord_status=OrdStatus.REJECTED, cl_ord_id=cl, symbol=field(msg, 55) or "?",
-            side=field(msg, 54) or "1", order_qty=0, cum_qty=0, leaves_qty=0, avg_px=Decimal(0),
+            ord_status=OrdStatus.REJECTED, cl_ord_id=cl, symbol=f.get(55) or "?",
+            side=f.get(54) or "1", order_qty=0, cum_qty=0, leaves_qty=0, avg_px=Decimal(0),
             text=bad.text, ord_rej_reason=bad.reason,
         ), sid)
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import quickfix as fix
 
 from gateways.fix_session import (
-    Endpoint, FixSession, field, market_data_request, msg_type, new_message, send, utc_timestamp, write_settings,
+    Endpoint, FixSession, field, fields, market_data_request, msg_type, raw_message, send, utc_timestamp,
+    write_settings,
 )
 from oms.config import Config, VenueConfig
 from oms.fixed import PRICE_DECIMALS, FixedPointError, price_str, to_price, to_qty
@@ -49,11 +50,11 @@ _EXEC_TYPES = {e.value: e for e in ExecType}
 _FIX42_TRANS = {"1": ExecType.TRADE_CANCEL, "2": ExecType.TRADE_CORRECT, "3": ExecType.ORDER_STATUS}
 
 
-def venue_exec_type(msg: fix.Message, begin_string: str) -> ExecType | None:
+def venue_exec_type(f: dict[int, str], begin_string: str) -> ExecType | None:
     """The FIX 4.4 ExecType of a venue's report, whichever version it speaks."""
-    raw = field(msg, 150) or ""
+    raw = f.get(150, "")
     if begin_string == "FIX.4.2":
-        trans = field(msg, 20) or "0"
+        trans = f.get(20, "0")
         if trans in _FIX42_TRANS:
             return _FIX42_TRANS[trans]
         if raw in ("1", "2"):  # Partial fill, Fill
@@ -61,10 +62,10 @@ def venue_exec_type(msg: fix.Message, begin_string: str) -> ExecType | None:
     return _EXEC_TYPES.get(raw)
 
 
-def _status_fields(msg: fix.Message) -> dict[str, object]:
+def _status_fields(f: dict[int, str]) -> dict[str, object]:
     """CumQty, AvgPx and OrdStatus of a status report, for the engine to reconcile."""
-    status = field(msg, 39)
-    return {"cum_qty": _num(field(msg, 14), to_qty), "avg_px": _num(field(msg, 6), _rounded_price),
+    status = f.get(39)
+    return {"cum_qty": _num(f.get(14), to_qty), "avg_px": _num(f.get(6), _rounded_price),
             "ord_status": OrdStatus(status) if status in _ORD_STATUSES else None}
 
 
@@ -161,31 +162,32 @@ class VenueLink(fix.Application):
         kind = msg_type(msg)
         name = self.venue.name
         try:
-            if kind == "8":
-                et = venue_exec_type(msg, self.venue.begin_string)
-                if et is None:
-                    log.warning("venue %s: unknown ExecType %s", name, field(msg, 150))
-                    return
-                self.submit(VenueExecReport(
-                    venue=name, cl_ord_id=field(msg, 11) or "", exec_id=field(msg, 17) or "", exec_type=et,
-                    last_qty=_num(field(msg, 32), to_qty), last_px=_num(field(msg, 31), to_price),
-                    order_qty=_num(field(msg, 38), to_qty) if et is ExecType.REPLACED else None,
-                    exec_ref_id=field(msg, 19), orig_cl_ord_id=field(msg, 41), text=field(msg, 58) or "",
-                    **(_status_fields(msg) if et is ExecType.ORDER_STATUS else {}),
-                ))
-            elif kind == "9":
-                self.submit(VenueCancelReject(venue=name, cl_ord_id=field(msg, 11) or "",
-                                              orig_cl_ord_id=field(msg, 41) or "",
-                                              reason=int(field(msg, 102) or 99), text=field(msg, 58) or ""))
-            elif kind == "W":
+            if kind == "W":
                 md = _quote(msg, name, self.venue.begin_string)
                 self.quoted.set()
                 self.submit(md)
                 self.on_quote(md)
-            elif kind == "j" and field(msg, 379):
-                self.submit(VenueReject(venue=name, cl_ord_id=field(msg, 379) or "", text=field(msg, 58) or ""))
-            elif kind == "Y" or (kind == "j" and field(msg, 372) == "V"):
-                log.warning("venue %s refused market data: %s", name, field(msg, 58) or field(msg, 281) or "")
+                return
+            f = fields(msg)
+            if kind == "8":
+                et = venue_exec_type(f, self.venue.begin_string)
+                if et is None:
+                    log.warning("venue %s: unknown ExecType %s", name, f.get(150))
+                    return
+                self.submit(VenueExecReport(
+                    venue=name, cl_ord_id=f.get(11, ""), exec_id=f.get(17, ""), exec_type=et,
+                    last_qty=_num(f.get(32), to_qty), last_px=_num(f.get(31), to_price),
+                    order_qty=_num(f.get(38), to_qty) if et is ExecType.REPLACED else None,
+                    exec_ref_id=f.get(19), orig_cl_ord_id=f.get(41), text=f.get(58, ""),
+                    **(_status_fields(f) if et is ExecType.ORDER_STATUS else {}),
+                ))
+            elif kind == "9":
+                self.submit(VenueCancelReject(venue=name, cl_ord_id=f.get(11, ""), orig_cl_ord_id=f.get(41, ""),
+                                              reason=int(f.get(102) or 99), text=f.get(58, "")))
+            elif kind == "j" and f.get(379):
+                self.submit(VenueReject(venue=name, cl_ord_id=f[379], text=f.get(58, "")))
+            elif kind == "Y" or (kind == "j" and f.get(372) == "V"):
+                log.warning("venue %s refused market data: %s", name, f.get(58) or f.get(281) or "")
                 self.quoted.set()
         except Exception:  # a venue's message never takes the OMS down
             log.exception("venue %s: cannot process %s", name, kind)
@@ -194,11 +196,8 @@ class VenueLink(fix.Application):
     def request_status(self, ev: ChildStatusRequested) -> None:
         if not self.up:
             return  # asked again at the next reconnect
-        m = new_message("H")
-        m.setField(11, ev.cl_ord_id)
-        m.setField(55, ev.symbol)
-        m.setField(54, ev.side.value)
-        send(m, self.sid)
+        send(raw_message(self.venue.begin_string, "H", [(11, ev.cl_ord_id), (55, ev.symbol), (54, ev.side.value)]),
+             self.sid)
 
     def send_child(self, ev: ChildOrderSent | ChildCancelSent | ChildReplaceSent) -> None:
         if not self.up:
@@ -206,26 +205,24 @@ class VenueLink(fix.Application):
                                     text=f"venue {self.venue.name} is not connected"))
             return
         t = type(ev)
-        m = new_message("D" if t is ChildOrderSent else "F" if t is ChildCancelSent else "G")
-        m.setField(11, ev.cl_ord_id)
+        body = [(11, ev.cl_ord_id)]
         if t is not ChildOrderSent:
-            m.setField(41, ev.orig_cl_ord_id)  # type: ignore[union-attr]
+            body.append((41, ev.orig_cl_ord_id))  # type: ignore[union-attr]
         if self.venue.begin_string == "FIX.4.2" and t is not ChildCancelSent:
-            m.setField(21, "1")
-        m.setField(55, ev.symbol)
-        m.setField(54, ev.side.value)
-        m.setField(38, str(ev.qty))
+            body.append((21, "1"))
+        body += [(55, ev.symbol), (54, ev.side.value), (38, str(ev.qty))]
         if t is not ChildCancelSent:
             ord_type = ev.ord_type  # type: ignore[union-attr]
-            m.setField(40, ord_type.value)
+            body.append((40, ord_type.value))
             if ev.price is not None and ord_type in (OrdType.LIMIT, OrdType.STOP_LIMIT):  # type: ignore[union-attr]
-                m.setField(44, price_str(ev.price))  # type: ignore[union-attr]
+                body.append((44, price_str(ev.price)))  # type: ignore[union-attr]
         if t is ChildOrderSent:
             if ev.stop_px is not None:  # type: ignore[union-attr]
-                m.setField(99, price_str(ev.stop_px))  # type: ignore[union-attr]
-            m.setField(59, ev.tif.value)  # type: ignore[union-attr]
-        m.setField(60, utc_timestamp())
-        send(m, self.sid)
+                body.append((99, price_str(ev.stop_px)))  # type: ignore[union-attr]
+            body.append((59, ev.tif.value))  # type: ignore[union-attr]
+        body.append((60, utc_timestamp()))
+        send(raw_message(self.venue.begin_string, "D" if t is ChildOrderSent else "F" if t is ChildCancelSent else "G",
+                         body), self.sid)
 
 
 class VenueGateway:

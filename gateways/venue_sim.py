@@ -156,14 +156,14 @@ class VenueSimulator(fix.Application):
         out: Outbox = []
         try:
             if handler is None:
-                out.append((business_reject(kind, 3, f"message type {kind} is not supported",
+                out.append((business_reject(sid.getBeginString().getValue(), kind, 3, f"message type {kind} is not supported",
                                             msg.getHeader().getField(34)), sid))
             else:
                 with self.lock:
                     handler(msg, sid, out)
         except Exception as exc:  # the venue never dies from a message
             log.exception("venue %s failed on %s", self.venue.name, kind)
-            out.append((business_reject(kind, 0, f"cannot process: {exc}"), sid))
+            out.append((business_reject(sid.getBeginString().getValue(), kind, 0, f"cannot process: {exc}"), sid))
         if self.sim.latency_ms:
             time.sleep(self.sim.latency_ms / 1000)
         for m, to in out:
@@ -396,7 +396,7 @@ class VenueSimulator(fix.Application):
             msg.getGroup(i, group)
             symbol = group.getField(55)
             if symbol not in self.books:
-                out.append((business_reject("V", 0, f"unknown symbol {symbol}"), sid))
+                out.append((business_reject(sid.getBeginString().getValue(), "V", 0, f"unknown symbol {symbol}"), sid))
                 continue
             out.append((self._snapshot(symbol, req_id, depth, sid), sid))
             if kind == "1":

@@ -52,7 +52,8 @@ class System:
             self.venue_links = VenueGateway(self.cfg, self.runtime.submit)
             self.trader = TraderGateway(self.cfg, self.runtime.submit,
                                         on_failed_logon=lambda s: self.metrics.failed_logons.labels(s).inc())
-            self.runtime.listeners += [self.trader.on_events, self.venue_links.on_events]
+            # children out first: they are on the way to the fill; the trader's acknowledgement is not
+            self.runtime.listeners += [self.venue_links.on_events, self.trader.on_events]
         if self.with_streams:
             self._start_streams()
         self.runtime.start()
