@@ -220,6 +220,8 @@ class NatsStreamer:
             rows = [row for row in await loop.run_in_executor(None, reader.after, seq, 1000) if row[0] <= self.published]
             if not rows:
                 break
+            if self.metrics is not None:
+                self.metrics.stream_journal_events.inc(len(rows))  # type: ignore[attr-defined]
             for _s, payload in rows:
                 for _ in self._messages(EVENT_DECODER.decode(payload)):
                     pass
@@ -280,6 +282,8 @@ class NatsStreamer:
                             self._journal_upto = seq
                     continue
                 events = [(s, EVENT_DECODER.decode(payload)) for s, payload in rows]
+                if self.metrics is not None:
+                    self.metrics.stream_journal_events.inc(len(rows))  # type: ignore[attr-defined]
             elif item is not None:
                 events = list(enumerate(item[1], item[0]))
             else:

@@ -39,6 +39,9 @@ class Metrics:
                                     "published to NATS (at most nats.max_backlog)", registry=r)
         self.stream_backlog_full = Gauge("oms_stream_backlog_full", "1 while the NATS backlog is full (NATS away "
                                          "or slow; the journal holds the rest): alert on it", registry=r)
+        self.stream_journal_events = Gauge("oms_stream_journal_read_events", "Events the NATS publisher read back "
+                                           "from the journal (start-up, a gap, a full backlog) instead of getting "
+                                           "them from the engine", registry=r)
         self.failed_logons = Counter("oms_failed_logons", "Trader logons refused", ["session"], registry=r)
         self._cmd_children: dict[type, Counter] = {}
         self._event_children: dict[type, Counter] = {}

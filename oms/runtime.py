@@ -4,7 +4,8 @@ Gateways call `submit` from any thread; one thread takes everything queued, runs
 through the engine, appends the events to the journal and commits once (group
 commit), and only then hands each command's events to its reply callback, to the
 listeners (gateways) and to the followers (the stream publisher, which gets the journal
-sequence of the first event too, so it needs no read of the journal while it keeps up).
+records with the sequence of the first, so it needs no read of the journal while it keeps
+up).
 A trader is never acknowledged before the event is durable.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ from oms.state import OmsState
 log = logging.getLogger("oms.runtime")
 
 Reply = Callable[[list[Event]], None]
-Follower = Callable[[int, list[Event]], None]  # (journal sequence of the first event, events)
+Follower = Callable[[int, list[bytes]], None]  # (journal sequence of the first record, records)
 _STOP = object()
 
 
@@ -158,14 +159,14 @@ class Runtime:
         for reply, events in done:  # durable from here on: acknowledge
             if reply is not None:
                 _safely(reply, events)
-        if self.listeners or (records and self.followers):
+        if self.listeners:
             flat = [ev for _, events in done for ev in events]
             for listener in self.listeners:
                 _safely(listener, flat)
-            if records:
-                first = self.journal.last_seq - len(records) + 1
-                for follower in self.followers:
-                    _safely(follower, first, flat)
+        if records:
+            first = self.journal.last_seq - len(records) + 1
+            for follower in self.followers:
+                _safely(follower, first, records)
 
 
 def _safely(fn: Callable[..., None], *args: object) -> None:

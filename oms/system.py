@@ -1,7 +1,7 @@
 """The whole OMS on one machine: what `oms run` starts, in order, and stops in reverse.
 
 Venue simulators first (so the venue links find them), then the journal and engine,
-NATS (embedded server and the stream publisher), the runtime with its listeners (trader
+NATS (the embedded server, and the stream publisher in a process of its own), the runtime with its listeners (trader
 reports, child orders, streams), the venue links and last the trader acceptor, so no
 trader can send an order before it can be routed.
 """
@@ -66,7 +66,7 @@ class System:
             self.trader.start(self.run_dir)
 
     def _start_streams(self) -> None:
-        from gateways.nats_stream import NatsStreamer
+        from gateways.stream_process import StreamerProcess
         from oms.natsd import EmbeddedNats, public_nkey
 
         n = self.cfg.nats
@@ -75,9 +75,10 @@ class System:
             self.nats = EmbeddedNats(n.host, n.port, self.run_dir / "nats", n.user, n.password, n.users,
                                      nkey=public_nkey(seed) if seed is not None else "")
             self.nats.start()
-        self.streamer = NatsStreamer(n.servers(), self.cfg.journal_path(self.base), self.run_dir, encoding=n.encoding,
-                                     auth=n.auth(self.base), metrics=self.metrics, positions=self._positions(),
-                                     positions_interval_ms=n.positions_interval_ms, max_backlog=n.max_backlog)
+        self.streamer = StreamerProcess(
+            self.metrics, servers=n.servers(), journal_path=self.cfg.journal_path(self.base), state_dir=self.run_dir,
+            encoding=n.encoding, auth=n.auth(self.base), positions=self._positions(),
+            positions_interval_ms=n.positions_interval_ms, max_backlog=n.max_backlog)
         self.streamer.start()
         self.runtime.followers.append(self.streamer.on_committed)
         if self.venue_links is not None:

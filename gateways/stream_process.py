@@ -1,0 +1,142 @@
+"""The NATS publisher in a process of its own, so streaming never competes with trading
+for the interpreter: the engine thread hands each commit's journal records over a local
+datagram socket (one non-blocking send; a commit that does not fit is dropped and the
+publisher reads it back from the journal), venue quotes go the same way, and the
+publisher's gauges and log lines come back to the OMS process.
+"""
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import multiprocessing
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from oms.model import EVENT_DECODER, MarketData
+
+log = logging.getLogger("gateways.nats_stream")
+
+_COMMIT, _QUOTE, _STOP = b"C", b"Q", b"S"
+_MAX_DATAGRAM = 4 << 20
+_GAUGES = ("stream_published", "stream_backlog", "stream_backlog_full", "stream_journal_events")
+_QUOTE_ENCODER = msgspec.msgpack.Encoder()
+_QUOTE_DECODER = msgspec.msgpack.Decoder(MarketData)
+_COMMIT_DECODER = msgspec.msgpack.Decoder(tuple[int, list[bytes]])
+
+
+class _SharedGauge:
+    """A gauge the publisher sets in its process and the OMS's /metrics reads in its own."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def set(self, v: float) -> None:
+        self.value.value = int(v)
+
+    def inc(self, v: float = 1) -> None:
+        self.value.value += int(v)
+
+
+class _Relay(logging.Handler):
+    """Log records of the publisher's process, handled by the same loggers here."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger(record.name).handle(record)
+
+
+class StreamerProcess:
+    """Runs `NatsStreamer(**kwargs)` in a child process; the runtime's follower and the
+    venues' quote listener from this one."""
+
+    def __init__(self, metrics: Any, **kwargs: Any) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _MAX_DATAGRAM)
+        self._sock.setblocking(False)
+        self.connected = ctx.Event()
+        self._values = {name: ctx.Value("q", 0, lock=False) for name in _GAUGES}
+        self._logs: Any = ctx.Queue()
+        self._listener = logging.handlers.QueueListener(self._logs, _Relay())
+        level = log.getEffectiveLevel()
+        self._proc = ctx.Process(target=_child, name="oms-nats-streamer", daemon=True,
+                                 args=(child_sock, self.connected, self._values, self._logs, level, kwargs))
+        for name in _GAUGES:
+            getattr(metrics, name).set_function(_reader(self._values[name]))
+        self._child_sock = child_sock
+
+    @property
+    def published(self) -> int:
+        """The last journal sequence NATS has acknowledged."""
+        return self._values["stream_published"].value
+
+    def start(self) -> None:
+        self._listener.start()
+        self._proc.start()
+        self._child_sock.close()  # the child has its own copy
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """The child publishes what is committed (up to 5 s), then exits."""
+        try:
+            self._sock.setblocking(True)
+            self._sock.send(_STOP)
+        except OSError:
+            pass
+        self._proc.join(timeout)
+        if self._proc.is_alive():
+            log.warning("stream publisher did not stop in %.0f s; terminating it", timeout)
+            self._proc.terminate()
+            self._proc.join(5)
+        self._sock.close()
+        self._listener.stop()
+
+    def on_committed(self, first_seq: int, records: list[bytes]) -> None:
+        """Runtime follower (engine thread): never blocks; what cannot be sent is read back
+        from the journal by the publisher."""
+        self._send(_COMMIT + msgspec.msgpack.encode((first_seq, records)))
+
+    def on_market_data(self, md: MarketData) -> None:
+        self._send(_QUOTE + _QUOTE_ENCODER.encode(md))
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self._sock.send(data)
+        except (BlockingIOError, OSError):  # full, too big, or the child is gone: the journal has it
+            pass
+
+
+def _reader(value: Any) -> Callable[[], float]:
+    return lambda: float(value.value)
+
+
+def _child(sock: socket.socket, connected: Any, values: dict[str, Any], logs: Any, level: int,
+           kwargs: dict[str, Any]) -> None:
+    """The publisher's process: datagrams in, NATS out, until told to stop or the OMS is gone."""
+    from gateways.nats_stream import NatsStreamer
+
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(logs)]
+    root.setLevel(level)
+    metrics = type("SharedMetrics", (), {name: _SharedGauge(v) for name, v in values.items()})()
+    streamer = NatsStreamer(**kwargs, metrics=metrics)
+    streamer.connected = connected
+    streamer.start()
+    try:
+        while True:
+            try:
+                data = sock.recv(_MAX_DATAGRAM)
+            except OSError:
+                break
+            kind = data[:1]
+            if kind == _COMMIT:
+                first, records = _COMMIT_DECODER.decode(data[1:])
+                streamer.on_committed(first, [EVENT_DECODER.decode(r) for r in records])
+            elif kind == _QUOTE:
+                streamer.on_market_data(_QUOTE_DECODER.decode(data[1:]))
+            else:  # stop, or the OMS closed its end
+                break
+    finally:
+        streamer.stop()
+        sock.close()
