@@ -116,6 +116,7 @@ class VenueLink(fix.Application):
         self.sid = self.session.session_id()
         self.up = False
         self.quoted = threading.Event()  # a first snapshot came, or the venue refused the request
+        self.stopping = False  # a logout from here on is ours, not a fault
         self.endpoint: Endpoint | None = None
 
     def start(self, run_dir: Path) -> None:
@@ -125,6 +126,7 @@ class VenueLink(fix.Application):
         self.endpoint.start()
 
     def stop(self) -> None:
+        self.stopping = True
         if self.endpoint is not None:
             self.endpoint.stop()
 
@@ -145,7 +147,7 @@ class VenueLink(fix.Application):
 
     def onLogout(self, sid: fix.SessionID) -> None:
         was_up, self.up = self.up, False
-        log.warning("venue %s session down", self.venue.name)
+        log.log(logging.INFO if self.stopping else logging.WARNING, "venue %s session down", self.venue.name)
         if was_up:
             self.submit(VenueStatus(venue=self.venue.name, up=False))
 

@@ -184,7 +184,7 @@ class NatsStreamer:
             tasks.append(asyncio.create_task(self._read(reader)))  # fills the backlog even before a connection
             nc = await nats.connect(self.servers, **self.auth, max_reconnect_attempts=-1, reconnect_time_wait=0.2,
                                     connect_timeout=2, allow_reconnect=True, disconnected_cb=self._down,
-                                    reconnected_cb=self._up)
+                                    reconnected_cb=self._up, error_cb=self._error)
             self.connected.set()
             js = nc.jetstream()
             for name, subject in STREAMS.items():
@@ -232,6 +232,14 @@ class NatsStreamer:
         self.connected.clear()
         if not self._stopping:
             log.warning("NATS disconnected: events wait in the backlog and the journal")
+
+    async def _error(self, exc: Exception) -> None:
+        """A failed reconnect is detail (the disconnect was logged once); anything else, such
+        as a permissions violation, is worth a warning."""
+        if isinstance(exc, (OSError, asyncio.TimeoutError)):
+            log.debug("NATS: %s", exc)
+        else:
+            log.warning("NATS: %s", exc)
 
     async def _up(self) -> None:
         self.connected.set()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import multiprocessing
+import signal
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -113,9 +114,13 @@ def _reader(value: Any) -> Callable[[], float]:
 
 def _child(sock: socket.socket, connected: Any, values: dict[str, Any], logs: Any, level: int,
            kwargs: dict[str, Any]) -> None:
-    """The publisher's process: datagrams in, NATS out, until told to stop or the OMS is gone."""
+    """The publisher's process: datagrams in, NATS out, until told to stop or the OMS is gone.
+    A Ctrl-C or a SIGTERM to the whole process group is the OMS's to handle: it tells this
+    process when to stop, and if the OMS dies the socket's end does."""
     from gateways.nats_stream import NatsStreamer
 
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     root = logging.getLogger()
     root.handlers[:] = [logging.handlers.QueueHandler(logs)]
     root.setLevel(level)

@@ -55,7 +55,9 @@ class EmbeddedNats:
         conf = self.store_dir / "nats-server.conf"
         conf.write_text(self._conf())
         cmd = [server_binary(), "-c", str(conf)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        # a session of its own: a Ctrl-C at the terminal is the OMS's to handle, and the OMS
+        # stops the server after its publisher has flushed
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                                      preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

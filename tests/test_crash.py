@@ -158,7 +158,9 @@ def test_sigkill_mid_stream_loses_no_acknowledged_order(tmp_path: Path) -> None:
 
 
 def test_sigint_stops_the_whole_system_cleanly(tmp_path: Path) -> None:
-    """`oms run` with FIX, NATS and metrics: SIGINT stops everything, the embedded nats-server too."""
+    """`oms run` with FIX, NATS and metrics: a Ctrl-C (SIGINT to the whole process group, as a
+    terminal sends it) stops everything in order, the publisher process and the embedded
+    nats-server too, with nothing alarming in the log."""
     from tests.fix_client import free_port
 
     text = CONFIG.replace("port = 19999", f"port = {free_port()}") + (
@@ -166,7 +168,7 @@ def test_sigint_stops_the_whole_system_cleanly(tmp_path: Path) -> None:
     (tmp_path / "oms.toml").write_text(text)
     proc = subprocess.Popen([sys.executable, "-m", "oms.cli", "run", "--config", str(tmp_path / "oms.toml"),
                              "--no-venues"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True)
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True, start_new_session=True)
     lines: list[str] = []
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -175,9 +177,16 @@ def test_sigint_stops_the_whole_system_cleanly(tmp_path: Path) -> None:
             break
     nats_conf = tmp_path / "run" / "nats" / "nats-server.conf"
     assert nats_conf.exists(), "".join(lines)
-    proc.send_signal(signal.SIGINT)
+    time.sleep(1)  # the publisher has connected
+    os.killpg(proc.pid, signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, "".join(lines) + out
     assert "stopped; journal at seq" in out
+    assert not [line for line in out.splitlines() if "WARNING" in line or "Traceback" in line or "ERROR" in line], out
+    deadline = time.monotonic() + 5
+    while (left := subprocess.run(["pgrep", "-a", "-s", str(proc.pid)], capture_output=True, text=True).stdout) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert left == "", left  # nothing of it left
     left = subprocess.run(["pgrep", "-f", str(nats_conf)], capture_output=True, text=True)
     assert left.stdout.strip() == "", "nats-server still running"
