@@ -11,6 +11,8 @@ import logging.handlers
 import multiprocessing
 import signal
 import socket
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -49,48 +51,87 @@ class _Relay(logging.Handler):
 
 
 class StreamerProcess:
-    """Runs `NatsStreamer(**kwargs)` in a child process; the runtime's follower and the
-    venues' quote listener from this one."""
+    """Runs `NatsStreamer(**kwargs)` in a child process, restarted if it dies (it carries on
+    from the journal); the runtime's follower and the venues' quote listener from this one."""
 
     def __init__(self, metrics: Any, **kwargs: Any) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _MAX_DATAGRAM)
-        self._sock.setblocking(False)
+        self._ctx = ctx = multiprocessing.get_context("spawn")
+        self._kwargs = kwargs
+        self._metrics = metrics
         self.connected = ctx.Event()
         self._values = {name: ctx.Value("q", 0, lock=False) for name in _GAUGES}
         self._logs: Any = ctx.Queue()
         self._listener = logging.handlers.QueueListener(self._logs, _Relay())
-        level = log.getEffectiveLevel()
-        self._proc = ctx.Process(target=_child, name="oms-nats-streamer", daemon=True,
-                                 args=(child_sock, self.connected, self._values, self._logs, level, kwargs))
         for name in _GAUGES:
             getattr(metrics, name).set_function(_reader(self._values[name]))
-        self._child_sock = child_sock
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._sock: socket.socket | None = None
+        self._proc: Any = None
+        self._watchdog = threading.Thread(target=self._watch, name="oms-nats-streamer-watch", daemon=True)
 
     @property
     def published(self) -> int:
         """The last journal sequence NATS has acknowledged."""
         return self._values["stream_published"].value
 
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
     def start(self) -> None:
         self._listener.start()
-        self._proc.start()
-        self._child_sock.close()  # the child has its own copy
+        with self._lock:
+            self._spawn()
+        self._watchdog.start()
+
+    def _spawn(self) -> None:
+        sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _MAX_DATAGRAM)
+        sock.setblocking(False)
+        proc = self._ctx.Process(target=_child, name="oms-nats-streamer", daemon=True, args=(
+            child_sock, self.connected, self._values, self._logs, log.getEffectiveLevel(), self._kwargs))
+        proc.start()
+        child_sock.close()  # the child has its own copy
+        old, self._sock, self._proc = self._sock, sock, proc
+        if old is not None:
+            old.close()
+
+    def _watch(self) -> None:
+        while True:
+            self._proc.join()
+            with self._lock:
+                if self._stopping:
+                    return
+            log.error("stream publisher exited (code %s); restarting it, it carries on from the journal",
+                      self._proc.exitcode)
+            self.connected.clear()
+            self._metrics.stream_restarts.inc()
+            time.sleep(1)  # a publisher that cannot start is not restarted in a tight loop
+            with self._lock:
+                if self._stopping:
+                    return
+                self._spawn()
 
     def stop(self, timeout: float = 15.0) -> None:
         """The child publishes what is committed (up to 5 s), then exits."""
+        with self._lock:
+            self._stopping = True
+            sock, proc = self._sock, self._proc
+        if sock is None:
+            return
         try:
-            self._sock.setblocking(True)
-            self._sock.send(_STOP)
+            sock.setblocking(True)
+            sock.send(_STOP)
         except OSError:
             pass
-        self._proc.join(timeout)
-        if self._proc.is_alive():
-            log.warning("stream publisher did not stop in %.0f s; terminating it", timeout)
-            self._proc.terminate()
-            self._proc.join(5)
-        self._sock.close()
+        proc.join(timeout)
+        if proc.is_alive():
+            log.warning("stream publisher did not stop in %.0f s; killing it", timeout)
+            proc.kill()
+            proc.join(5)
+        sock.close()
+        self._watchdog.join(2)
         self._listener.stop()
 
     def on_committed(self, first_seq: int, records: list[bytes]) -> None:
@@ -103,8 +144,8 @@ class StreamerProcess:
 
     def _send(self, data: bytes) -> None:
         try:
-            self._sock.send(data)
-        except (BlockingIOError, OSError):  # full, too big, or the child is gone: the journal has it
+            self._sock.send(data)  # type: ignore[union-attr]
+        except (OSError, AttributeError):  # full, too big, not started or the child is gone: the journal has it
             pass
 
 

@@ -42,6 +42,8 @@ class Metrics:
         self.stream_journal_events = Gauge("oms_stream_journal_read_events", "Events the NATS publisher read back "
                                            "from the journal (start-up, a gap, a full backlog) instead of getting "
                                            "them from the engine", registry=r)
+        self.stream_restarts = Counter("oms_stream_publisher_restarts", "Times the NATS publisher process died and "
+                                       "was restarted", registry=r)
         self.failed_logons = Counter("oms_failed_logons", "Trader logons refused", ["session"], registry=r)
         self._cmd_children: dict[type, Counter] = {}
         self._event_children: dict[type, Counter] = {}

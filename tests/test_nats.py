@@ -440,6 +440,28 @@ def test_live_events_come_in_memory_and_a_gap_is_read_from_the_journal(tmp_path)
         s.stop()
 
 
+def test_a_publisher_process_that_dies_is_restarted_and_loses_nothing(tmp_path, caplog):
+    import os
+    import signal
+
+    port = free_port()
+    s = start(tmp_path, port)
+    try:
+        order(s, "K0")
+        wait_published(s)
+        assert s.streamer is not None
+        os.kill(s.streamer.pid, signal.SIGKILL)
+        for n in range(1, 4):  # trading goes on meanwhile
+            order(s, f"K{n}")
+        wait_published(s, timeout=30)
+        got = asyncio.run(replay(port, "oms.orders.ACC1", expect=4))
+        assert [d["order"]["cl_ord_id"] for _i, _t, d in got] == ["K0", "K1", "K2", "K3"]  # each once, in order
+        assert s.metrics.registry.get_sample_value("oms_stream_publisher_restarts_total") == 1
+        assert any("stream publisher exited" in r.message and r.levelname == "ERROR" for r in caplog.records)
+    finally:
+        s.stop()
+
+
 def test_an_existing_cluster_is_used_and_nothing_embedded(tmp_path):
     port, dead = free_port(), free_port()
     server = EmbeddedNats("127.0.0.1", port, tmp_path / "external-nats")
