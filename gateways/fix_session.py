@@ -131,10 +131,17 @@ def new_message(kind: str) -> fix.Message:
     return m
 
 
+_SECOND: tuple[int, str] = (-1, "")  # the last second formatted: every message needs a timestamp
+
+
 def utc_timestamp(ns: int | None = None) -> str:
+    global _SECOND
     ns = time.time_ns() if ns is None else ns
     secs, rem = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(secs)) + f".{rem // 1_000_000:03d}"
+    second = _SECOND
+    if second[0] != secs:
+        second = _SECOND = (secs, time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(secs)))
+    return f"{second[1]}.{rem // 1_000_000:03d}"
 
 
 def send(msg: fix.Message, session: fix.SessionID) -> bool:
