@@ -115,7 +115,8 @@ class VenueLink(fix.Application):
         self.session = FixSession(venue.begin_string, our_comp_id, venue.venue_comp_id)
         self.sid = self.session.session_id()
         self.up = False
-        self.quoted = threading.Event()  # a first snapshot came, or the venue refused the request
+        self.quoted = threading.Event()  # a first snapshot of every symbol came, or the venue refused the request
+        self._first_quotes: set[str] = set()
         self.stopping = False  # a logout from here on is ours, not a fault
         self.endpoint: Endpoint | None = None
 
@@ -166,9 +167,12 @@ class VenueLink(fix.Application):
         try:
             if kind == "W":
                 md = _quote(msg, name, self.venue.begin_string)
-                self.quoted.set()
                 self.submit(md)
                 self.on_quote(md)
+                if not self.quoted.is_set():
+                    self._first_quotes.add(md.symbol)
+                    if self._first_quotes.issuperset(self.symbols):
+                        self.quoted.set()
                 return
             f = fields(msg)
             if kind == "8":
@@ -240,7 +244,7 @@ class VenueGateway:
             link.start(run_dir)
 
     def wait_for_quotes(self, venues: list[str], timeout: float) -> list[str]:
-        """Wait until these venues have sent their first quotes; the names of those that did not."""
+        """Wait until these venues have quoted every instrument; the names of those that did not."""
         deadline = time.monotonic() + timeout
         return [name for name in venues if self.links[name].venue.market_data
                 and not self.links[name].quoted.wait(max(0.0, deadline - time.monotonic()))]

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -34,6 +36,7 @@ import msgspec
 import nats
 import numpy as np
 from nats.errors import Error as NatsError
+from nats.js.errors import APIError, NoStreamResponseError
 from nats.js.errors import Error as JetStreamError
 
 from oms.journal import JournalReader
@@ -48,6 +51,7 @@ log = logging.getLogger("gateways.nats_stream")
 SCHEMA = "2"  # 2: Position.venues
 STREAMS = {"OMS_ORDERS": "oms.orders.>", "OMS_COMPLIANCE": "oms.compliance.>"}
 DUPLICATE_WINDOW_S = 24 * 3600.0
+_WINDOW = 256  # JetStream messages in flight
 _FILLS = frozenset({ExecType.TRADE, ExecType.TRADE_CANCEL, ExecType.TRADE_CORRECT})
 
 
@@ -73,6 +77,54 @@ class Price(msgspec.Struct, tag=True, frozen=True):
     bid_venue: str | None
     ask: int | None
     ask_venue: str | None
+
+
+class _Acks:
+    """JetStream publishes that do not wait: each gets a future for the server's
+    acknowledgement, answered on one reply subscription of the connection's own."""
+
+    def __init__(self, nc) -> None:
+        self.nc = nc
+        self.prefix = ""
+        self.pending: dict[str, asyncio.Future] = {}
+        self.ids = itertools.count()
+
+    async def start(self) -> None:
+        self.prefix = self.nc.new_inbox() + "."
+        await self.nc.subscribe(self.prefix + "*", cb=self._reply)
+
+    async def publish(self, subject: str, data: bytes, headers: dict[str, str]) -> asyncio.Future:
+        token = str(next(self.ids))
+        ack = self.pending[token] = asyncio.get_running_loop().create_future()
+        try:
+            await self.nc.publish(subject, data, reply=self.prefix + token, headers=headers)
+        except NatsError:
+            del self.pending[token]
+            raise
+        return ack
+
+    async def _reply(self, msg) -> None:
+        ack = self.pending.pop(msg.subject[len(self.prefix):], None)
+        if ack is None or ack.done():
+            return
+        if msg.headers and msg.headers.get("Status") == "503":
+            ack.set_exception(NoStreamResponseError())
+            return
+        resp = json.loads(msg.data)
+        if "error" in resp:
+            ack.set_exception(APIError.from_error(resp["error"]))
+        else:
+            ack.set_result(resp)
+
+    def forget(self) -> None:
+        """After a failure, nothing still in flight is waited for: it will be sent again."""
+        for ack in self.pending.values():
+            ack.cancel()
+        self.pending.clear()
+
+
+def _stream(subject: str) -> str:
+    return "OMS_COMPLIANCE" if subject.startswith("oms.compliance.") else "OMS_ORDERS"
 
 
 def token(text: str) -> str:
@@ -191,7 +243,9 @@ class NatsStreamer:
                 await self._ensure_stream(js, name, subject)
             tasks += [asyncio.create_task(self._market_data(nc)), asyncio.create_task(self._publish_positions(nc))]
             await nc.subscribe("oms.positions.snapshot", cb=self._snapshot)
-            await self._drain(js)
+            acks = _Acks(nc)
+            await acks.start()
+            await self._drain(acks)
         finally:
             for task in tasks:
                 task.cancel()
@@ -307,10 +361,15 @@ class NatsStreamer:
             self._queued.set()
             self._gauges()
 
-    async def _drain(self, js) -> None:
-        """Backlog to JetStream: an event leaves the backlog once all its messages are acknowledged."""
+    async def _drain(self, acks: _Acks) -> None:
+        """Backlog to JetStream, a window of messages in flight at a time: an event leaves the
+        backlog once all its messages are acknowledged. Each message names the one sent before
+        it to the same stream (Nats-Expected-Last-Msg-Id), so a message lost in flight makes
+        the server refuse the ones after it, and they are sent again in order: never a gap or
+        a swap in a stream (the server answers a resent one it already holds as a duplicate)."""
         loop = asyncio.get_running_loop()
         since_mark = 0
+        chain: dict[str, str] = {}  # stream -> Nats-Msg-Id of the last message sent to it
         while True:
             if not self.backlog:
                 self._save_mark()
@@ -320,21 +379,60 @@ class NatsStreamer:
                 self._queued.clear()
                 await self._queued.wait()
                 continue
-            seq, messages = self.backlog[0]
-            for subject, obj in messages:
-                await self._publish(js, subject, obj, f"{seq}:{subject}")
-            self.backlog.popleft()
-            self.published = seq
-            self._room.set()
-            if not self.backlog and self.backlog_full:
-                self._wake.set()  # the reader checks whether it has caught up with the journal
-            since_mark += 1
-            if since_mark >= 500:
-                self._save_mark()
-                since_mark = 0
-            if self._stopping and loop.time() > self._flush_deadline:
+            acked, failure = await self._send_window(acks, chain)
+            for _ in range(acked):
+                self.published = self.backlog.popleft()[0]
+            if acked:
+                self._room.set()
+                if not self.backlog and self.backlog_full:
+                    self._wake.set()  # the reader checks whether it has caught up with the journal
+                since_mark += acked
+                if since_mark >= 500:
+                    self._save_mark()
+                    since_mark = 0
+            if failure is not None:
+                chain.clear()  # the next window starts a new chain at the first unacknowledged message
+                if self._stopping and loop.time() > self._flush_deadline:
+                    self._save_mark()
+                    raise failure
+                log.debug("publish failed (%s); sending again from event %d", failure, self.backlog[0][0])
+                await asyncio.sleep(0.2)
+            elif self._stopping and loop.time() > self._flush_deadline:
                 self._save_mark()
                 return
+
+    async def _send_window(self, acks: _Acks, chain: dict[str, str]) -> tuple[int, Exception | None]:
+        """Publish whole events from the head of the backlog, up to _WINDOW messages, then wait
+        for their acknowledgements in order: (events fully acknowledged, the first failure)."""
+        sent: list[tuple[int, asyncio.Future]] = []  # (index of the event in the window, its ack)
+        failure: Exception | None = None
+        events = 0
+        for index, (seq, messages) in enumerate(list(itertools.islice(self.backlog, _WINDOW))):
+            if sent and len(sent) + len(messages) > _WINDOW:
+                break
+            try:
+                for subject, obj in messages:
+                    msg_id, stream = f"{seq}:{subject}", _stream(subject)
+                    headers = {**self._headers(obj), "Nats-Msg-Id": msg_id}
+                    if stream in chain:
+                        headers["Nats-Expected-Last-Msg-Id"] = chain[stream]
+                    sent.append((index, await acks.publish(subject, self.encode(obj), headers)))
+                    chain[stream] = msg_id
+            except NatsError as exc:  # not even sent: what went before may still be acknowledged
+                failure = exc
+                break
+            events = index + 1
+        for index, ack in sent:
+            if index >= events:
+                break
+            try:
+                await asyncio.wait_for(ack, 2)
+            except (NatsError, JetStreamError, asyncio.TimeoutError) as exc:
+                failure, events = exc, index
+                break
+        if failure is not None:
+            acks.forget()
+        return events, failure
 
     def _save_mark(self) -> None:
         self.mark_file.write_text(str(self.published))
@@ -359,19 +457,6 @@ class NatsStreamer:
 
     def _headers(self, obj: object) -> dict[str, str]:
         return {"Oms-Schema": SCHEMA, "Oms-Type": type(obj).__name__, "Content-Type": self.content_type}
-
-    async def _publish(self, js, subject: str, obj: object, msg_id: str) -> None:
-        data = self.encode(obj)
-        headers = {**self._headers(obj), "Nats-Msg-Id": msg_id}
-        while True:
-            try:
-                await js.publish(subject, data, headers=headers, timeout=2)
-                return
-            except (NatsError, JetStreamError, asyncio.TimeoutError) as exc:
-                if self._stopping and asyncio.get_running_loop().time() > self._flush_deadline:
-                    raise
-                log.debug("publish to %s failed (%s); retrying", subject, exc)
-                await asyncio.sleep(0.2)
 
     # ------------------------------------------------------------------ what each event becomes
     def _messages(self, ev: Event) -> Iterator[tuple[str, object]]:

@@ -125,13 +125,12 @@ class StreamerProcess:
             sock.send(_STOP)
         except OSError:
             pass
-        proc.join(timeout)
-        if proc.is_alive():
+        self._watchdog.join(timeout)  # it alone waits for the process: two waiters would race to reap it
+        if self._watchdog.is_alive():
             log.warning("stream publisher did not stop in %.0f s; killing it", timeout)
             proc.kill()
-            proc.join(5)
+            self._watchdog.join(5)
         sock.close()
-        self._watchdog.join(2)
         self._listener.stop()
 
     def on_committed(self, first_seq: int, records: list[bytes]) -> None:

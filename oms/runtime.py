@@ -88,6 +88,12 @@ class Runtime:
     def start(self) -> None:
         self._thread.start()
 
+    def barrier(self, timeout: float = 10.0) -> bool:
+        """Wait until everything submitted before is handled and committed."""
+        done = threading.Event()
+        self.submit(Timer(), lambda _events: done.set())
+        return done.wait(timeout)
+
     def stop(self, timeout: float = 10.0) -> None:
         self._q.put(_STOP)
         self._thread.join(timeout)

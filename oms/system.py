@@ -63,6 +63,7 @@ class System:
             late = self.venue_links.wait_for_quotes([sim.venue.name for sim in self.sims], 10.0)
             if late:
                 log.warning("no quotes yet from %s", ", ".join(late))
+            self.runtime.barrier()  # and the engine has them
             self.trader.start(self.run_dir)
 
     def _start_streams(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from pathlib import Path
 
@@ -232,26 +233,70 @@ def test_server_killed_and_restarted_mid_stream_loses_and_duplicates_nothing(tmp
     cfg = msgspec.structs.replace(cfg, nats=msgspec.structs.replace(cfg.nats, url=f"nats://127.0.0.1:{port}"))
     s = System(cfg, tmp_path, venues=False, fix=False, serve_metrics=False)
     s.start()
+    n_orders = 400
     try:
         assert s.streamer.connected.wait(10)  # type: ignore[union-attr]
         for n in range(5):
             order(s, f"K{n}")
         wait_published(s)
-        server.stop()  # the server dies: trading goes on
-        for n in range(5, 10):
+        server.proc.send_signal(signal.SIGSTOP)  # the server hangs ...
+        for n in range(5, 300):  # ... while a burst goes out: messages sent, none acknowledged ...
+            order(s, f"K{n}")
+        time.sleep(0.5)
+        server.proc.kill()  # ... and dies (SIGKILL) with them: trading goes on
+        server.proc.wait()
+        for n in range(300, n_orders):
             order(s, f"K{n}")
         deadline = time.monotonic() + 10
-        while len(s.engine.state.orders) < 10 and time.monotonic() < deadline:
+        while len(s.engine.state.orders) < n_orders and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert len(s.engine.state.orders) == 10
+        assert len(s.engine.state.orders) == n_orders
+        assert s.streamer.published < s.journal.last_seq  # type: ignore[union-attr]  # some were not out
         server.start()  # same port, same JetStream directory
         wait_published(s, timeout=30)
-        got = asyncio.run(replay(port, "oms.orders.ACC1", expect=10))
-        ids = [i for i, _t, _d in got]
-        assert len(ids) == 10 and len(set(ids)) == 10  # each order once: none lost, none twice
-        assert {d["order"]["cl_ord_id"] for _i, t, d in got if t == "OrderAccepted"} == {f"K{n}" for n in range(10)}
+        got = asyncio.run(replay(port, "oms.orders.ACC1", expect=n_orders))
+        seqs = [int(i.split(":")[0]) for i, _t, _d in got]
+        assert len(seqs) == n_orders and seqs == sorted(set(seqs))  # each order once and in order: none lost
+        assert [d["order"]["cl_ord_id"] for _i, _t, d in got] == [f"K{n}" for n in range(n_orders)]
     finally:
         s.stop()
+        server.stop()
+
+
+def test_a_message_whose_predecessor_was_lost_in_flight_is_refused_then_all_go_in_order(tmp_path):
+    """The window's guard, made to happen: the chain names a predecessor the server never stored
+    (as if it died in a dead socket while later ones were still buffered)."""
+    from gateways.nats_stream import STREAMS, NatsStreamer, _Acks
+    from oms.model import OrderAccepted
+
+    server = EmbeddedNats("127.0.0.1", free_port(), tmp_path / "nats")
+    server.start()
+    streamer = NatsStreamer(server.url, tmp_path / "journal.db", tmp_path)
+    for seq in (1, 2, 3):
+        new = NewOrder(session="C1", cl_ord_id=f"W{seq}", account="ACC1", symbol="AAPL", side=Side.BUY,
+                       ord_type=OrdType.LIMIT, qty=100, price=100_000_000)
+        ev = OrderAccepted(ts=0, order_id=f"O{seq}", exec_id=f"X{seq}", order=new, venue="V1")
+        streamer.backlog.append((seq, list(streamer._messages(ev))))
+
+    async def run() -> tuple:
+        nc = await nats.connect(server.url)
+        for name, subject in STREAMS.items():
+            await nc.jetstream().add_stream(name=name, subjects=[subject])
+        acks = _Acks(nc)
+        await acks.start()
+        refused = await streamer._send_window(acks, {"OMS_ORDERS": "0:lost"})
+        sent = await streamer._send_window(acks, {})  # as _drain does: a new chain from the first unacknowledged
+        info = await nc.jetstream().stream_info("OMS_ORDERS")
+        await nc.close()
+        return refused, sent, info.state.messages
+
+    try:
+        (acked, failure), sent, stored = asyncio.run(run())
+        assert acked == 0 and failure is not None  # nothing stored after a gap
+        assert sent == (3, None) and stored == 3
+        got = asyncio.run(replay(server.port, "oms.orders.ACC1", expect=3))
+        assert [i for i, _t, _d in got] == ["1:oms.orders.ACC1", "2:oms.orders.ACC1", "3:oms.orders.ACC1"]
+    finally:
         server.stop()
 
 
