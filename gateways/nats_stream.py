@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import itertools
 import json
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +54,7 @@ SCHEMA = "2"  # 2: Position.venues
 STREAMS = {"OMS_ORDERS": "oms.orders.>", "OMS_COMPLIANCE": "oms.compliance.>"}
 DUPLICATE_WINDOW_S = 24 * 3600.0
 _WINDOW = 256  # JetStream messages in flight
+_POLL_S = 0.5  # when nothing is handed over, how often the journal's end is checked
 _FILLS = frozenset({ExecType.TRADE, ExecType.TRADE_CANCEL, ExecType.TRADE_CORRECT})
 
 
@@ -145,7 +148,7 @@ class NatsStreamer:
         self.encode = msgspec.json.encode if encoding == "json" else msgspec.msgpack.encode
         self.content_type = "application/json" if encoding == "json" else "application/msgpack"
         self.metrics = metrics
-        self.published = int(self.mark_file.read_text()) if self.mark_file.exists() else 0
+        self.published = self._read_mark()
         self.accounts: dict[str, str] = {}  # order_id -> account
         self.fills: dict[str, tuple[int, int]] = {}  # order_id -> (cum qty, cum value) already counted
         self.child_venues: dict[str, str] = {}  # child_id -> venue
@@ -190,14 +193,22 @@ class NatsStreamer:
         """Publish what is committed (up to flush_s), then close."""
         done = threading.Event()
         self._loop.call_soon_threadsafe(self._request_stop, flush_s, done)
-        done.wait(flush_s + 5)
+        if not done.wait(flush_s + 2) and self._task is not None:
+            self._task.cancel()  # still connecting, or stuck: give up
         if self._task is not None:
             try:
-                self._task.result(timeout=5)
+                self._task.result(timeout=2)
+            except concurrent.futures.CancelledError:
+                log.warning("stream publisher stopped before it had published everything")
             except Exception:
                 log.exception("stream publisher ended with an error")
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+
+    @property
+    def running(self) -> bool:
+        """False once the publisher has ended: stopped, or failed."""
+        return self._task is not None and not self._task.done()
 
     def on_committed(self, first_seq: int, events: list[Event]) -> None:
         """Runtime follower: events committed at first_seq on. Kept while the publisher keeps
@@ -245,7 +256,15 @@ class NatsStreamer:
             await nc.subscribe("oms.positions.snapshot", cb=self._snapshot)
             acks = _Acks(nc)
             await acks.start()
-            await self._drain(acks)
+            drain = asyncio.create_task(self._drain(acks))
+            tasks.append(drain)
+            pending: set[asyncio.Task] = set(tasks)
+            while drain in pending:  # it ends at a stop; the reader ends before it, the others never
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.exception() is not None:
+                        log.error("stream publisher failed in %s: %r", task.get_coro().__name__, task.exception())
+                        raise RuntimeError("stream publisher failed") from task.exception()
         finally:
             for task in tasks:
                 task.cancel()
@@ -315,7 +334,7 @@ class NatsStreamer:
         keeps the rest."""
         loop = asyncio.get_running_loop()
         seq = self.published
-        self._journal_upto = max(self._journal_upto, await loop.run_in_executor(None, reader.last_seq))
+        self._note_journal(await loop.run_in_executor(None, reader.last_seq))
         while True:
             while len(self.backlog) >= self.max_backlog:
                 self._set_full(True)
@@ -352,7 +371,10 @@ class NatsStreamer:
                 if not self.backlog:  # caught up with the journal: the episode is over
                     self._set_full(False)
                 self._wake.clear()
-                await self._wake.wait()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), _POLL_S)
+                except asyncio.TimeoutError:  # a commit the hand-over dropped, with none after it
+                    self._note_journal(await loop.run_in_executor(None, reader.last_seq))
                 continue
             for s, ev in events:
                 if s > seq:
@@ -360,6 +382,10 @@ class NatsStreamer:
                     seq = s
             self._queued.set()
             self._gauges()
+
+    def _note_journal(self, seq: int) -> None:
+        with self._live_lock:
+            self._journal_upto = max(self._journal_upto, seq)
 
     async def _drain(self, acks: _Acks) -> None:
         """Backlog to JetStream, a window of messages in flight at a time: an event leaves the
@@ -434,8 +460,22 @@ class NatsStreamer:
             acks.forget()
         return events, failure
 
+    def _read_mark(self) -> int:
+        """The last sequence published before a restart; unreadable means from the start (the
+        server drops what it already holds: Nats-Msg-Id)."""
+        try:
+            return int(self.mark_file.read_text())
+        except FileNotFoundError:
+            return 0
+        except ValueError:
+            log.warning("%s is unreadable: publishing from the first event again", self.mark_file)
+            return 0
+
     def _save_mark(self) -> None:
-        self.mark_file.write_text(str(self.published))
+        """Write and rename: a kill mid-write leaves the old mark, never a torn one."""
+        tmp = self.mark_file.with_suffix(".tmp")
+        tmp.write_text(str(self.published))
+        os.replace(tmp, self.mark_file)
         self._gauges()
 
     def _set_full(self, full: bool) -> None:

@@ -11,6 +11,7 @@ import logging.handlers
 import multiprocessing
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -121,9 +122,9 @@ class StreamerProcess:
         if sock is None:
             return
         try:
-            sock.setblocking(True)
+            sock.settimeout(2)
             sock.send(_STOP)
-        except OSError:
+        except OSError:  # full and not read, or gone: the watchdog's wait decides
             pass
         self._watchdog.join(timeout)  # it alone waits for the process: two waiters would race to reap it
         if self._watchdog.is_alive():
@@ -142,9 +143,11 @@ class StreamerProcess:
         self._send(_QUOTE + _QUOTE_ENCODER.encode(md))
 
     def _send(self, data: bytes) -> None:
+        if len(data) > _MAX_DATAGRAM:
+            return  # the publisher reads this one from the journal
         try:
             self._sock.send(data)  # type: ignore[union-attr]
-        except (OSError, AttributeError):  # full, too big, not started or the child is gone: the journal has it
+        except (OSError, AttributeError):  # full, not started or the child is gone: the journal has it
             pass
 
 
@@ -168,20 +171,32 @@ def _child(sock: socket.socket, connected: Any, values: dict[str, Any], logs: An
     streamer = NatsStreamer(**kwargs, metrics=metrics)
     streamer.connected = connected
     streamer.start()
+    sock.settimeout(1.0)
+    failed = False
     try:
         while True:
             try:
                 data = sock.recv(_MAX_DATAGRAM)
+            except TimeoutError:
+                if not streamer.running:  # it failed (and said why): a new process starts over
+                    failed = True
+                    break
+                continue
             except OSError:
                 break
             kind = data[:1]
-            if kind == _COMMIT:
-                first, records = _COMMIT_DECODER.decode(data[1:])
-                streamer.on_committed(first, [EVENT_DECODER.decode(r) for r in records])
-            elif kind == _QUOTE:
-                streamer.on_market_data(_QUOTE_DECODER.decode(data[1:]))
-            else:  # stop, or the OMS closed its end
+            if kind not in (_COMMIT, _QUOTE):  # stop, or the OMS closed its end
                 break
+            try:
+                if kind == _COMMIT:
+                    first, records = _COMMIT_DECODER.decode(data[1:])
+                    streamer.on_committed(first, [EVENT_DECODER.decode(r) for r in records])
+                else:
+                    streamer.on_market_data(_QUOTE_DECODER.decode(data[1:]))
+            except msgspec.DecodeError:  # never expected; a commit lost here is read from the journal
+                log.error("stream publisher: a datagram it cannot decode (%d bytes) was skipped", len(data))
     finally:
         streamer.stop()
         sock.close()
+    if failed:
+        sys.exit(1)

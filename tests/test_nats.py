@@ -105,6 +105,11 @@ async def replay(port: int, subject: str, expect: int, timeout: float = 10) -> l
     return got
 
 
+def streamed_orders(port: int, n: int) -> list[str]:
+    """ClOrdIDs of the first n messages a late consumer of oms.orders.ACC1 gets, in stream order."""
+    return [d["order"]["cl_ord_id"] for _i, _t, d in asyncio.run(replay(port, "oms.orders.ACC1", expect=n))]
+
+
 def test_orders_and_compliance_streams_replay_for_a_late_consumer(tmp_path):
     port = free_port()
     s = start(tmp_path, port)
@@ -261,6 +266,59 @@ def test_server_killed_and_restarted_mid_stream_loses_and_duplicates_nothing(tmp
     finally:
         s.stop()
         server.stop()
+
+
+def test_a_dropped_last_commit_is_found_in_the_journal_without_another_commit(tmp_path):
+    port = free_port()
+    s = start(tmp_path, port)
+    try:
+        order(s, "T0")
+        wait_published(s)
+        s.runtime.followers = []  # the hand-over drops the last commit, and no commit follows
+        order(s, "T1")
+        wait_published(s, timeout=5)  # the publisher looks at the journal's end when idle
+        assert streamed_orders(port, 2) == ["T0", "T1"]
+    finally:
+        s.stop()
+
+
+def test_a_torn_mark_republishes_from_the_start_and_the_server_drops_the_duplicates(tmp_path, caplog):
+    port = free_port()
+    s = start(tmp_path, port)
+    try:
+        order(s, "R0")
+        wait_published(s)
+    finally:
+        s.stop()
+    (s.run_dir / "nats-published.seq").write_text("")  # a kill mid-write, in an older version
+    s = start(tmp_path, port)
+    try:
+        order(s, "R1")
+        wait_published(s)
+        assert streamed_orders(port, 2) == ["R0", "R1"]  # once each
+        assert any("unreadable" in r.message for r in caplog.records)
+    finally:
+        s.stop()
+
+
+def test_a_publisher_that_fails_inside_is_restarted(tmp_path, caplog):
+    port = free_port()
+    s = start(tmp_path, port)
+    try:
+        (s.run_dir / "nats-published.tmp").mkdir()  # its mark cannot be written: the publisher fails
+        order(s, "F0")
+        deadline = time.monotonic() + 15
+        while not s.metrics.registry.get_sample_value("oms_stream_publisher_restarts_total") \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert s.metrics.registry.get_sample_value("oms_stream_publisher_restarts_total") >= 1
+        assert any("stream publisher failed in _drain" in r.message for r in caplog.records)
+        (s.run_dir / "nats-published.tmp").rmdir()  # fixed: the restarted one carries on
+        order(s, "F1")
+        wait_published(s, timeout=15)
+        assert streamed_orders(port, 2) == ["F0", "F1"]
+    finally:
+        s.stop()
 
 
 def test_a_message_whose_predecessor_was_lost_in_flight_is_refused_then_all_go_in_order(tmp_path):
@@ -499,8 +557,7 @@ def test_a_publisher_process_that_dies_is_restarted_and_loses_nothing(tmp_path, 
         for n in range(1, 4):  # trading goes on meanwhile
             order(s, f"K{n}")
         wait_published(s, timeout=30)
-        got = asyncio.run(replay(port, "oms.orders.ACC1", expect=4))
-        assert [d["order"]["cl_ord_id"] for _i, _t, d in got] == ["K0", "K1", "K2", "K3"]  # each once, in order
+        assert streamed_orders(port, 4) == ["K0", "K1", "K2", "K3"]  # each once, in order
         assert s.metrics.registry.get_sample_value("oms_stream_publisher_restarts_total") == 1
         assert any("stream publisher exited" in r.message and r.levelname == "ERROR" for r in caplog.records)
     finally:
