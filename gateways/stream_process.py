@@ -175,12 +175,12 @@ def _child(sock: socket.socket, connected: Any, values: dict[str, Any], logs: An
     failed = False
     try:
         while True:
+            if not streamer.running:  # it failed (and said why): a new process starts over
+                failed = True
+                break
             try:
                 data = sock.recv(_MAX_DATAGRAM)
             except TimeoutError:
-                if not streamer.running:  # it failed (and said why): a new process starts over
-                    failed = True
-                    break
                 continue
             except OSError:
                 break
