@@ -182,6 +182,7 @@ class NatsStreamer:
         self._read_done = False
         self._stopping = False
         self._stopped: threading.Event | None = None
+        self._ended = False  # _main has returned (loop thread only)
         self._task: asyncio.Future | None = None
 
     # ------------------------------------------------------------------ lifecycle (any thread)
@@ -237,6 +238,8 @@ class NatsStreamer:
         self._stopping = True
         self._wake.set()
         self._stopped = done
+        if self._ended:  # it failed before the stop: nothing will flush, nothing to wait for
+            done.set()
 
     async def _main(self) -> None:
         reader = JournalReader(self.journal_path)
@@ -272,6 +275,7 @@ class NatsStreamer:
             reader.close()
             if nc is not None:
                 await self._close(nc)
+            self._ended = True
             if self._stopped is not None:
                 self._stopped.set()
 

@@ -307,7 +307,7 @@ def test_a_publisher_that_fails_inside_is_restarted(tmp_path, caplog):
     try:
         (s.run_dir / "nats-published.tmp").mkdir()  # its mark cannot be written: the publisher fails
         order(s, "F0")
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30
         while not s.metrics.registry.get_sample_value("oms_stream_publisher_restarts_total") \
                 and time.monotonic() < deadline:
             time.sleep(0.1)
