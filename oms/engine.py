@@ -16,6 +16,9 @@ import msgspec
 from oms.fixed import MAX_PRICE, MAX_QTY, price_str
 from oms.model import (
     Account,
+    Allocate,
+    AllocationBooked,
+    AllocationRejected,
     Anomaly,
     CancelRejected,
     CancelRequest,
@@ -53,6 +56,7 @@ from oms.model import (
     VenueStatus,
 )
 from oms.reasons import Reason
+from oms import allocation
 from oms.crossing import cross, resting
 from oms.router import CROSS, INTERNAL, POLICIES, plan
 from risk.compliance import Compliance
@@ -147,6 +151,7 @@ class Engine:
             ReenableExecutions: self._risk_change,
             EvaluatePostTrade: self._evaluate_post_trade,
             VenueStatus: self._venue_status,
+            Allocate: self._allocate,
         }
 
     # ------------------------------------------------------------------ core
@@ -185,6 +190,40 @@ class Engine:
 
     def _evaluate_post_trade(self, c: EvaluatePostTrade) -> None:
         self._post_trade()
+
+    def _allocate(self, c: Allocate) -> None:
+        """Book a block's executed shares to accounts (oms.allocation), each target checked
+        against the holding controls; all or nothing."""
+        def refuse(reason: Reason, text: str, account: str = "") -> None:
+            self._emit(AllocationRejected(ts=self._now, alloc_id=c.alloc_id, user=c.user, order_id=c.order_id,
+                                          reason=reason.name, text=text, account=account))
+
+        o = self.state.orders.get(c.order_id)
+        unknown = [t.account for t in c.targets if t.account not in self.ref.accounts]
+        if c.alloc_id in self.state.allocations:
+            return refuse(Reason.DUPLICATE_ALLOC_ID, f"allocation {c.alloc_id} is already booked")
+        if o is None:
+            return refuse(Reason.UNKNOWN_ORDER, f"unknown order {c.order_id}")
+        if unknown:
+            return refuse(Reason.UNKNOWN_ACCOUNT, f"unknown account {unknown[0]}", unknown[0])
+        if any(t.account == o.account for t in c.targets):
+            return refuse(Reason.BAD_ALLOCATION, f"{o.account} holds the block: it cannot be a target")
+        shares = allocation.plan(c, o.cum_qty, o.cum_value, self.state.allocated.get(o.order_id, (0, 0)),
+                                 self.ref.instruments[o.symbol].lot_size)
+        if isinstance(shares, tuple):
+            return refuse(*shares)
+        verdicts = self.compliance.check_allocation(o.account, o.symbol, o.side, shares, self._now)
+        for share, verdict in zip(shares, verdicts):
+            if verdict.control is not None:
+                return refuse(Reason[f"RISK_{verdict.control.name}"], f"{share.account}: {verdict.text}",
+                              share.account)
+        self._emit(AllocationBooked(ts=self._now, alloc_id=c.alloc_id, user=c.user, order_id=o.order_id,
+                                    account=o.account, symbol=o.symbol, side=o.side, qty=sum(s.qty for s in shares),
+                                    value=sum(s.value for s in shares), shares=tuple(shares)))
+        for share, verdict in zip(shares, verdicts):
+            for control, text in verdict.alerts:
+                self._emit(ComplianceAlert(ts=self._now, control=control.label, text=f"allocation {c.alloc_id}: {text}",
+                                           account=share.account, symbol=o.symbol, order_id=o.order_id))
 
     def _emit(self, ev: Event) -> None:
         self.state.apply(ev)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from oms.model import Anomaly, CancelRejected, ComplianceAlert, Event, OrderRejected
+from oms.model import AllocationRejected, Anomaly, CancelRejected, ComplianceAlert, Event, OrderRejected
 
 _LATENCY_BUCKETS = (1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3, 1e-2, 0.1)
 
@@ -62,7 +62,7 @@ class Metrics:
             if ec is None:
                 ec = self._event_children[et] = self.events.labels(et.__name__)
             ec.inc()
-            if et is OrderRejected or et is CancelRejected:
+            if et is OrderRejected or et is CancelRejected or et is AllocationRejected:
                 self.rejects.labels(ev.reason.lower()).inc()  # type: ignore[union-attr]
             elif et is Anomaly:
                 self.anomalies.labels(ev.kind).inc()  # type: ignore[union-attr]

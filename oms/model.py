@@ -238,6 +238,24 @@ class EvaluatePostTrade(msgspec.Struct, tag=True, frozen=True, gc=False):
     user: str = ""
 
 
+class AllocationTarget(msgspec.Struct, frozen=True, gc=False):
+    account: str
+    amount: int  # shares (method "qty"), or a weight in fixed point (method "ratio": 1e6 = 1)
+
+
+class Allocate(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """Allocate a block (a parent order's executed shares) to accounts at the block's average
+    price: by explicit quantities, or by ratio in whole lots. qty: how many of the
+    unallocated shares a ratio allocation splits (default: all of them)."""
+
+    user: str
+    alloc_id: str
+    order_id: str
+    method: str  # "qty" or "ratio"
+    targets: tuple[AllocationTarget, ...]
+    qty: int | None = None
+
+
 Command = (
     NewOrder
     | CancelRequest
@@ -255,6 +273,7 @@ Command = (
     | ReenableExecutions
     | EvaluatePostTrade
     | VenueStatus
+    | Allocate
 )
 
 
@@ -424,6 +443,39 @@ class ComplianceAlert(msgspec.Struct, tag=True, frozen=True, gc=False):
     level: str = "soft"  # soft (order passed), hard (control acted); post-trade: warn, hard, clear
 
 
+class AllocationShare(msgspec.Struct, frozen=True, gc=False):
+    account: str
+    qty: int
+    value: int  # its part of the block's executed value (sum of LastQty x LastPx): the parts add up exactly
+
+
+class AllocationBooked(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """Shares of a block moved from its account to others at the block's average price."""
+
+    ts: int
+    alloc_id: str
+    user: str
+    order_id: str
+    account: str  # the block's account, which gives the shares up
+    symbol: str
+    side: Side
+    qty: int
+    value: int
+    shares: tuple[AllocationShare, ...]
+
+
+class AllocationRejected(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """An allocation refused as a whole; changes no state. account: the target that failed a control."""
+
+    ts: int
+    alloc_id: str
+    user: str
+    order_id: str
+    reason: str  # oms.reasons.Reason name
+    text: str
+    account: str = ""
+
+
 Event = (
     OrderAccepted
     | ExecutionReport
@@ -437,6 +489,8 @@ Event = (
     | ChildStatusRequested
     | RiskChanged
     | ComplianceAlert
+    | AllocationBooked
+    | AllocationRejected
 )
 
 COMMAND_DECODER = msgspec.msgpack.Decoder(Command)

@@ -55,6 +55,11 @@ class Reason(enum.Enum):
     # routing and venues
     NO_VENUE = (401, 0, 2, "no venue available for the order")
     VENUE_REJECT = (402, 0, 2, "rejected by venue")
+    # allocation of block trades
+    DUPLICATE_ALLOC_ID = (501, 99, 99, "allocation id already used for a different allocation")
+    BAD_ALLOCATION = (502, 99, 99, "allocation needs distinct target accounts with positive amounts")
+    OVER_ALLOCATION = (503, 99, 99, "more than the block's unallocated executed quantity")
+    ODD_LOT = (504, 99, 99, "allocated quantity is not a whole number of lots")
 
     def __init__(self, code: int, ord_rej: int, cxl_rej: int, text: str) -> None:
         self.code = code

@@ -11,6 +11,8 @@ import hashlib
 import msgspec
 
 from oms.model import (
+    AllocationBooked,
+    AllocationRejected,
     Anomaly,
     CancelRejected,
     ChildCancelSent,
@@ -95,6 +97,8 @@ class OmsState:
         self.gtd: set[str] = set()  # GTD orders the timer has to look at (done ones are pruned by it)
         # the internal crossing book: symbol -> working INTERNAL children, in time priority
         self.internal: dict[str, dict[str, None]] = {}
+        self.allocations: dict[str, AllocationBooked] = {}  # alloc_id -> booking
+        self.allocated: dict[str, tuple[int, int]] = {}  # order_id -> (qty, value) allocated so far
         self.last_ts = 0
         self.events_applied = 0
         # called with each event of their type after it is applied (compliance state)
@@ -215,6 +219,11 @@ class OmsState:
             queue.pop(child.child_id, None)
             queue[child.child_id] = None
 
+    def _allocation_booked(self, ev: AllocationBooked) -> None:
+        self.allocations[ev.alloc_id] = ev
+        qty, value = self.allocated.get(ev.order_id, (0, 0))
+        self.allocated[ev.order_id] = (qty + ev.qty, value + ev.value)
+
     def _no_change(self, ev: Event) -> None:
         pass
 
@@ -235,6 +244,8 @@ class OmsState:
             h.update(enc.encode(self.orders[oid]))
         for cid in sorted(self.children):
             h.update(enc.encode(self.children[cid]))
+        for aid in sorted(self.allocations):
+            h.update(enc.encode(self.allocations[aid]))
         return h.hexdigest()
 
 
@@ -251,4 +262,6 @@ _APPLY = {
     RiskChanged: OmsState._no_change,
     ChildStatusRequested: OmsState._no_change,
     ComplianceAlert: OmsState._no_change,
+    AllocationBooked: OmsState._allocation_booked,
+    AllocationRejected: OmsState._no_change,
 }

@@ -19,7 +19,7 @@ import numpy as np
 
 from oms.fixed import FixedPointError, to_price
 from oms.model import (
-    ComplianceAlert, ExecType, ExecutionReport, NewOrder, OrderAccepted, OrderRejected, CancelRejected, OrdType, ReenableExecutions,
+    AllocationBooked, AllocationShare, ComplianceAlert, ExecType, ExecutionReport, NewOrder, OrderAccepted, OrderRejected, CancelRejected, OrdType, ReenableExecutions,
     RiskChanged, SetKillSwitch, SetLimit, SetOverride, Side,
 )
 from risk.config import LimitRule, PostTradeRule, RiskConfig
@@ -35,6 +35,11 @@ _KILL_SCOPES = ("firm", "account", "session", "instrument", "venue")
 _KERNEL = tuple(c for c in Control if c < KERNEL_CONTROLS)
 _LEVELS = ("", "warn", "hard")  # post-trade levels as the kernel numbers them
 _RULE_LABELS = {r.label: r for r in Rule}
+# what an order's own figures are checked against: an allocation moves executed shares
+# between accounts, so only the controls on holdings (restricted, locate, position, credit,
+# exposure) apply to it
+_ORDER_ONLY = [Control.PRICE_MIN, Control.PRICE_MAX, Control.PRICE_COLLAR, Control.MAX_QTY, Control.MAX_NOTIONAL,
+               Control.MAX_ADV, Control.MAX_OPEN_ORDERS]
 
 
 class RiskConfigError(ValueError):
@@ -130,7 +135,8 @@ class Compliance:
         self._throttles = {"new": cfg.throttle_new_per_s, "modify": cfg.throttle_modify_per_s,
                            "cancel": cfg.throttle_cancel_per_s}
         self.handlers = {ExecutionReport: self._report, OrderAccepted: self._accepted, OrderRejected: self._rejected,
-                    CancelRejected: self._cancel_rejected, RiskChanged: self._changed, ComplianceAlert: self._alerted}
+                         CancelRejected: self._cancel_rejected, RiskChanged: self._changed, ComplianceAlert: self._alerted,
+                         AllocationBooked: self._allocated}
         self._materialize(0)
 
     # ------------------------------------------------------------------ limits
@@ -258,6 +264,52 @@ class Compliance:
         out = np.zeros((len(orders), 4), np.int64)
         check_orders(self.arena.copy(), rows, out)
         return [self._verdict(r) if ok else PASS for r, ok in zip(out, known)]
+
+    def check_allocation(self, block: str, symbol: str, side: Side, shares: list[AllocationShare],
+                         now: int) -> list[Verdict]:
+        """Each target account as if it had traded its shares at the block's average price,
+        after the block's account gave them up: holding controls, kill switches and
+        reduce-only (what-if: no state changes)."""
+        i = self.symbols.get(symbol)
+        if i is None:
+            return [PASS] * len(shares)
+        if 0 <= self._limits_at <= now:
+            self._materialize(now)
+        sign, short = (1 if side is Side.BUY else -1), side is Side.SELL_SHORT
+        arena = self.arena.copy()
+        lim = views(arena)[0]
+        lim[_ORDER_ONLY] = UNLIMITED
+        lim[Control.PRICE_MIN] = 0
+        a = self.accounts.get(block)
+        if a is not None:
+            order_moved(arena, a, i, sign, short, 0, 0, -sum(s.qty for s in shares), -sum(s.value for s in shares), 0)
+        rows = np.array([(self.accounts[s.account], i, sign, int(short), s.qty, max(1, s.value // s.qty), 0)
+                         for s in shares], np.int64).reshape(len(shares), 7)
+        out = np.zeros((len(shares), 4), np.int64)
+        check_orders(arena, rows, out)
+        verdicts = []
+        for s, r in zip(shares, out):
+            switched = None
+            if self.kill or self.reduce_only_accounts:
+                order = NewOrder(session="", cl_ord_id="", account=s.account, symbol=symbol, side=side,
+                                 ord_type=OrdType.LIMIT, qty=s.qty, price=s.value // s.qty)
+                switched = self._switched_off(order, "", self.accounts[s.account], i, sign)
+            verdicts.append(switched or self._verdict(r))
+        return verdicts
+
+    def _allocated(self, ev: AllocationBooked) -> None:
+        """Shares and their value leave the block's account and land in the targets'."""
+        i = self.symbols.get(ev.symbol)
+        if i is None:
+            return
+        sign, short = (1 if ev.side is Side.BUY else -1), ev.side is Side.SELL_SHORT
+        moves = [(ev.account, -ev.qty, -ev.value)] + [(s.account, s.qty, s.value) for s in ev.shares]
+        for account, qty, value in moves:
+            a = self.accounts.get(account)
+            if a is not None:
+                order_moved(self.arena, a, i, sign, short, 0, 0, qty, value, 0)
+                if self.cfg.post_trade:
+                    self.touched.add(a)
 
     def check_replace(self, order_id: str, qty: int, price: int | None, now: int) -> Verdict:
         """The amended order against the limits with its current working quantity released."""
