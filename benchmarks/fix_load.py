@@ -187,7 +187,7 @@ def run_oms(tmp: Path, orders: int, window: int, fsync: bool = True, streams: bo
     cfg = msgspec.structs.replace(
         cfg, risk=risk, fix=msgspec.structs.replace(cfg.fix, port=free_port()),
         metrics=msgspec.structs.replace(cfg.metrics, port=free_port()),
-        nats=msgspec.structs.replace(cfg.nats, port=free_port()),
+        nats=msgspec.structs.replace(cfg.nats, port=free_port()), api=msgspec.structs.replace(cfg.api, enabled=False),
         venues=[msgspec.structs.replace(v, port=free_port()) for v in cfg.venues])
     ctx = multiprocessing.get_context("spawn")
     stop_venues = ctx.Event()

@@ -43,7 +43,7 @@ from nats.js.errors import Error as JetStreamError
 
 from oms.journal import JournalReader
 from oms.model import (
-    EVENT_DECODER, CancelRejected, ChildOrderSent, ChildUpdated, ComplianceAlert, Event, ExecType, ExecutionReport,
+    EVENT_DECODER, AllocationBooked, AllocationRejected, CancelRejected, ChildOrderSent, ChildUpdated, ComplianceAlert, Event, ExecType, ExecutionReport,
     MarketData, OrderAccepted, OrderRejected, RiskChanged, Side,
 )
 from oms.positions import Book, VenueFills
@@ -51,7 +51,8 @@ from oms.positions import Book, VenueFills
 log = logging.getLogger("gateways.nats_stream")
 
 SCHEMA = "2"  # 2: Position.venues
-STREAMS = {"OMS_ORDERS": "oms.orders.>", "OMS_COMPLIANCE": "oms.compliance.>"}
+STREAMS = {"OMS_ORDERS": "oms.orders.>", "OMS_COMPLIANCE": "oms.compliance.>", "OMS_ALLOCATIONS": "oms.allocations.>"}
+ALLOCATION_VENUE = "allocation"  # where a position's allocated shares show in its per-venue fills
 DUPLICATE_WINDOW_S = 24 * 3600.0
 _WINDOW = 256  # JetStream messages in flight
 _POLL_S = 0.5  # when nothing is handed over, how often the journal's end is checked
@@ -127,7 +128,10 @@ class _Acks:
 
 
 def _stream(subject: str) -> str:
-    return "OMS_COMPLIANCE" if subject.startswith("oms.compliance.") else "OMS_ORDERS"
+    for name, pattern in STREAMS.items():
+        if subject.startswith(pattern[:-1]):
+            return name
+    raise ValueError(f"{subject} is in no stream")
 
 
 def token(text: str) -> str:
@@ -528,6 +532,14 @@ class NatsStreamer:
                 yield "oms.compliance.reject", ev
         elif t is ComplianceAlert:
             yield f"oms.compliance.alert.{token(ev.control)}", ev  # type: ignore[union-attr]
+        elif t is AllocationBooked:
+            self._allocated(ev)  # type: ignore[arg-type]
+            for account in (ev.account, *(s.account for s in ev.shares)):  # type: ignore[union-attr]
+                yield f"oms.allocations.{token(account)}", ev
+        elif t is AllocationRejected:
+            yield f"oms.allocations.{token(self.accounts.get(ev.order_id, '_'))}", ev  # type: ignore[union-attr]
+            if ev.reason.startswith("RISK_"):  # type: ignore[union-attr]
+                yield "oms.compliance.reject", ev
         elif t is RiskChanged:
             yield "oms.compliance.change", ev
 
@@ -543,12 +555,27 @@ class NatsStreamer:
         d_qty, d_value = ev.cum_qty - cum, ev.cum_value - value
         sign = 1 if ev.side is Side.BUY else -1
         if d_qty:
-            book.fill(ev.account, ev.symbol, sign * d_qty, d_value // d_qty)
-        elif d_value:  # a correction of price only: out at the old price, in at the new one
-            book.fill(ev.account, ev.symbol, -sign * ev.cum_qty, value // ev.cum_qty)
-            book.fill(ev.account, ev.symbol, sign * ev.cum_qty, ev.cum_value // ev.cum_qty)
+            book.fill(ev.account, ev.symbol, sign * d_qty, abs(d_value))
+        elif d_value:  # a correction of price only: out at the old value, in at the new one
+            book.fill(ev.account, ev.symbol, -sign * ev.cum_qty, value)
+            book.fill(ev.account, ev.symbol, sign * ev.cum_qty, ev.cum_value)
         book.at_venue(ev.account, ev.symbol, venue, sign > 0, d_qty, d_value)
         self._touch([ev.account], ev.symbol)
+
+    def _allocated(self, ev: AllocationBooked) -> None:
+        """The block's account gives the shares up for their value, the targets take theirs:
+        each at the block's average price, so the block's account realizes nothing."""
+        book = self.positions
+        if book is None or ev.symbol not in book.symbols:
+            return
+        sign = 1 if ev.side is Side.BUY else -1
+        moves = [(ev.account, -sign * ev.qty, ev.value)] + [(s.account, sign * s.qty, s.value) for s in ev.shares]
+        moved = [account for account, _, _ in moves if account in book.accounts]
+        for account, qty, value in moves:
+            if account in book.accounts:
+                book.fill(account, ev.symbol, qty, value)
+                book.at_venue(account, ev.symbol, ALLOCATION_VENUE, qty > 0, abs(qty), value)
+        self._touch(moved, ev.symbol)
 
     def _touch(self, accounts: list[str], symbol: str) -> None:
         """These accounts' positions in symbol changed: publish them (coalesced)."""

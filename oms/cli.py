@@ -9,6 +9,8 @@ import sys
 import threading
 from pathlib import Path
 
+import msgspec
+
 from oms.config import DEFAULT_CONFIG, ConfigError, load
 
 log = logging.getLogger("oms")
@@ -28,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-metrics", action="store_true", help="do not serve /metrics")
     run.add_argument("--no-venues", action="store_true", help="do not start the simulated venues of the config")
     run.add_argument("--no-nats", action="store_true", help="no NATS: neither the embedded server nor the streams")
+    run.add_argument("--no-api", action="store_true", help="do not serve the allocation API")
 
     tail = sub.add_parser("tail", help="print a live NATS stream in readable form", description=(
         "Subscribe to SUBJECT (wildcards allowed, e.g. 'oms.compliance.>') on the config's NATS and print each "
@@ -82,6 +85,8 @@ def _run(args: argparse.Namespace) -> int:
     from oms.system import System
 
     cfg = load(args.config)
+    if args.no_api:
+        cfg = msgspec.structs.replace(cfg, api=msgspec.structs.replace(cfg.api, enabled=False))
     system = System(cfg, Path.cwd(), venues=not args.no_venues, serve_metrics=not args.no_metrics,
                     fix=not args.stdio, streams=not args.no_nats)
     system.start()

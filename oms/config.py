@@ -146,11 +146,33 @@ class AccountConfig(_Base):
     base_currency: str = "USD"
 
 
+class ApiUser(_Base):
+    """A user of the allocation API: its bearer token and the accounts it may act for."""
+
+    name: str
+    token: str
+    accounts: list[str] = []  # empty: every account
+
+
+class ApiConfig(_Base):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+    users: list[ApiUser] = []  # none: the API is open, which is refused off loopback
+
+    def session(self, user: str) -> str:
+        """The order session of an API user (its entitlements are its accounts)."""
+        return f"API:{user}"
+
+
+API_OPEN_USER = "api"  # who an API without users acts as
+
+
 class Config(_Base):
     run_dir: str = "run"
     journal: JournalConfig = JournalConfig()
     metrics: Listen = Listen(port=9100)
-    api: Listen = Listen(port=8080)
+    api: ApiConfig = ApiConfig()
     nats: NatsConfig = NatsConfig()
     fix: FixConfig = FixConfig()
     default_venue: str = ""
@@ -186,9 +208,16 @@ class Config(_Base):
             default_route=self.default_venue if self.default_policy == "direct" else self.default_policy.upper(),
             reroute_on_reject=self.reroute_on_reject,
             internal_cross=self.internal_cross,
-            entitlements={s.comp_id: frozenset(s.accounts) for s in self.fix.sessions},
+            entitlements={**{s.comp_id: frozenset(s.accounts) for s in self.fix.sessions},
+                          **self.api_entitlements()},
             ref_prices={i.symbol: to_price(i.ref_price) for i in self.instruments},
         )
+
+
+    def api_entitlements(self) -> dict[str, frozenset[str]]:
+        every = frozenset(a.id for a in self.accounts)
+        users = self.api.users or [ApiUser(name=API_OPEN_USER, token="")]
+        return {self.api.session(u.name): frozenset(u.accounts) or every for u in users}
 
 
 def _check(path: str | os.PathLike, cfg: Config) -> None:
@@ -226,6 +255,20 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
         for acc in s.accounts:
             if acc not in accounts:
                 fail(f"fix.sessions[{n}].accounts", f"unknown account {acc!r}")
+    names, tokens = set(), set()
+    for n, u in enumerate(cfg.api.users):
+        if not u.name or u.name in names:
+            fail(f"api.users[{n}].name", "each API user needs a distinct name")
+        if len(u.token) < 16 or u.token in tokens:
+            fail(f"api.users[{n}].token", "each API user needs its own token of at least 16 characters")
+        names.add(u.name)
+        tokens.add(u.token)
+        for acc in u.accounts:
+            if acc not in accounts:
+                fail(f"api.users[{n}].accounts", f"unknown account {acc!r}")
+    if cfg.api.enabled and not cfg.api.users and cfg.api.host not in ("127.0.0.1", "localhost", "::1"):
+        fail("api.users", f"an API open to {cfg.api.host} needs users with tokens (without them it listens on "
+                          "loopback only)")
     for n, v in enumerate(cfg.venues):
         if not 0 <= v.port <= 65535:
             fail(f"venues[{n}].port", f"port {v.port} is not between 0 and 65535")

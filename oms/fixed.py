@@ -30,6 +30,8 @@ def _decimal(value: str | int | Decimal) -> Decimal:
         raise FixedPointError(f"not a number: {value!r}") from exc
     if not d.is_finite():
         raise FixedPointError(f"not a finite number: {value!r}")
+    if d and not -40 < d.adjusted() < 40:  # before any arithmetic: 1e999999 would overflow it
+        raise FixedPointError(f"{value} is out of range")
     return d
 
 

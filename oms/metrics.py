@@ -44,6 +44,8 @@ class Metrics:
                                            "them from the engine", registry=r)
         self.stream_restarts = Counter("oms_stream_publisher_restarts", "Times the NATS publisher process died and "
                                        "was restarted", registry=r)
+        self.api_requests = Counter("oms_api_requests", "Allocation API requests by method and HTTP status",
+                                    ["method", "status"], registry=r)
         self.failed_logons = Counter("oms_failed_logons", "Trader logons refused", ["session"], registry=r)
         self._cmd_children: dict[type, Counter] = {}
         self._event_children: dict[type, Counter] = {}

@@ -52,11 +52,11 @@ class Book:
         self.account_unrealized = np.zeros(len(accounts), np.int64)  # base currency
         self.venues: dict[tuple[str, str], dict[str, VenueFills]] = {}  # (account, symbol) -> venue -> fills
 
-    def fill(self, account: str, symbol: str, qty: int, px: int) -> None:
-        """A fill of signed qty (buy > 0) at px; a bust is the opposite fill at the same price."""
+    def fill(self, account: str, symbol: str, qty: int, value: int) -> None:
+        """A fill of signed qty (buy > 0) for value (>= 0); a bust is the opposite fill for the same value."""
         a, i = self.accounts[account], self.symbols[symbol]
         q0, c0 = int(self.qty[a, i]), int(self.cost[a, i])
-        q1, c1, realized = apply_fill(q0, c0, qty, px)
+        q1, c1, realized = apply_fill(q0, c0, qty, value)
         self.qty[a, i], self.cost[a, i] = q1, c1
         self.realized[a, i] += realized
         mark_cells(self.qty, self.cost, self.marks, self.rates, self.unrealized, self.account_unrealized,
@@ -98,19 +98,22 @@ def rates_for(bases: list[str], currencies: list[str], usd: dict[str, int]) -> n
         len(bases), len(currencies))
 
 
-def apply_fill(qty: int, cost: int, q: int, px: int) -> tuple[int, int, int]:
-    """(new qty, new cost basis, realized) after a signed fill q at px."""
+def apply_fill(qty: int, cost: int, q: int, value: int) -> tuple[int, int, int]:
+    """(new qty, new cost basis, realized) after a signed fill q for value (what it paid or
+    received, >= 0: its quantity times its price, or an allocation's exact share of a block,
+    which need not be a whole price per share)."""
+    sign = 1 if q > 0 else -1
     if qty == 0 or (qty > 0) == (q > 0):
-        return qty + q, cost + q * px, 0
+        return qty + q, cost + sign * value, 0
     closing = min(abs(q), abs(qty))
     released = abs(cost) * closing // abs(qty) if closing < abs(qty) else abs(cost)
-    side = 1 if qty > 0 else -1
-    realized = side * (closing * px - released)
-    qty, cost = qty + side * -closing, cost - side * released
+    closing_value = value * closing // abs(q) if closing < abs(q) else value
+    side = -sign  # the position's side
+    realized = side * (closing_value - released)
+    qty, cost = qty + sign * closing, cost - side * released
     rest = abs(q) - closing
     if rest:  # the fill goes through flat: what is left opens the other way
-        sign = 1 if q > 0 else -1
-        qty, cost = sign * rest, sign * rest * px
+        qty, cost = sign * rest, sign * (value - closing_value)
     return qty, cost, realized
 
 

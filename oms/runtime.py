@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from oms.config import Config
 from oms.engine import Engine, SequentialIds
@@ -26,9 +27,28 @@ from oms.state import OmsState
 
 log = logging.getLogger("oms.runtime")
 
+T = TypeVar("T")
 Reply = Callable[[list[Event]], None]
 Follower = Callable[[int, list[bytes]], None]  # (journal sequence of the first record, records)
 _STOP = object()
+
+
+class _Query:
+    """A read of the engine's state, run on the engine's thread after the commit of what
+    was submitted before it."""
+
+    def __init__(self, fn: Callable[[Engine], Any]) -> None:
+        self.fn = fn
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self, engine: Engine) -> None:
+        try:
+            self.result = self.fn(engine)
+        except Exception as exc:  # the caller's to handle: never the engine's
+            self.error = exc
+        self.done.set()
 
 
 def replay(journal: Journal, state: OmsState | None = None) -> OmsState:
@@ -88,6 +108,17 @@ class Runtime:
     def start(self) -> None:
         self._thread.start()
 
+    def query(self, fn: Callable[[Engine], T], timeout: float = 5.0) -> T:
+        """fn(engine), run by the engine's thread between commits: a consistent read of
+        durable state that never races the single writer. fn must not change anything."""
+        q = _Query(fn)
+        self._q.put((q, None))
+        if not q.done.wait(timeout):
+            raise TimeoutError(f"the engine did not answer within {timeout:g} s")
+        if q.error is not None:
+            raise q.error
+        return q.result
+
     def barrier(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted before is handled and committed."""
         done = threading.Event()
@@ -140,7 +171,11 @@ class Runtime:
         handle, encode, m = self.engine.handle, EVENT_ENCODER.encode, self.metrics
         records: list[bytes] = []
         done: list[tuple[Reply | None, list[Event]]] = []
+        queries = []
         for cmd, reply in batch:
+            if type(cmd) is _Query:
+                queries.append(cmd)
+                continue
             t0 = time.perf_counter()
             events = handle(cmd)
             m.count(cmd, events, time.perf_counter() - t0)
@@ -151,6 +186,8 @@ class Runtime:
                 records, done = [], []
         if done:
             self._commit(records, done, len(batch))
+        for q in queries:
+            q.run(self.engine)
 
     def _commit(self, records: list[bytes], done: list[tuple[Reply | None, list[Event]]], n: int) -> None:
         t0 = time.perf_counter()

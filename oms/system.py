@@ -33,6 +33,7 @@ class System:
         self.sims: list = []
         self.trader = None
         self.venue_links = None
+        self.api = None
 
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -57,6 +58,11 @@ class System:
         if self.with_streams:
             self._start_streams()
         self.runtime.start()
+        if self.cfg.api.enabled:
+            from gateways.http_api import AllocationApi
+
+            self.api = AllocationApi(self.cfg, self.runtime, self.metrics)
+            self.api.start()
         if self.venue_links is not None and self.trader is not None:
             self.venue_links.start(self.run_dir)
             # the simulators' first quotes before the first order: reference prices from the first moment
@@ -92,6 +98,8 @@ class System:
         return PositionBook([a.id for a in cfg.accounts], [i.symbol for i in cfg.instruments], rates)
 
     def stop(self) -> None:
+        if self.api is not None:
+            self.api.stop()
         if self.trader is not None:
             self.trader.stop()
         if self.venue_links is not None:

@@ -194,7 +194,7 @@ class Compliance:
             self.inst[I_REF, i] = px
             self.ref_ts[i] = now
 
-    def _reference(self, i: int, now: int) -> tuple[int, bool]:
+    def reference(self, i: int, now: int) -> tuple[int, bool]:
         """(price, fresh): the market reference, else the configured price (never fresh)."""
         px = int(self.inst[I_REF, i])
         if px > 0:
@@ -221,7 +221,7 @@ class Compliance:
             if refused is not None:
                 return refused
         if market or c.price is None or cfg.stale_price_s > 0:
-            ref, fresh = self._reference(i, now)
+            ref, fresh = self.reference(i, now)
             if cfg.stale_price_s > 0 and not fresh and (market or self.lim[Control.PRICE_COLLAR, a, i] < UNLIMITED):
                 return Verdict(Control.STALE_PRICE, describe(Control.STALE_PRICE) +
                                f" for {c.symbol} within {cfg.stale_price_s:g} s")
@@ -258,7 +258,7 @@ class Compliance:
             if not known[-1]:
                 continue
             market = c.ord_type in (OrdType.MARKET, OrdType.STOP)
-            ref, _fresh = self._reference(i, now)
+            ref, _fresh = self.reference(i, now)
             px = c.price if c.price is not None and not market else ref
             rows[k] = (a, i, 1 if c.side is Side.BUY else -1, int(c.side is Side.SELL_SHORT), c.qty, px, int(market))
         out = np.zeros((len(orders), 4), np.int64)

@@ -89,7 +89,7 @@ def test_malformed_commands_are_refused_at_the_edge(line):
         stdio_decoder.decode(line)
 
 
-@pytest.mark.parametrize("text", ["NaN", "inf", "-Infinity", "1e400000", "abc", "", "1.0000001"])
+@pytest.mark.parametrize("text", ["NaN", "inf", "-Infinity", "1e400000", "1e999999", "-1e-999999", "abc", "", "1.0000001"])
 def test_non_finite_or_inexact_prices_are_refused(text):
     with pytest.raises(FixedPointError):
         to_price(text)

@@ -58,7 +58,8 @@ ENC = msgspec.json.Encoder()
 
 def start_oms(tmp: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "oms.cli", "run", "--config", str(tmp / "oms.toml"), "--stdio", "--no-metrics", "--no-venues", "--no-nats"],
+        [sys.executable, "-m", "oms.cli", "run", "--config", str(tmp / "oms.toml"), "--stdio", "--no-metrics", "--no-venues", "--no-nats",
+         "--no-api"],
         cwd=tmp, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
@@ -164,7 +165,8 @@ def test_sigint_stops_the_whole_system_cleanly(tmp_path: Path) -> None:
     from tests.fix_client import free_port
 
     text = CONFIG.replace("port = 19999", f"port = {free_port()}") + (
-        f"[fix]\nport = {free_port()}\n[metrics]\nport = {free_port()}\n[nats]\nport = {free_port()}\n")
+        f"[fix]\nport = {free_port()}\n[metrics]\nport = {free_port()}\n[nats]\nport = {free_port()}\n"
+        f"[api]\nport = {free_port()}\n")
     (tmp_path / "oms.toml").write_text(text)
     proc = subprocess.Popen([sys.executable, "-m", "oms.cli", "run", "--config", str(tmp_path / "oms.toml"),
                              "--no-venues"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -25,6 +25,7 @@ def system(tmp_path_factory):
         fix=msgspec.structs.replace(cfg.fix, port=free_port()),
         metrics=msgspec.structs.replace(cfg.metrics, port=free_port()),
         nats=msgspec.structs.replace(cfg.nats, port=free_port()),
+        api=msgspec.structs.replace(cfg.api, port=free_port()),
         venues=[msgspec.structs.replace(v, port=free_port()) for v in cfg.venues],
     )
     s = System(cfg, tmp)

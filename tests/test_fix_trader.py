@@ -22,6 +22,8 @@ from tests.fix_client import FixClient, free_port, tags
 CONFIG = """
 run_dir = "run"
 default_venue = "TV"
+[api]
+enabled = false
 [fix]
 port = {trader_port}
 [[fix.sessions]]

@@ -23,6 +23,8 @@ from tests.fix_client import free_port
 CONFIG = """
 run_dir = "run"
 default_venue = "V1"
+[api]
+enabled = false
 [nats]
 port = {port}
 [[venues]]

@@ -13,24 +13,26 @@ fills = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 3), st.integers(-30
 
 
 def test_average_cost_realized_and_unrealized():
-    q, c, r = apply_fill(0, 0, 100, 100)
+    q, c, r = apply_fill(0, 0, 100, 100 * 100)
     assert (q, c, r) == (100, 10_000, 0)
-    q, c, r = apply_fill(q, c, -40, 110)
+    q, c, r = apply_fill(q, c, -40, 40 * 110)
     assert (q, c, r) == (60, 6_000, 400)
-    q, c, r = apply_fill(q, c, -100, 90)  # through flat: 60 closed, 40 short at 90
+    q, c, r = apply_fill(q, c, -100, 100 * 90)  # through flat: 60 closed, 40 short at 90
     assert (q, c, r) == (-40, -3_600, 60 * 90 - 6_000)
-    q, c, r = apply_fill(-100, -10_000, 40, 90)
+    q, c, r = apply_fill(-100, -10_000, 40, 40 * 90)
     assert (q, c, r) == (-60, -6_000, 400)  # a short bought back cheaper
 
 
-@given(fills)
-def test_cash_identity_holds_after_every_fill(seq):
-    """realized - cost basis == cash paid and received, exactly, whatever the fills."""
+@given(fills, st.booleans())
+def test_cash_identity_holds_after_every_fill(seq, whole_prices):
+    """realized - cost basis == cash paid and received, exactly, whatever the fills, also
+    when a fill's value is not a whole price per share (an allocation's share of a block)."""
     q = c = realized = cash = 0
     for _a, _i, qty, px in seq:
-        q, c, r = apply_fill(q, c, qty, px)
+        value = abs(qty) * px if whole_prices else abs(qty) * px + px % 7
+        q, c, r = apply_fill(q, c, qty, value)
         realized += r
-        cash -= qty * px
+        cash -= value if qty > 0 else -value
         assert realized - c == cash
         assert (q == 0) == (c == 0)
 
@@ -43,7 +45,7 @@ def test_mark_to_market_kernels_equal_the_reference(seq, updates):
     b.marks[:] = [100, 0, 250, 7]
     b.mark_all()
     for a, i, qty, px in seq:
-        b.fill("ABC"[a], "WXYZ"[i], qty, px)
+        b.fill("ABC"[a], "WXYZ"[i], qty, abs(qty) * px)
     for i, m in updates:
         b.prices(np.array([i], np.int64), np.array([m], np.int64))
     cells, totals = mark_to_market_ref(b.qty, b.cost, b.marks, b.rates)
