@@ -15,7 +15,9 @@ import pytest
 from nats.js.api import DeliverPolicy
 
 from oms.config import Config
-from oms.model import ExecType, MarketData, NewOrder, OrdType, Side, VenueExecReport
+from oms.model import (
+    Allocate, AllocationTarget, ExecType, MarketData, NewOrder, OrdType, Side, VenueExecReport,
+)
 from oms.natsd import EmbeddedNats
 from oms.system import System
 from tests.fix_client import free_port
@@ -39,6 +41,8 @@ port = 2
 enabled = false
 [[accounts]]
 id = "ACC1"
+[[accounts]]
+id = "ACC2"
 [[instruments]]
 symbol = "AAPL"
 [[fix.sessions]]
@@ -166,6 +170,36 @@ async def positions_until(port: int, trade, done, quiet: float = 0.5, timeout: f
     reply = await nc.request("oms.positions.snapshot", b'{"account": "ACC1"}', timeout=5)
     await nc.close()
     return got, msgspec.msgpack.decode(reply.data)
+
+
+def test_an_allocation_streams_to_both_accounts_and_moves_the_position_at_the_block_price(tmp_path):
+    port = free_port()
+    s = start(tmp_path, port)
+    try:
+        order(s, "AL0", qty=300)
+        child = asyncio.run(child_of(s, "AL0"))
+        fill(s, child, "x1", 100, 100_000_000)
+        fill(s, child, "x2", 200, 100_010_000)
+        s.runtime.submit(Allocate(user="pm", alloc_id="AL-1", order_id=child.order_id, method="ratio",
+                                  targets=(AllocationTarget("ACC2", 1),)))
+        wait_published(s)
+        for account in ("ACC1", "ACC2"):
+            (_id, kind, booked), = asyncio.run(replay(port, f"oms.allocations.{account}", expect=1))
+            assert kind == "AllocationBooked" and booked["shares"] == [
+                {"account": "ACC2", "qty": 300, "value": 30_002_000_000}]
+
+        async def snapshot() -> list:
+            nc = await nats.connect(f"nats://127.0.0.1:{port}")
+            reply = await nc.request("oms.positions.snapshot", b"{}", timeout=5)
+            await nc.close()
+            return msgspec.msgpack.decode(reply.data)
+
+        (acc2,) = asyncio.run(snapshot())  # ACC1 is flat: only ACC2 holds a position
+        assert (acc2["account"], acc2["qty"], acc2["avg_px"], acc2["realized"]) == ("ACC2", 300, 100_006_666, 0)
+        assert acc2["venues"] == [{"venue": "allocation", "qty": 300, "bought": 300, "sold": 0,
+                                   "buy_value": 30_002_000_000, "sell_value": 0}]
+    finally:
+        s.stop()
 
 
 def test_positions_per_venue_sum_to_the_account(tmp_path):
