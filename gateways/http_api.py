@@ -140,6 +140,7 @@ class AllocationApi:
         self.tokens = {u.token: u.name for u in cfg.api.users}
         self.entitled = cfg.api_entitlements()
         self.symbols = {i.symbol for i in cfg.instruments}
+        self.lots = {i.symbol: i.lot_size for i in cfg.instruments}
         self.accounts = {a.id for a in cfg.accounts}
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., tuple[int, Any]]]] = [
             ("GET", re.compile(r"/v1/health"), self.health),
@@ -295,10 +296,11 @@ class AllocationApi:
         if req.submit and not re.fullmatch(r"[A-Za-z0-9_.:-]{1,40}", req.id):
             raise ApiError(400, "BAD_REBALANCE", "submit needs an id (letters, digits, _ . : -; up to 40)")
         session = self.cfg.api.session(user)
+        snapshot = self._query(lambda e: e.compliance.snapshot())
         try:
-            plans = self._query(lambda e: rebalance.proposals(e, capital, weights, time.time_ns(), session))
-        except rebalance.NoPrice as exc:
-            raise ApiError(422, "NO_PRICE", str(exc)) from None
+            plans = rebalance.proposals(snapshot, self.lots, capital, weights, time.time_ns(), session)
+        except rebalance.CannotPropose as exc:
+            raise ApiError(422, exc.error, str(exc)) from None
         out = [_plan(p) for p in plans]
         if not req.submit:
             return 200, {"accounts": out, "submitted": False}

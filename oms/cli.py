@@ -136,6 +136,7 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"  {status:<16} {n}")
     print(f"child orders {len(state.children)}")
     print(f"fills        {fills}")
+    print(f"allocations  {len(state.allocations)} ({sum(a.qty for a in state.allocations.values())} shares)")
     print(f"state hash   {state.state_hash()}")
     return 0
 

@@ -3,17 +3,19 @@
 `propose` is pure integer arithmetic: each symbol's target is the whole lots that
 weight x capital buys at the reference price (rounded down, so a proposal never spends
 more than the capital), less what the account holds and has working. Symbols held but
-not in the model are sold out. `proposals` reads what it needs from the engine (on the
-engine's thread, through `Runtime.query`) and checks the whole basket, across accounts,
-with the pre-trade kernel, each order consuming limits for the ones after it.
+not in the model are sold out. `proposals` works on a snapshot of the compliance state
+(taken on the engine's thread, through `Runtime.query`; the rest runs off it) and checks
+the whole basket, across accounts, with the pre-trade kernel, each order consuming limits
+for the ones after it.
 """
 from __future__ import annotations
 
 import msgspec
+import numpy as np
 
-from oms.engine import Engine
 from oms.fixed import PRICE_SCALE
 from oms.model import NewOrder, OrdType, Side
+from risk.compliance import Compliance
 from risk.kernel import B_BUYS, B_POS, B_SELLS
 
 
@@ -38,8 +40,12 @@ class AccountPlan(msgspec.Struct, frozen=True):
     proposals: list[Proposal]
 
 
-class NoPrice(ValueError):
-    """A symbol the model or the account holds has no reference price to value it at."""
+class CannotPropose(ValueError):
+    """No proposal can be made: a symbol without a reference price, an account worth nothing."""
+
+    def __init__(self, error: str, text: str) -> None:
+        super().__init__(text)
+        self.error = error
 
 
 def target_qty(capital: int, weight: int, price: int, lot: int) -> int:
@@ -63,31 +69,36 @@ def propose(capital: int, weights: dict[str, int], holdings: dict[str, int], pri
     return out
 
 
-def proposals(engine: Engine, accounts: dict[str, int | None], weights: dict[str, int], now: int,
-              session: str) -> list[AccountPlan]:
+def proposals(c: Compliance, lots: dict[str, int], accounts: dict[str, int | None], weights: dict[str, int],
+              now: int, session: str) -> list[AccountPlan]:
     """For each account (capital None: its configured NAV, else what its positions are worth),
-    the orders that reach the weights, checked as one basket. Runs on the engine's thread."""
-    c = engine.compliance
-    lots = {s: i.lot_size for s, i in engine.ref.instruments.items()}
-    plans: list[tuple[str, int, list[tuple[str, int, int]], dict[str, int], dict[str, int]]] = []
+    the orders that reach the weights, checked as one basket against c (a snapshot)."""
+    names = list(c.symbols)
+    net = c.book[B_POS] + c.book[B_BUYS] - c.book[B_SELLS]  # what each account holds and has working
+    prices: dict[str, int] = {}
+    plans = []
     for account, capital in accounts.items():
         a = c.accounts[account]
-        holdings = {s: int(c.book[B_POS, a, i] + c.book[B_BUYS, a, i] - c.book[B_SELLS, a, i])
-                    for s, i in c.symbols.items()}
-        prices = {s: c.reference(c.symbols[s], now)[0] for s in set(weights) | {s for s, q in holdings.items() if q}}
-        missing = sorted(s for s, p in prices.items() if p <= 0)
+        holdings = {names[i]: int(net[a, i]) for i in np.flatnonzero(net[a])}
+        positions = {names[i]: int(c.book[B_POS, a, i]) for i in np.flatnonzero(c.book[B_POS, a])}
+        needed = set(weights) | set(holdings) | set(positions)
+        for s in needed - set(prices):
+            prices[s] = c.reference(c.symbols[s], now)[0]
+        missing = sorted(s for s in needed if prices[s] <= 0)
         if missing:
-            raise NoPrice(f"no reference price for {', '.join(missing)}")
+            raise CannotPropose("NO_PRICE", f"no reference price for {', '.join(missing)}")
         if capital is None:
-            capital = int(c.nav[a]) or sum(int(c.book[B_POS, a, i]) * prices[s]
-                                            for s, i in c.symbols.items() if s in prices)
-        plans.append((account, capital, propose(capital, weights, holdings, prices, lots), holdings, prices))
+            capital = int(c.nav[a]) or sum(q * prices[s] for s, q in positions.items())
+            if capital <= 0:
+                raise CannotPropose("NO_CAPITAL", f"{account} has no NAV configured and its positions are worth "
+                                                  "nothing: give its capital")
+        plans.append((account, capital, propose(capital, weights, holdings, prices, lots), holdings))
     orders = [NewOrder(session=session, cl_ord_id="", account=account, symbol=s,
                        side=Side.BUY if delta > 0 else Side.SELL, ord_type=OrdType.MARKET, qty=abs(delta))
-              for account, _, trades, _, _ in plans for s, _, delta in trades]
+              for account, _, trades, _ in plans for s, _, delta in trades]
     verdicts = iter(c.check_basket(orders, now))
     out = []
-    for account, capital, trades, holdings, prices in plans:
+    for account, capital, trades, holdings in plans:
         rows = []
         for s, target, delta in trades:
             v = next(verdicts)

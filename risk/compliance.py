@@ -12,6 +12,7 @@ look-ups around it.
 """
 from __future__ import annotations
 
+import copy
 from collections import deque
 from dataclasses import dataclass
 
@@ -38,8 +39,8 @@ _RULE_LABELS = {r.label: r for r in Rule}
 # what an order's own figures are checked against: an allocation moves executed shares
 # between accounts, so only the controls on holdings (restricted, locate, position, credit,
 # exposure) apply to it
-_ORDER_ONLY = [Control.PRICE_MIN, Control.PRICE_MAX, Control.PRICE_COLLAR, Control.MAX_QTY, Control.MAX_NOTIONAL,
-               Control.MAX_ADV, Control.MAX_OPEN_ORDERS]
+_ORDER_ONLY = sum(1 << c for c in (Control.PRICE_MIN, Control.PRICE_MAX, Control.PRICE_COLLAR, Control.MAX_QTY,
+                                   Control.MAX_NOTIONAL, Control.MAX_ADV, Control.MAX_OPEN_ORDERS))
 
 
 class RiskConfigError(ValueError):
@@ -187,6 +188,16 @@ class Compliance:
             return None if i is None else plane[:, i:i + 1]
         return None if a is None or i is None else plane[a:a + 1, i:i + 1]
 
+    def snapshot(self) -> Compliance:
+        """A copy of the exposure, limits and reference prices, taken on the engine's thread,
+        for what-ifs decided off it (`check_basket`, `reference`): a large rebalance then
+        holds the engine up for one copy of the arena only."""
+        twin = copy.copy(self)
+        twin.arena = self.arena.copy()
+        twin.lim, twin.soft, twin.book, twin.acct, twin.inst = views(twin.arena)
+        twin.ref_ts, twin.nav = self.ref_ts.copy(), self.nav.copy()
+        return twin
+
     # ------------------------------------------------------------------ reference prices
     def set_reference(self, symbol: str, px: int, now: int) -> None:
         i = self.symbols.get(symbol)
@@ -262,7 +273,7 @@ class Compliance:
             px = c.price if c.price is not None and not market else ref
             rows[k] = (a, i, 1 if c.side is Side.BUY else -1, int(c.side is Side.SELL_SHORT), c.qty, px, int(market))
         out = np.zeros((len(orders), 4), np.int64)
-        check_orders(self.arena.copy(), rows, out)
+        check_orders(self.arena, rows, out, 0, True)
         return [self._verdict(r) if ok else PASS for r, ok in zip(out, known)]
 
     def check_allocation(self, block: str, symbol: str, side: Side, shares: list[AllocationShare],
@@ -276,17 +287,17 @@ class Compliance:
         if 0 <= self._limits_at <= now:
             self._materialize(now)
         sign, short = (1 if side is Side.BUY else -1), side is Side.SELL_SHORT
-        arena = self.arena.copy()
-        lim = views(arena)[0]
-        lim[_ORDER_ONLY] = UNLIMITED
-        lim[Control.PRICE_MIN] = 0
-        a = self.accounts.get(block)
-        if a is not None:
-            order_moved(arena, a, i, sign, short, 0, 0, -sum(s.qty for s in shares), -sum(s.value for s in shares), 0)
         rows = np.array([(self.accounts[s.account], i, sign, int(short), s.qty, max(1, s.value // s.qty), 0)
                          for s in shares], np.int64).reshape(len(shares), 7)
         out = np.zeros((len(shares), 4), np.int64)
-        check_orders(arena, rows, out)
+        a, qty, value = self.accounts.get(block), sum(s.qty for s in shares), sum(s.value for s in shares)
+        if a is not None:  # the block's account gives the shares up first (given back after)
+            order_moved(self.arena, a, i, sign, short, 0, 0, -qty, -value, 0)
+        try:
+            check_orders(self.arena, rows, out, _ORDER_ONLY, True)
+        finally:
+            if a is not None:
+                order_moved(self.arena, a, i, sign, short, 0, 0, qty, value, 0)
         verdicts = []
         for s, r in zip(shares, out):
             switched = None
@@ -318,14 +329,17 @@ class Compliance:
             return PASS
         if 0 <= self._limits_at <= now:
             self._materialize(now)
-        arena = self.arena.copy()
+        arena = self.arena
         released = _Tracked(t.a, t.i, t.sign, t.short, t.session, t.working, t.px, t.cum, t.cum_value)
-        self._move(released, arena, 0, t.px, t.cum, t.cum_value)
-        px = price if price is not None else t.px
-        market = int(price is None)
-        r = check_one(arena, t.a, t.i, t.sign, int(t.short), max(0, qty - t.cum), px, market)
-        if r[0] == -1:  # the order quantity limits apply to the whole order
-            r = check_one(arena, t.a, t.i, t.sign, int(t.short), qty, px, market)
+        self._move(released, arena, 0, t.px, t.cum, t.cum_value)  # given back below: no copy of the arena
+        try:
+            px = price if price is not None else t.px
+            market = int(price is None)
+            r = check_one(arena, t.a, t.i, t.sign, int(t.short), max(0, qty - t.cum), px, market)
+            if r[0] == -1:  # the order quantity limits apply to the whole order
+                r = check_one(arena, t.a, t.i, t.sign, int(t.short), qty, px, market)
+        finally:
+            self._move(released, arena, t.working, t.px, t.cum, t.cum_value)
         return self._verdict(r)
 
     def _verdict(self, r: tuple[int, int, int, int] | np.ndarray, risk_px: int | None = None) -> Verdict:

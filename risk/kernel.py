@@ -94,13 +94,13 @@ def _observe(book, acct, inst, a, i, side, short, qty, px, market, c):
 
 
 @njit(cache=True)
-def _check_one(lim, soft, book, acct, inst, a, i, side, short, qty, px, market):
+def _check_one(lim, soft, book, acct, inst, a, i, side, short, qty, px, market, skip):
     alerts = 0
     for k in range(_ORDER.shape[0]):
         c = _ORDER[k]
         hard = lim[c, a, i]
-        if hard == UNLIMITED:
-            continue  # an unset limit: no figure can pass it, so none is computed
+        if hard == UNLIMITED or skip >> c & 1:
+            continue  # an unset limit (no figure can pass it, so none is computed), or one not asked for
         applies, seen = _observe(book, acct, inst, a, i, side, short, qty, px, market, c)
         if not applies:
             continue
@@ -140,25 +140,31 @@ def new_arena(accounts: int, instruments: int) -> np.ndarray:
 def check_one(arena, a, i, side, short, qty, px, market):
     """One order: (control that rejected or -1, soft-alert mask, figure, limit)."""
     lim, soft, book, acct, inst = views(arena)
-    return _check_one(lim, soft, book, acct, inst, a, i, side, short, qty, px, market)
+    return _check_one(lim, soft, book, acct, inst, a, i, side, short, qty, px, market, 0)
 
 
 @njit(cache=True)
-def check_orders(arena, orders, out):
+def check_orders(arena, orders, out, skip, restore):
     """Check orders in sequence; each passing order consumes its limits (working
-    quantity, open notional, open orders, locate) for the ones after it. That happens in
-    the arena in place, so a basket of more than one is checked on a copy."""
+    quantity, open notional, open orders, locate) for the ones after it, in the arena.
+    skip: a bit mask of controls not to check. restore: give back what the orders
+    consumed once all are checked, so the arena is left as it was: a what-if with no
+    copy of the arena."""
     lim, soft, book, acct, inst = views(arena)
     n = orders.shape[0]
     for j in range(n):
         reason, alerts, seen, hard = _check_one(lim, soft, book, acct, inst, orders[j, 0], orders[j, 1], orders[j, 2],
-                                                orders[j, 3], orders[j, 4], orders[j, 5], orders[j, 6])
+                                                orders[j, 3], orders[j, 4], orders[j, 5], orders[j, 6], skip)
         out[j, R_REASON] = reason
         out[j, R_ALERTS] = alerts
         out[j, R_OBSERVED] = seen
         out[j, R_LIMIT] = hard
-        if reason == -1 and j < n - 1:
-            _consume(orders, book, acct, j)
+        if reason == -1 and (restore or j < n - 1):
+            _consume(orders, book, acct, j, 1)
+    if restore:
+        for j in range(n):
+            if out[j, R_REASON] == -1:
+                _consume(orders, book, acct, j, -1)
     return out
 
 
@@ -184,9 +190,10 @@ def _moved(book, acct, a, i, side, short, d_working, d_open, d_cum, d_value, d_c
 
 
 @njit(cache=True)
-def _consume(orders, book, acct, j):
-    _moved(book, acct, orders[j, 0], orders[j, 1], orders[j, 2], orders[j, 3], orders[j, 4], orders[j, 4] * orders[j, 5],
-           0, 0, 1)
+def _consume(orders, book, acct, j, sign):
+    """Order j's working quantity, open notional and count: taken (sign 1) or given back (-1)."""
+    qty = sign * orders[j, 4]
+    _moved(book, acct, orders[j, 0], orders[j, 1], orders[j, 2], orders[j, 3], qty, qty * orders[j, 5], 0, 0, sign)
 
 
 @njit(cache=True, inline="always")
@@ -195,7 +202,7 @@ def _ceil_div(x, y):
 
 
 # ---------------------------------------------------------------------- reference
-def check_orders_ref(orders, lim, soft, book, acct, inst) -> list[tuple[int, int, int, int]]:
+def check_orders_ref(orders, lim, soft, book, acct, inst, skip: int = 0) -> list[tuple[int, int, int, int]]:
     """Plain Python ints: list each applicable control's (figure, limit), first breach wins."""
     pos, buys, sells, located, _cash = ([[int(x) for x in row] for row in plane] for plane in book)
     open_notional, executed, count, net_open = ([int(x) for x in row] for row in acct)
@@ -225,7 +232,7 @@ def check_orders_ref(orders, lim, soft, book, acct, inst) -> list[tuple[int, int
         ]
         verdict, alerts = (-1, 0, 0), 0
         for c, seen in figures:
-            if seen is None:
+            if seen is None or skip >> c & 1:
                 continue
             hard = int(lim[c, a, i])
             if (seen < hard) if c is Control.PRICE_MIN else (seen > hard):

@@ -157,11 +157,13 @@ def test_each_target_is_checked_against_the_holding_controls_and_the_whole_alloc
         LimitRule(control="max_qty", value="10", scope="account", account="ACC2"),  # an order control: not applied
     ]))
     o = filled_block(d)
+    before = d.engine.compliance.arena.copy()
     r = refused(allocate(d, ("ACC2", 1), ("OTHER", 1), order_id=o.order_id), Reason.RISK_RESTRICTED)
     assert r.account == "OTHER" and r.text.startswith("OTHER: ")
     r = refused(allocate(d, ("ACC2", 200), method="qty", order_id=o.order_id), Reason.RISK_POSITION_LONG)
     assert r.account == "ACC2" and "200 > 150" in r.text
     assert (pos(d, "ACC1"), pos(d, "ACC2"), pos(d, "OTHER")) == (300, 0, 0)
+    assert np.array_equal(d.engine.compliance.arena, before)  # the what-if left nothing behind
     assert isinstance(allocate(d, ("ACC2", 150), method="qty", order_id=o.order_id)[0], AllocationBooked)
 
 

@@ -158,8 +158,10 @@ def test_replace_that_breaches_is_refused_with_a_cancel_reject():
     d = desk(rule("max_qty", "1000"))
     d.nos("R1", 500)
     d.v_ack("R1")
+    before = d.engine.compliance.arena.copy()
     reps = d.replace("R2", "R1", 1001, "100")
     assert reps[0].msg_type == "9" and "1001 > 1000" in reps[0].text
+    assert (d.engine.compliance.arena == before).all()  # the what-if gave back the working quantity it released
     assert d.replace("R3", "R1", 1000, "100")[0].exec_type.name == "PENDING_REPLACE"
 
 

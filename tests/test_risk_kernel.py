@@ -43,13 +43,17 @@ def cases(draw):
     return orders, lim, soft, book, acct, inst
 
 
-@given(cases())
-def test_kernel_equals_reference(case):
+@given(cases(), st.integers(0, (1 << 15) - 1), st.booleans())
+def test_kernel_equals_reference(case, skip, restore):
+    """Equal decisions, whichever controls are skipped; a restoring check leaves the arena
+    exactly as it found it."""
     orders, lim, soft, book, acct, inst = case
-    expected = check_orders_ref(orders, lim, soft, book, acct, inst)
+    expected = check_orders_ref(orders, lim, soft, book, acct, inst, skip)
     arena = new_arena(lim.shape[1], lim.shape[2])
     for view, drawn in zip(views(arena), (lim, soft, book, acct, inst)):
         view[:] = drawn
+    before = arena.copy()
     out = np.zeros((len(orders), 4), np.int64)
-    check_orders(arena, orders, out)
+    check_orders(arena, orders, out, skip, restore)
     assert [tuple(int(x) for x in r) for r in out] == expected
+    assert np.array_equal(arena, before) == (restore or not any(r[0] == -1 for r in expected[:-1]))
