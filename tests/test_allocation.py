@@ -193,3 +193,14 @@ def test_a_sell_block_allocates_short_positions_and_replay_rebuilds_everything()
         if not isinstance(ev, AllocationBooked):
             without.apply(ev)
     assert without.state_hash() != d.engine.state.state_hash()
+
+
+def test_a_target_under_a_kill_switch_refuses_the_allocation():
+    from oms.model import SetKillSwitch
+
+    d = Desk(RiskConfig(admins=["risk"]))
+    o = filled_block(d)
+    d.run(SetKillSwitch(user="risk", scope="account", key="OTHER"))
+    r = refused(allocate(d, ("ACC2", 1), ("OTHER", 1), order_id=o.order_id), Reason.RISK_KILL_SWITCH)
+    assert r.account == "OTHER"
+    assert isinstance(allocate(d, ("ACC2", 1), order_id=o.order_id)[0], AllocationBooked)
