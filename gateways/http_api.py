@@ -24,7 +24,7 @@ from oms.config import API_OPEN_USER, Config
 from oms.engine import Engine
 from oms.fixed import FixedPointError, avg_px, price_str, to_price
 from oms.model import (
-    Allocate, AllocationBooked, AllocationRejected, AllocationTarget, ComplianceAlert, Event, NewOrder, OrderAccepted,
+    Allocate, AllocationBooked, AllocationCanceled, AllocationRejected, CancelAllocation, AllocationTarget, ComplianceAlert, Event, NewOrder, OrderAccepted,
     OrderRejected, OrdType,
 )
 from oms.reasons import Reason
@@ -87,8 +87,8 @@ def _decimal(value: str | int, what: str) -> int:
 # ---------------------------------------------------------------- views (JSON-ready)
 
 
-def _booking(b: AllocationBooked) -> dict[str, Any]:
-    return {"alloc_id": b.alloc_id, "status": "booked", "user": b.user, "order_id": b.order_id, "account": b.account,
+def _booking(b: AllocationBooked, canceled: bool = False) -> dict[str, Any]:
+    return {"alloc_id": b.alloc_id, "status": "canceled" if canceled else "booked", "user": b.user, "order_id": b.order_id, "account": b.account,
             "symbol": b.symbol, "side": b.side.name, "qty": b.qty, "value": price_str(b.value),
             "avg_px": str(avg_px(b.value, b.qty)),
             "shares": [{"account": s.account, "qty": s.qty, "value": price_str(s.value),
@@ -104,7 +104,8 @@ def _order(engine: Engine, order_id: str) -> dict[str, Any] | None:
             "side": o.side.name, "ord_status": o.status.name, "order_qty": o.order_qty, "cum_qty": o.cum_qty,
             "avg_px": str(avg_px(o.cum_value, o.cum_qty)), "allocated_qty": qty,
             "unallocated_qty": o.cum_qty - qty, "allocated_value": price_str(value),
-            "allocations": [_booking(b) for b in engine.state.allocations.values() if b.order_id == order_id]}
+            "allocations": [_booking(b, b.alloc_id in engine.state.canceled_allocations)
+                            for b in engine.state.allocations.values() if b.order_id == order_id]}
 
 
 def _holdings(engine: Engine, account: str) -> list[dict[str, Any]]:
@@ -147,6 +148,7 @@ class AllocationApi:
             ("GET", re.compile(r"/v1/orders/([^/]+)"), self.get_order),
             ("POST", re.compile(r"/v1/allocations"), self.allocate),
             ("GET", re.compile(r"/v1/allocations/([^/]+)"), self.get_allocation),
+            ("DELETE", re.compile(r"/v1/allocations/([^/]+)"), self.cancel_allocation),
             ("GET", re.compile(r"/v1/accounts/([^/]+)/positions"), self.positions),
             ("POST", re.compile(r"/v1/rebalance"), self.rebalance),
         ]
@@ -239,12 +241,26 @@ class AllocationApi:
         self._may(user, order["account"])
         return 200, order
 
-    def get_allocation(self, user: str, alloc_id: str) -> tuple[int, Any]:
-        b = self._query(lambda e: e.state.allocations.get(alloc_id))
+    def _allocation(self, user: str, alloc_id: str) -> tuple[AllocationBooked, bool]:
+        """A booking the user may see (the block's account and every target's), and whether it is canceled."""
+        b, canceled = self._query(lambda e: (e.state.allocations.get(alloc_id),
+                                             alloc_id in e.state.canceled_allocations))
         if b is None:
-            raise ApiError(404, "UNKNOWN_ALLOCATION", f"unknown allocation {alloc_id}")
-        self._may(user, b.account)
-        return 200, _booking(b)
+            raise ApiError(404, Reason.UNKNOWN_ALLOCATION.name, f"unknown allocation {alloc_id}")
+        self._may(user, b.account, *(s.account for s in b.shares))
+        return b, canceled
+
+    def get_allocation(self, user: str, alloc_id: str) -> tuple[int, Any]:
+        return 200, _booking(*self._allocation(user, alloc_id))
+
+    def cancel_allocation(self, user: str, alloc_id: str) -> tuple[int, Any]:
+        b, _ = self._allocation(user, alloc_id)
+        for ev in self._command(CancelAllocation(user=user, alloc_id=alloc_id)):
+            if isinstance(ev, AllocationCanceled):
+                return 200, _booking(b, True)
+            if isinstance(ev, AllocationRejected):
+                raise ApiError(409, ev.reason, ev.text)
+        raise ApiError(500, "INTERNAL", "the engine could not cancel the allocation (see the OMS log)")
 
     def positions(self, user: str, account: str) -> tuple[int, Any]:
         self._may(user, account)
@@ -337,22 +353,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "oms"
 
-    def do_GET(self) -> None:
-        self._serve(b"")
-
-    def do_POST(self) -> None:
+    def _handle(self) -> None:
+        """Every method: the body read whole (so the connection stays in step), then served."""
         length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            return self._send(411, {"error": "LENGTH_REQUIRED", "text": "a body needs Content-Length"}, "?")
-        if int(length) > _MAX_BODY:
+        if length is None and self.command == "POST":
             self.close_connection = True
-            return self._send(413, {"error": "TOO_LARGE", "text": f"bodies up to {_MAX_BODY} bytes"}, "?")
-        self._serve(self.rfile.read(int(length)))
+            return self._send(411, {"error": "LENGTH_REQUIRED", "text": "a body needs Content-Length"})
+        if length is not None and not length.strip().isdigit():
+            self.close_connection = True
+            return self._send(400, {"error": "BAD_REQUEST", "text": "Content-Length is not a number"})
+        if int(length or 0) > _MAX_BODY:
+            self.close_connection = True
+            return self._send(413, {"error": "TOO_LARGE", "text": f"bodies up to {_MAX_BODY} bytes"})
+        self._serve(self.rfile.read(int(length or 0)))
 
-    def do_PUT(self) -> None:
-        self._serve(b"")
-
-    do_DELETE = do_PATCH = do_PUT
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
     def _serve(self, body: bytes) -> None:
         path = self.path.split("?", 1)[0]
@@ -363,9 +378,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except Exception:  # a bug: the request fails, the OMS does not
             log.exception("API request %s %s failed", self.command, path)
             status, payload = 500, {"error": "INTERNAL", "text": "internal error (see the OMS log)"}
-        self._send(status, payload, path)
+        self._send(status, payload)
 
-    def _send(self, status: int, payload: Any, path: str) -> None:
+    def _send(self, status: int, payload: Any) -> None:
         data = msgspec.json.encode(payload)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

@@ -43,7 +43,7 @@ from nats.js.errors import Error as JetStreamError
 
 from oms.journal import JournalReader
 from oms.model import (
-    EVENT_DECODER, AllocationBooked, AllocationRejected, CancelRejected, ChildOrderSent, ChildUpdated, ComplianceAlert, Event, ExecType, ExecutionReport,
+    EVENT_DECODER, AllocationBooked, AllocationCanceled, AllocationRejected, CancelRejected, ChildOrderSent, ChildUpdated, ComplianceAlert, Event, ExecType, ExecutionReport,
     MarketData, OrderAccepted, OrderRejected, RiskChanged, Side,
 )
 from oms.positions import Book, VenueFills
@@ -532,9 +532,10 @@ class NatsStreamer:
                 yield "oms.compliance.reject", ev
         elif t is ComplianceAlert:
             yield f"oms.compliance.alert.{token(ev.control)}", ev  # type: ignore[union-attr]
-        elif t is AllocationBooked:
-            self._allocated(ev)  # type: ignore[arg-type]
-            for account in (ev.account, *(s.account for s in ev.shares)):  # type: ignore[union-attr]
+        elif t is AllocationBooked or t is AllocationCanceled:
+            booking = ev if t is AllocationBooked else ev.booking  # type: ignore[union-attr]
+            self._allocated(booking, 1 if t is AllocationBooked else -1)  # type: ignore[arg-type]
+            for account in (booking.account, *(s.account for s in booking.shares)):  # type: ignore[union-attr]
                 yield f"oms.allocations.{token(account)}", ev
         elif t is AllocationRejected:
             yield f"oms.allocations.{token(self.accounts.get(ev.order_id, '_'))}", ev  # type: ignore[union-attr]
@@ -562,13 +563,14 @@ class NatsStreamer:
         book.at_venue(ev.account, ev.symbol, venue, sign > 0, d_qty, d_value)
         self._touch([ev.account], ev.symbol)
 
-    def _allocated(self, ev: AllocationBooked) -> None:
+    def _allocated(self, ev: AllocationBooked, way: int) -> None:
         """The block's account gives the shares up for their value, the targets take theirs:
-        each at the block's average price, so the block's account realizes nothing."""
+        each at the block's average price, so the block's account realizes nothing (way -1:
+        a cancel, the same moves the other way)."""
         book = self.positions
         if book is None or ev.symbol not in book.symbols:
             return
-        sign = 1 if ev.side is Side.BUY else -1
+        sign = way * (1 if ev.side is Side.BUY else -1)
         moves = [(ev.account, -sign * ev.qty, ev.value)] + [(s.account, sign * s.qty, s.value) for s in ev.shares]
         moved = [account for account, _, _ in moves if account in book.accounts]
         for account, qty, value in moves:

@@ -18,7 +18,9 @@ from oms.model import (
     Account,
     Allocate,
     AllocationBooked,
+    AllocationCanceled,
     AllocationRejected,
+    CancelAllocation,
     Anomaly,
     CancelRejected,
     CancelRequest,
@@ -152,6 +154,7 @@ class Engine:
             EvaluatePostTrade: self._evaluate_post_trade,
             VenueStatus: self._venue_status,
             Allocate: self._allocate,
+            CancelAllocation: self._cancel_allocation,
         }
 
     # ------------------------------------------------------------------ core
@@ -224,6 +227,17 @@ class Engine:
             for control, text in verdict.alerts:
                 self._emit(ComplianceAlert(ts=self._now, control=control.label, text=f"allocation {c.alloc_id}: {text}",
                                            account=share.account, symbol=o.symbol, order_id=o.order_id))
+
+    def _cancel_allocation(self, c: CancelAllocation) -> None:
+        booking = self.state.allocations.get(c.alloc_id)
+        refused = (Reason.UNKNOWN_ALLOCATION if booking is None else
+                   Reason.ALLOCATION_CANCELED if c.alloc_id in self.state.canceled_allocations else None)
+        if refused is not None:
+            self._emit(AllocationRejected(ts=self._now, alloc_id=c.alloc_id, user=c.user,
+                                          order_id=booking.order_id if booking else "", reason=refused.name,
+                                          text=f"{refused.text}: {c.alloc_id}"))
+            return
+        self._emit(AllocationCanceled(ts=self._now, alloc_id=c.alloc_id, user=c.user, booking=booking))
 
     def _emit(self, ev: Event) -> None:
         self.state.apply(ev)

@@ -256,6 +256,14 @@ class Allocate(msgspec.Struct, tag=True, frozen=True, gc=False):
     qty: int | None = None
 
 
+class CancelAllocation(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """Take a booked allocation back: the shares return to the block's account at the values
+    they left it with, and can be allocated again."""
+
+    user: str
+    alloc_id: str
+
+
 Command = (
     NewOrder
     | CancelRequest
@@ -274,6 +282,7 @@ Command = (
     | EvaluatePostTrade
     | VenueStatus
     | Allocate
+    | CancelAllocation
 )
 
 
@@ -476,6 +485,15 @@ class AllocationRejected(msgspec.Struct, tag=True, frozen=True, gc=False):
     account: str = ""
 
 
+class AllocationCanceled(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """A booking taken back: every move of `booking` reversed."""
+
+    ts: int
+    alloc_id: str
+    user: str
+    booking: AllocationBooked
+
+
 Event = (
     OrderAccepted
     | ExecutionReport
@@ -491,6 +509,7 @@ Event = (
     | ComplianceAlert
     | AllocationBooked
     | AllocationRejected
+    | AllocationCanceled
 )
 
 COMMAND_DECODER = msgspec.msgpack.Decoder(Command)

@@ -60,6 +60,8 @@ class Reason(enum.Enum):
     BAD_ALLOCATION = (502, 99, 99, "allocation needs distinct target accounts with positive amounts")
     OVER_ALLOCATION = (503, 99, 99, "more than the block's unallocated executed quantity")
     ODD_LOT = (504, 99, 99, "allocated quantity is not a whole number of lots")
+    UNKNOWN_ALLOCATION = (505, 99, 99, "unknown allocation")
+    ALLOCATION_CANCELED = (506, 99, 99, "allocation already canceled")
 
     def __init__(self, code: int, ord_rej: int, cxl_rej: int, text: str) -> None:
         self.code = code

@@ -12,6 +12,7 @@ import msgspec
 
 from oms.model import (
     AllocationBooked,
+    AllocationCanceled,
     AllocationRejected,
     Anomaly,
     CancelRejected,
@@ -99,6 +100,7 @@ class OmsState:
         self.internal: dict[str, dict[str, None]] = {}
         self.allocations: dict[str, AllocationBooked] = {}  # alloc_id -> booking
         self.allocated: dict[str, tuple[int, int]] = {}  # order_id -> (qty, value) allocated so far
+        self.canceled_allocations: set[str] = set()
         self.last_ts = 0
         self.events_applied = 0
         # called with each event of their type after it is applied (compliance state)
@@ -224,6 +226,12 @@ class OmsState:
         qty, value = self.allocated.get(ev.order_id, (0, 0))
         self.allocated[ev.order_id] = (qty + ev.qty, value + ev.value)
 
+    def _allocation_canceled(self, ev: AllocationCanceled) -> None:
+        b = ev.booking
+        self.canceled_allocations.add(b.alloc_id)
+        qty, value = self.allocated[b.order_id]
+        self.allocated[b.order_id] = (qty - b.qty, value - b.value)
+
     def _no_change(self, ev: Event) -> None:
         pass
 
@@ -245,7 +253,7 @@ class OmsState:
         for cid in sorted(self.children):
             h.update(enc.encode(self.children[cid]))
         for aid in sorted(self.allocations):
-            h.update(enc.encode(self.allocations[aid]))
+            h.update(enc.encode((self.allocations[aid], aid in self.canceled_allocations)))
         return h.hexdigest()
 
 
@@ -264,4 +272,5 @@ _APPLY = {
     ComplianceAlert: OmsState._no_change,
     AllocationBooked: OmsState._allocation_booked,
     AllocationRejected: OmsState._no_change,
+    AllocationCanceled: OmsState._allocation_canceled,
 }

@@ -20,7 +20,7 @@ import numpy as np
 
 from oms.fixed import FixedPointError, to_price
 from oms.model import (
-    AllocationBooked, AllocationShare, ComplianceAlert, ExecType, ExecutionReport, NewOrder, OrderAccepted, OrderRejected, CancelRejected, OrdType, ReenableExecutions,
+    AllocationBooked, AllocationCanceled, AllocationShare, ComplianceAlert, ExecType, ExecutionReport, NewOrder, OrderAccepted, OrderRejected, CancelRejected, OrdType, ReenableExecutions,
     RiskChanged, SetKillSwitch, SetLimit, SetOverride, Side,
 )
 from risk.config import LimitRule, PostTradeRule, RiskConfig
@@ -137,7 +137,8 @@ class Compliance:
                            "cancel": cfg.throttle_cancel_per_s}
         self.handlers = {ExecutionReport: self._report, OrderAccepted: self._accepted, OrderRejected: self._rejected,
                          CancelRejected: self._cancel_rejected, RiskChanged: self._changed, ComplianceAlert: self._alerted,
-                         AllocationBooked: self._allocated}
+                         AllocationBooked: self._allocated, AllocationCanceled: self._allocation_canceled}
+        self.allocated_qty: dict[str, int] = {}  # order_id -> shares allocated, to see a bust break it
         self._materialize(0)
 
     # ------------------------------------------------------------------ limits
@@ -308,8 +309,10 @@ class Compliance:
             verdicts.append(switched or self._verdict(r))
         return verdicts
 
-    def _allocated(self, ev: AllocationBooked) -> None:
-        """Shares and their value leave the block's account and land in the targets'."""
+    def _allocated(self, ev: AllocationBooked, way: int = 1) -> None:
+        """Shares and their value leave the block's account and land in the targets'
+        (way -1: they go back)."""
+        self.allocated_qty[ev.order_id] = self.allocated_qty.get(ev.order_id, 0) + way * ev.qty
         i = self.symbols.get(ev.symbol)
         if i is None:
             return
@@ -318,9 +321,12 @@ class Compliance:
         for account, qty, value in moves:
             a = self.accounts.get(account)
             if a is not None:
-                order_moved(self.arena, a, i, sign, short, 0, 0, qty, value, 0)
+                order_moved(self.arena, a, i, sign, short, 0, 0, way * qty, way * value, 0)
                 if self.cfg.post_trade:
                     self.touched.add(a)
+
+    def _allocation_canceled(self, ev: AllocationCanceled) -> None:
+        self._allocated(ev.booking, -1)
 
     def check_replace(self, order_id: str, qty: int, price: int | None, now: int) -> Verdict:
         """The amended order against the limits with its current working quantity released."""
@@ -475,6 +481,12 @@ class Compliance:
         self._move(t, self.arena, ev.leaves_qty, px, cum, ev.cum_value)
         if self.cfg.post_trade:
             self.touched.add(t.a)
+        if (et is ExecType.TRADE_CANCEL or et is ExecType.TRADE_CORRECT) and \
+                self.allocated_qty.get(ev.order_id, 0) > ev.cum_qty:
+            self.findings.append(("allocation_break", "hard", f"order {ev.order_id}: "
+                                  f"{self.allocated_qty[ev.order_id]} shares are allocated but {ev.cum_qty} remain "
+                                  "executed after a bust or correction: cancel an allocation and book it again",
+                                  ev.account, ev.symbol))
         if et is ExecType.TRADE:
             if self.cfg.max_order_to_trade:
                 self.executions[t.session] = self.executions.get(t.session, 0) + 1

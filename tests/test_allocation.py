@@ -9,7 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from oms.allocation import largest_remainder, plan, split_ratio
-from oms.model import Allocate, AllocationBooked, AllocationRejected, AllocationTarget, ComplianceAlert, Side
+from oms.model import (
+    Allocate, AllocationBooked, AllocationCanceled, AllocationRejected, AllocationTarget, CancelAllocation,
+    ComplianceAlert, Side,
+)
 from oms.reasons import Reason
 from oms.state import OmsState
 from risk.config import LimitRule, RiskConfig
@@ -75,8 +78,8 @@ def filled_block(d: Desk, cl="B1", account="ACC1", side=Side.BUY, symbol="AAPL",
     qty = qty or sum(q for q, _ in fills)
     d.nos(cl, qty, "101", account=account, side=side, symbol=symbol)
     d.v_ack(cl)
-    for q, price in fills:
-        d.v_fill(cl, q, price)
+    for k, (q, price) in enumerate(fills):
+        d.v_fill(cl, q, price, exec_id=f"{cl}-f{k}")
     return d.engine.state.find("CLIENT1", cl)
 
 
@@ -204,3 +207,34 @@ def test_a_target_under_a_kill_switch_refuses_the_allocation():
     r = refused(allocate(d, ("ACC2", 1), ("OTHER", 1), order_id=o.order_id), Reason.RISK_KILL_SWITCH)
     assert r.account == "OTHER"
     assert isinstance(allocate(d, ("ACC2", 1), order_id=o.order_id)[0], AllocationBooked)
+
+
+def test_a_canceled_allocation_gives_everything_back_and_the_block_can_be_booked_again():
+    d = Desk()
+    o = filled_block(d)
+    before = d.engine.compliance.arena.copy()
+    allocate(d, ("ACC2", 1), ("OTHER", 2), order_id=o.order_id)
+    (canceled,) = d.engine.handle(CancelAllocation(user="pm", alloc_id="A1"))
+    d.events.append(canceled)
+    assert isinstance(canceled, AllocationCanceled) and canceled.booking.alloc_id == "A1"
+    assert np.array_equal(d.engine.compliance.arena, before)
+    assert d.engine.state.allocated[o.order_id] == (0, 0)
+    refused(d.engine.handle(CancelAllocation(user="pm", alloc_id="A1")), Reason.ALLOCATION_CANCELED)
+    refused(d.engine.handle(CancelAllocation(user="pm", alloc_id="nope")), Reason.UNKNOWN_ALLOCATION)
+    refused(allocate(d, ("ACC2", 1), order_id=o.order_id), Reason.DUPLICATE_ALLOC_ID)  # ids are never reused
+    assert isinstance(allocate(d, ("ACC2", 1), alloc_id="A2", order_id=o.order_id)[0], AllocationBooked)
+    assert pos(d, "ACC2") == 300
+    replayed = Desk()
+    for ev in d.events:
+        replayed.engine.state.apply(ev)
+    assert replayed.engine.state.state_hash() == d.engine.state.state_hash()
+    assert np.array_equal(replayed.engine.compliance.arena, d.engine.compliance.arena)
+
+
+def test_a_bust_under_an_allocation_raises_an_alert():
+    d = Desk()
+    o = filled_block(d)
+    allocate(d, ("ACC2", 1), order_id=o.order_id)
+    d.v_bust("B1", "B1-f0")  # the 100 at 100
+    alerts = [e for e in d.events if isinstance(e, ComplianceAlert) and e.control == "allocation_break"]
+    assert len(alerts) == 1 and "300 shares are allocated but 200 remain" in alerts[0].text

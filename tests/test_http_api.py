@@ -131,7 +131,7 @@ def test_refusals_carry_their_status_and_reason_and_change_nothing(oms):
         assert (got[0], got[1]["error"]) == (status, error), (body, got)
         assert got[1]["text"]
     assert call(oms, "POST", "/v1/allocations", raw=b"{not json")[1]["error"] == "BAD_JSON"
-    assert call(oms, "DELETE", "/v1/allocations")[0] == 405
+    assert call(oms, "PUT", "/v1/allocations", raw=b"{}")[0] == 405
     assert call(oms, "GET", "/v1/nothing")[0] == 404
     assert call(oms, "GET", f"/v1/orders/{order_id}")[1]["unallocated_qty"] == 50
     # a duplicate id is a conflict that shows what was booked under it
@@ -150,6 +150,20 @@ def test_a_target_that_fails_a_holding_control_refuses_the_whole_allocation(oms)
         "targets": [{"account": "ACC1", "qty": 20}, {"account": "ACC2", "qty": 20}]})
     assert (status, body["error"], body["account"]) == (422, "RISK_RESTRICTED", "ACC2")
     assert call(oms, "GET", f"/v1/orders/{order_id}")[1]["unallocated_qty"] == 40
+
+
+def test_an_allocation_is_canceled_once_and_its_shares_go_back(oms):
+    order_id = block(oms, "B5", [(60, "100")])
+    assert call(oms, "POST", "/v1/allocations", {"alloc_id": "AL-5", "order_id": order_id,
+                                                   "targets": [{"account": "ACC2", "qty": 60}]})[0] == 201
+    assert call(oms, "DELETE", "/v1/allocations/AL-5", token=JUNIOR)[0] == 403  # ACC2 is not junior's
+    status, body = call(oms, "DELETE", "/v1/allocations/AL-5")
+    assert (status, body["status"]) == (200, "canceled")
+    assert call(oms, "GET", "/v1/allocations/AL-5")[1]["status"] == "canceled"
+    assert call(oms, "GET", f"/v1/orders/{order_id}")[1]["unallocated_qty"] == 60
+    status, body = call(oms, "DELETE", "/v1/allocations/AL-5")
+    assert (status, body["error"]) == (409, "ALLOCATION_CANCELED")
+    assert call(oms, "DELETE", "/v1/allocations/NOPE")[0] == 404
 
 
 def test_users_need_a_token_and_act_only_for_their_accounts(oms):

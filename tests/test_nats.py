@@ -16,7 +16,7 @@ from nats.js.api import DeliverPolicy
 
 from oms.config import Config
 from oms.model import (
-    Allocate, AllocationTarget, ExecType, MarketData, NewOrder, OrdType, Side, VenueExecReport,
+    Allocate, AllocationTarget, CancelAllocation, ExecType, MarketData, NewOrder, OrdType, Side, VenueExecReport,
 )
 from oms.natsd import EmbeddedNats
 from oms.system import System
@@ -182,6 +182,7 @@ def test_an_allocation_streams_to_both_accounts_and_moves_the_position_at_the_bl
         fill(s, child, "x2", 200, 100_010_000)
         s.runtime.submit(Allocate(user="pm", alloc_id="AL-1", order_id=child.order_id, method="ratio",
                                   targets=(AllocationTarget("ACC2", 1),)))
+        assert s.runtime.barrier()
         wait_published(s)
         for account in ("ACC1", "ACC2"):
             (_id, kind, booked), = asyncio.run(replay(port, f"oms.allocations.{account}", expect=1))
@@ -198,6 +199,13 @@ def test_an_allocation_streams_to_both_accounts_and_moves_the_position_at_the_bl
         assert (acc2["account"], acc2["qty"], acc2["avg_px"], acc2["realized"]) == ("ACC2", 300, 100_006_666, 0)
         assert acc2["venues"] == [{"venue": "allocation", "qty": 300, "bought": 300, "sold": 0,
                                    "buy_value": 30_002_000_000, "sell_value": 0}]
+        s.runtime.submit(CancelAllocation(user="pm", alloc_id="AL-1"))  # and back
+        assert s.runtime.barrier()
+        wait_published(s)
+        (acc1,) = asyncio.run(snapshot())
+        assert (acc1["account"], acc1["qty"], acc1["avg_px"], acc1["realized"]) == ("ACC1", 300, 100_006_666, 0)
+        assert [t for _i, t, _d in asyncio.run(replay(port, "oms.allocations.ACC2", expect=2))] == [
+            "AllocationBooked", "AllocationCanceled"]
     finally:
         s.stop()
 
