@@ -65,7 +65,7 @@ def test_rebalance_proposals_1000_accounts(benchmark):
     weights = {s: PRICE_SCALE // 25 for s in rnd.sample(SYMBOLS, 20)}  # 20 x 4%
     accounts = {a: to_price("1000000") for a in ACCOUNTS}
     lots = {s: 1 for s in SYMBOLS}
-    plans = benchmark.pedantic(lambda: proposals(c.snapshot(), lots, accounts, weights, 1, "API:pm"), rounds=5,
+    plans = benchmark.pedantic(lambda: proposals(c.snapshot(), lots, accounts, weights, 1, "API:pm", None, "V1"), rounds=5,
                                iterations=1, warmup_rounds=1)
     benchmark.extra_info["orders_proposed"] = sum(len(p.proposals) for p in plans)
 

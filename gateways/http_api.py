@@ -22,7 +22,7 @@ import msgspec
 from oms import rebalance
 from oms.config import API_OPEN_USER, Config
 from oms.engine import Engine
-from oms.fixed import FixedPointError, avg_px, price_str, to_price
+from oms.fixed import FixedPointError, avg_px, price_str, to_money, to_price
 from oms.model import (
     Allocate, AllocationBooked, AllocationCanceled, AllocationRejected, CancelAllocation, AllocationTarget, ComplianceAlert, Event, NewOrder, OrderAccepted,
     OrderRejected, OrdType,
@@ -36,6 +36,9 @@ log = logging.getLogger("gateways.http_api")
 _MAX_BODY = 1 << 20
 _WAIT_S = 10.0  # for the engine's answer; past it: 503, and the command may still be applied
 _STATUS = {Reason.UNKNOWN_ORDER.name: 404, Reason.DUPLICATE_ALLOC_ID.name: 409}
+_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # allocation and rebalance ids: safe in a path and a ClOrdID
+_MAX_CONNECTIONS = 64
+_IDLE_S = 30.0  # a connection that sends nothing for this long is closed
 
 
 # ---------------------------------------------------------------- request bodies
@@ -77,9 +80,9 @@ class ApiError(Exception):
         self.status, self.body = status, {"error": error, "text": text, **extra}
 
 
-def _decimal(value: str | int, what: str) -> int:
+def _decimal(value: str | int, what: str, parse: Callable[[str | int], int] = to_price) -> int:
     try:
-        return to_price(value)
+        return parse(value)
     except FixedPointError as exc:
         raise ApiError(400, "BAD_NUMBER", f"{what}: {exc}") from None
 
@@ -142,6 +145,9 @@ class AllocationApi:
         self.entitled = cfg.api_entitlements()
         self.symbols = {i.symbol for i in cfg.instruments}
         self.lots = {i.symbol: i.lot_size for i in cfg.instruments}
+        ref = cfg.reference_data()
+        self.default_route = ref.default_route or ref.default_venue
+        self._rebalancing = threading.Lock()
         self.accounts = {a.id for a in cfg.accounts}
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., tuple[int, Any]]]] = [
             ("GET", re.compile(r"/v1/health"), self.health),
@@ -152,7 +158,7 @@ class AllocationApi:
             ("GET", re.compile(r"/v1/accounts/([^/]+)/positions"), self.positions),
             ("POST", re.compile(r"/v1/rebalance"), self.rebalance),
         ]
-        self._server: http.server.ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -162,8 +168,7 @@ class AllocationApi:
             pass
 
         Handler.api = api
-        self._server = http.server.ThreadingHTTPServer((self.cfg.api.host, self.cfg.api.port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server((self.cfg.api.host, self.cfg.api.port), Handler)
         threading.Thread(target=self._server.serve_forever, name="oms-http-api", daemon=True).start()
         log.info("allocation API on http://%s:%d/v1 (%s)", self.cfg.api.host, self.port,
                  f"{len(self.tokens)} users" if self.tokens else "open: no users configured")
@@ -268,6 +273,8 @@ class AllocationApi:
 
     def allocate(self, user: str, body: bytes) -> tuple[int, Any]:
         req = _decode(body, AllocationIn)
+        if not _ID.fullmatch(req.alloc_id):
+            raise ApiError(400, Reason.BAD_ALLOCATION.name, "alloc_id: 1 to 64 of letters, digits, _ . : -")
         kinds = {(t.qty is not None, t.weight is not None) for t in req.targets}
         if len(kinds) != 1 or kinds.pop() not in ((True, False), (False, True)):
             raise ApiError(400, Reason.BAD_ALLOCATION.name, "give every target a qty, or every target a weight")
@@ -285,9 +292,11 @@ class AllocationApi:
                 return 201, {**_booking(ev), "alerts": alerts}
             if isinstance(ev, AllocationRejected) and ev.alloc_id == req.alloc_id:
                 extra: dict[str, Any] = {"account": ev.account} if ev.account else {}
-                if ev.reason == Reason.DUPLICATE_ALLOC_ID.name:
-                    existing = self._query(lambda e: e.state.allocations.get(req.alloc_id))
-                    extra["existing"] = _booking(existing) if existing is not None else None
+                if ev.reason == Reason.DUPLICATE_ALLOC_ID.name:  # what is booked under it, if the user may see it
+                    try:
+                        extra["existing"] = _booking(*self._allocation(user, req.alloc_id))
+                    except ApiError:
+                        pass
                 raise ApiError(_STATUS.get(ev.reason, 422), ev.reason, ev.text, **extra)
         raise ApiError(500, "INTERNAL", "the engine could not apply the allocation (see the OMS log)")
 
@@ -305,18 +314,20 @@ class AllocationApi:
         weights = {s: _decimal(w, f"weight of {s}") for s, w in req.weights.items()}
         if any(not 0 < w <= 10**6 for w in weights.values()) or sum(weights.values()) > 10**6:
             raise ApiError(422, "BAD_WEIGHTS", "each weight must be above 0 and at most 1, and together at most 1")
-        capital = {a.account: None if a.capital is None else _decimal(a.capital, f"capital of {a.account}")
+        capital = {a.account: None if a.capital is None else _decimal(a.capital, f"capital of {a.account}", to_money)
                    for a in req.accounts}
         if any(v is not None and v <= 0 for v in capital.values()):
             raise ApiError(422, "BAD_CAPITAL", "capital must be positive")
-        if req.submit and not re.fullmatch(r"[A-Za-z0-9_.:-]{1,40}", req.id):
-            raise ApiError(400, "BAD_REBALANCE", "submit needs an id (letters, digits, _ . : -; up to 40)")
+        if req.submit and not _ID.fullmatch(req.id):
+            raise ApiError(400, "BAD_REBALANCE", "submit needs an id: 1 to 64 of letters, digits, _ . : -")
         session = self.cfg.api.session(user)
-        snapshot = self._query(lambda e: e.compliance.snapshot())
-        try:
-            plans = rebalance.proposals(snapshot, self.lots, capital, weights, time.time_ns(), session)
-        except rebalance.CannotPropose as exc:
-            raise ApiError(422, exc.error, str(exc)) from None
+        with self._rebalancing:  # one at a time: each takes a snapshot of the compliance state
+            snapshot = self._query(lambda e: e.compliance.snapshot())
+            try:
+                plans = rebalance.proposals(snapshot, self.lots, capital, weights, time.time_ns(), session, req.route,
+                                            self.default_route)
+            except rebalance.CannotPropose as exc:
+                raise ApiError(422, exc.error, str(exc)) from None
         out = [_plan(p) for p in plans]
         if not req.submit:
             return 200, {"accounts": out, "submitted": False}
@@ -348,24 +359,61 @@ def _decode(body: bytes, kind: type) -> Any:
         raise ApiError(400, "BAD_JSON", f"not valid JSON: {exc}") from None
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    """A thread per connection, up to _MAX_CONNECTIONS; one more is closed at once."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(_MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            log.warning("allocation API: %d connections open; one more refused", _MAX_CONNECTIONS)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("allocation API: connection from %s ended with an error", client_address, exc_info=True)
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     api: AllocationApi
     protocol_version = "HTTP/1.1"
     server_version = "oms"
+    timeout = _IDLE_S  # an idle or stalled connection is closed
 
     def _handle(self) -> None:
-        """Every method: the body read whole (so the connection stays in step), then served."""
-        length = self.headers.get("Content-Length")
-        if length is None and self.command == "POST":
+        """Every method: the body read whole (so the connection stays in step), then served.
+        What would leave the connection out of step (chunked bodies, a length missing,
+        repeated or not a number) is refused and the connection closed."""
+        lengths = self.headers.get_all("Content-Length") or []
+        refusal = None
+        if self.headers.get("Transfer-Encoding"):
+            refusal = 400, "BAD_REQUEST", "Transfer-Encoding is not supported: send Content-Length"
+        elif len(lengths) > 1 or (lengths and not re.fullmatch(r"[0-9]{1,10}", lengths[0].strip())):
+            refusal = 400, "BAD_REQUEST", "one Content-Length, a number, is needed"
+        elif not lengths and self.command == "POST":
+            refusal = 411, "LENGTH_REQUIRED", "a body needs Content-Length"
+        elif lengths and int(lengths[0]) > _MAX_BODY:
+            refusal = 413, "TOO_LARGE", f"bodies up to {_MAX_BODY} bytes"
+        if refusal is not None:
             self.close_connection = True
-            return self._send(411, {"error": "LENGTH_REQUIRED", "text": "a body needs Content-Length"})
-        if length is not None and not length.strip().isdigit():
+            return self._send(refusal[0], {"error": refusal[1], "text": refusal[2]})
+        try:
+            body = self.rfile.read(int(lengths[0]) if lengths else 0)
+        except OSError:  # the client stalled (timeout) or went away mid-body
             self.close_connection = True
-            return self._send(400, {"error": "BAD_REQUEST", "text": "Content-Length is not a number"})
-        if int(length or 0) > _MAX_BODY:
-            self.close_connection = True
-            return self._send(413, {"error": "TOO_LARGE", "text": f"bodies up to {_MAX_BODY} bytes"})
-        self._serve(self.rfile.read(int(length or 0)))
+            return
+        self._serve(body)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 

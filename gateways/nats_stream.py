@@ -555,11 +555,13 @@ class NatsStreamer:
         self.fills[ev.order_id] = (ev.cum_qty, ev.cum_value)
         d_qty, d_value = ev.cum_qty - cum, ev.cum_value - value
         sign = 1 if ev.side is Side.BUY else -1
-        if d_qty:
+        if d_qty and (d_qty > 0) == (d_value > 0):  # a fill, or a bust of one: the change itself
             book.fill(ev.account, ev.symbol, sign * d_qty, abs(d_value))
-        elif d_value:  # a correction of price only: out at the old value, in at the new one
-            book.fill(ev.account, ev.symbol, -sign * ev.cum_qty, value)
-            book.fill(ev.account, ev.symbol, sign * ev.cum_qty, ev.cum_value)
+        elif d_qty or d_value:  # a correction: out at the old quantity and value, in at the new ones
+            if cum:
+                book.fill(ev.account, ev.symbol, -sign * cum, value)
+            if ev.cum_qty:
+                book.fill(ev.account, ev.symbol, sign * ev.cum_qty, ev.cum_value)
         book.at_venue(ev.account, ev.symbol, venue, sign > 0, d_qty, d_value)
         self._touch([ev.account], ev.symbol)
 
@@ -571,11 +573,14 @@ class NatsStreamer:
         if book is None or ev.symbol not in book.symbols:
             return
         sign = way * (1 if ev.side is Side.BUY else -1)
-        moves = [(ev.account, -sign * ev.qty, ev.value)] + [(s.account, sign * s.qty, s.value) for s in ev.shares]
-        moved = [account for account, _, _ in moves if account in book.accounts]
-        for account, qty, value in moves:
+        # the block's account transfers (realizes nothing); the targets trade at the block's
+        # price, except on a cancel, which takes back exactly what came in
+        moves = [(ev.account, -sign * ev.qty, ev.value, book.transfer)] + [
+            (s.account, sign * s.qty, s.value, book.fill if way > 0 else book.transfer) for s in ev.shares]
+        moved = [account for account, *_ in moves if account in book.accounts]
+        for account, qty, value, move in moves:
             if account in book.accounts:
-                book.fill(account, ev.symbol, qty, value)
+                move(account, ev.symbol, qty, value)
                 book.at_venue(account, ev.symbol, ALLOCATION_VENUE, qty > 0, abs(qty), value)
         self._touch(moved, ev.symbol)
 

@@ -57,9 +57,13 @@ def plan(c: Allocate, cum_qty: int, cum_value: int, allocated: tuple[int, int],
             return Reason.ODD_LOT, f"{Reason.ODD_LOT.text}: {', '.join(odd)} (lot size {lot})"
     else:
         qty = free_qty if c.qty is None else c.qty
+        if qty % lot and qty != free_qty:  # an odd lot goes only with the rest of the block
+            return Reason.ODD_LOT, f"{Reason.ODD_LOT.text}: {qty} (lot size {lot})"
     if not 0 < qty <= free_qty:
         return Reason.OVER_ALLOCATION, (f"{Reason.OVER_ALLOCATION.text}: {qty} asked, {free_qty} of {cum_qty} "
                                         "executed are unallocated")
+    if free_value <= 0:  # a bust or correction took the value of what is left: no price to book it at
+        return Reason.OVER_ALLOCATION, f"the unallocated {free_qty} have no executed value left to book"
     qtys = [t.amount for t in c.targets] if c.method == QTY else split_ratio(qty, [t.amount for t in c.targets], lot)
     # the rest of the block keeps the average price too; all of it takes all that is left
     value = free_value if qty == free_qty else free_value * qty // free_qty

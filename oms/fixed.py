@@ -15,6 +15,7 @@ AVGPX_DECIMALS = 10
 
 MAX_QTY = 10**12
 MAX_PRICE = 10**9 * PRICE_SCALE
+MAX_MONEY = 10**15 * PRICE_SCALE
 
 
 class FixedPointError(ValueError):
@@ -35,16 +36,22 @@ def _decimal(value: str | int | Decimal) -> Decimal:
     return d
 
 
-def to_price(value: str | int | Decimal) -> int:
-    """Parse a decimal price into fixed point; refuses more decimals than the scale holds."""
+def to_price(value: str | int | Decimal, what: str = "price", limit: int = MAX_PRICE) -> int:
+    """Parse a decimal price (or another amount: what, limit) into fixed point; refuses more
+    decimals than the scale holds."""
     d = _decimal(value)
     scaled = d.scaleb(PRICE_DECIMALS)
     if scaled != scaled.to_integral_value():
-        raise FixedPointError(f"price {value} has more than {PRICE_DECIMALS} decimals")
+        raise FixedPointError(f"{what} {value} has more than {PRICE_DECIMALS} decimals")
     p = int(scaled)
-    if abs(p) > MAX_PRICE:
-        raise FixedPointError(f"price {value} is out of range")
+    if abs(p) > limit:
+        raise FixedPointError(f"{what} {value} is out of range")
     return p
+
+
+def to_money(value: str | int | Decimal) -> int:
+    """An amount of money (a fund's capital, say) in fixed point, up to 10**15."""
+    return to_price(value, "amount", MAX_MONEY)
 
 
 def to_qty(value: str | int | Decimal) -> int:

@@ -62,6 +62,26 @@ class Book:
         mark_cells(self.qty, self.cost, self.marks, self.rates, self.unrealized, self.account_unrealized,
                    np.array([a], np.int64), i)
 
+    def transfer(self, account: str, symbol: str, qty: int, value: int) -> None:
+        """Shares that leave a position at exactly value, not traded: the cost basis drops by
+        that value and nothing is realized (what cost is left when the position is flat is),
+        so a block's account that gives its shares up keeps the cost of what else it holds.
+        Where that cannot hold (more shares than the position, or a cost basis that would
+        turn against it) and for shares coming in, it is a fill for value."""
+        a, i = self.accounts[account], self.symbols[symbol]
+        q0, c0 = int(self.qty[a, i]), int(self.cost[a, i])
+        q1, c1 = q0 + qty, c0 + (value if qty > 0 else -value)
+        reduces = q0 != 0 and (q0 > 0) != (qty > 0) and abs(qty) <= abs(q0)
+        if not reduces or (q1 != 0 and (c1 == 0 or (c1 > 0) != (q1 > 0))):
+            self.fill(account, symbol, qty, value)
+            return
+        if q1 == 0:
+            self.realized[a, i] -= c1
+            c1 = 0
+        self.qty[a, i], self.cost[a, i] = q1, c1
+        mark_cells(self.qty, self.cost, self.marks, self.rates, self.unrealized, self.account_unrealized,
+                   np.array([a], np.int64), i)
+
     def at_venue(self, account: str, symbol: str, venue: str, buy: bool, qty: int, value: int) -> None:
         """A change of one side's filled quantity and value at a venue (negative for a bust)."""
         v = self.venues.setdefault((account, symbol), {}).setdefault(venue, VenueFills(venue))

@@ -56,23 +56,24 @@ def target_qty(capital: int, weight: int, price: int, lot: int) -> int:
 def propose(capital: int, weights: dict[str, int], holdings: dict[str, int], prices: dict[str, int],
             lots: dict[str, int]) -> list[tuple[str, int, int]]:
     """(symbol, target, signed quantity to trade) for every symbol that has to move, by
-    symbol; a trade is a whole number of lots, except selling out a holding in full."""
+    symbol; a trade is a whole number of lots (an odd lot held is left, as the venues
+    trade whole lots only)."""
     out = []
     for s in sorted(set(weights) | {s for s, q in holdings.items() if q}):
         held, lot = holdings.get(s, 0), lots.get(s, 1)
         target = target_qty(capital, weights.get(s, 0), prices[s], lot) if weights.get(s) else 0
         delta = target - held
-        if target:  # towards the target in whole lots
-            delta = (1 if delta > 0 else -1) * (abs(delta) // lot * lot)
+        delta = (1 if delta > 0 else -1) * (abs(delta) // lot * lot)  # whole lots: an odd lot held stays
         if delta:
             out.append((s, target, delta))
     return out
 
 
 def proposals(c: Compliance, lots: dict[str, int], accounts: dict[str, int | None], weights: dict[str, int],
-              now: int, session: str) -> list[AccountPlan]:
+              now: int, session: str, route: str | None, default_venue: str) -> list[AccountPlan]:
     """For each account (capital None: its configured NAV, else what its positions are worth),
-    the orders that reach the weights, checked as one basket against c (a snapshot)."""
+    the orders that reach the weights, checked as one basket against c (a snapshot): market
+    orders with ExDestination route (None: default_venue, the default routing)."""
     names = list(c.symbols)
     net = c.book[B_POS] + c.book[B_BUYS] - c.book[B_SELLS]  # what each account holds and has working
     prices: dict[str, int] = {}
@@ -94,9 +95,10 @@ def proposals(c: Compliance, lots: dict[str, int], accounts: dict[str, int | Non
                                                   "nothing: give its capital")
         plans.append((account, capital, propose(capital, weights, holdings, prices, lots), holdings))
     orders = [NewOrder(session=session, cl_ord_id="", account=account, symbol=s,
-                       side=Side.BUY if delta > 0 else Side.SELL, ord_type=OrdType.MARKET, qty=abs(delta))
+                       side=Side.BUY if delta > 0 else Side.SELL, ord_type=OrdType.MARKET, qty=abs(delta),
+                       ex_destination=route)
               for account, _, trades, _ in plans for s, _, delta in trades]
-    verdicts = iter(c.check_basket(orders, now))
+    verdicts = iter(c.check_basket(orders, now, default_venue))
     out = []
     for account, capital, trades, holdings in plans:
         rows = []

@@ -197,6 +197,8 @@ class Compliance:
         twin.arena = self.arena.copy()
         twin.lim, twin.soft, twin.book, twin.acct, twin.inst = views(twin.arena)
         twin.ref_ts, twin.nav = self.ref_ts.copy(), self.nav.copy()
+        twin.kill, twin.overrides, twin.rules = dict(self.kill), dict(self.overrides), list(self.rules)
+        twin.reduce_only_accounts = set(self.reduce_only_accounts)
         return twin
 
     # ------------------------------------------------------------------ reference prices
@@ -234,9 +236,9 @@ class Compliance:
                 return refused
         if market or c.price is None or cfg.stale_price_s > 0:
             ref, fresh = self.reference(i, now)
-            if cfg.stale_price_s > 0 and not fresh and (market or self.lim[Control.PRICE_COLLAR, a, i] < UNLIMITED):
-                return Verdict(Control.STALE_PRICE, describe(Control.STALE_PRICE) +
-                               f" for {c.symbol} within {cfg.stale_price_s:g} s")
+            stale = self._stale(c, a, i, market, fresh)
+            if stale is not None:
+                return stale
         px = ref if market or c.price is None else c.price
         r = check_one(self.arena, a, i, sign, int(c.side is Side.SELL_SHORT), c.qty, px, int(market))
         if r[0] < 0 and not r[1] and not market:  # the common case: a priced order inside every limit
@@ -245,6 +247,13 @@ class Compliance:
         if verdict.control is None and not market:
             return self._cumulative_collar(c.symbol, px, now) or verdict
         return verdict
+
+    def _stale(self, c: NewOrder, a: int, i: int, market: bool, fresh: bool) -> Verdict | None:
+        """The stale-price guard: a market order, or one under a collar, needs a fresh reference."""
+        s = self.cfg.stale_price_s
+        if s > 0 and not fresh and (market or self.lim[Control.PRICE_COLLAR, a, i] < UNLIMITED):
+            return Verdict(Control.STALE_PRICE, describe(Control.STALE_PRICE) + f" for {c.symbol} within {s:g} s")
+        return None
 
     def _switched_off(self, c: NewOrder, venue: str, a: int, i: int, sign: int) -> Verdict | None:
         """A kill switch or reduce-only mode that refuses this order."""
@@ -260,22 +269,35 @@ class Compliance:
             return Verdict(Control.KILL_SWITCH, describe(Control.KILL_SWITCH) + f" [{switch.scope} {switch.key}]")
         return None
 
-    def check_basket(self, orders: list[NewOrder], now: int) -> list[Verdict]:
-        """N orders in one kernel call, each consuming limits for the next (what-if: no state changes)."""
-        rows = np.zeros((len(orders), 7), np.int64)
-        known = []
+    def check_basket(self, orders: list[NewOrder], now: int, default_venue: str = "") -> list[Verdict]:
+        """N orders in one kernel call, each consuming limits for the next (what-if: no state
+        changes), after what refuses an order on its own outside the kernel: kill switches,
+        reduce-only and the stale-price guard (an order's venue: its ExDestination, else
+        default_venue)."""
+        if 0 <= self._limits_at <= now:
+            self._materialize(now)
+        verdicts: list[Verdict] = [PASS] * len(orders)
+        rows, checked = [], []
         for k, c in enumerate(orders):
             a, i = self.accounts.get(c.account), self.symbols.get(c.symbol)
-            known.append(a is not None and i is not None)
-            if not known[-1]:
+            if a is None or i is None:
                 continue
-            market = c.ord_type in (OrdType.MARKET, OrdType.STOP)
-            ref, _fresh = self.reference(i, now)
+            sign, market = (1 if c.side is Side.BUY else -1), c.ord_type in (OrdType.MARKET, OrdType.STOP)
+            ref, fresh = self.reference(i, now)
+            refused = ((self.kill or self.reduce_only_accounts) and
+                       self._switched_off(c, c.ex_destination or default_venue, a, i, sign)) or \
+                self._stale(c, a, i, market, fresh)
+            if refused:
+                verdicts[k] = refused
+                continue
             px = c.price if c.price is not None and not market else ref
-            rows[k] = (a, i, 1 if c.side is Side.BUY else -1, int(c.side is Side.SELL_SHORT), c.qty, px, int(market))
-        out = np.zeros((len(orders), 4), np.int64)
-        check_orders(self.arena, rows, out, 0, True)
-        return [self._verdict(r) if ok else PASS for r, ok in zip(out, known)]
+            rows.append((a, i, sign, int(c.side is Side.SELL_SHORT), c.qty, px, int(market)))
+            checked.append(k)
+        out = np.zeros((len(rows), 4), np.int64)
+        check_orders(self.arena, np.array(rows, np.int64).reshape(len(rows), 7), out, 0, True)
+        for k, r in zip(checked, out):
+            verdicts[k] = self._verdict(r)
+        return verdicts
 
     def check_allocation(self, block: str, symbol: str, side: Side, shares: list[AllocationShare],
                          now: int) -> list[Verdict]:

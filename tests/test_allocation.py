@@ -150,6 +150,7 @@ def test_lots_hold_and_one_account_may_take_a_blocks_odd_lot():
     o = filled_block(d, symbol="BOND", fills=((2500, "100"),), qty=3000)  # lot 1000: 2,500 filled
     refused(allocate(d, ("ACC2", 1500), ("OTHER", 500), method="qty", order_id=o.order_id), Reason.ODD_LOT)
     refused(allocate(d, ("ACC2", 1500), method="qty", order_id=o.order_id), Reason.ODD_LOT)
+    refused(allocate(d, ("ACC2", 1), ("OTHER", 1), qty=1500, order_id=o.order_id), Reason.ODD_LOT)
     booked = allocate(d, ("ACC2", 1), ("OTHER", 1), order_id=o.order_id)[0]
     assert [(s.account, s.qty) for s in booked.shares] == [("ACC2", 1500), ("OTHER", 1000)]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from oms.config import Config
 from oms.fixed import to_price
-from oms.model import ExecType, NewOrder, OrdType, Side, VenueExecReport
+from oms.model import ExecType, NewOrder, OrdType, SetKillSwitch, Side, VenueExecReport
 from oms.system import System
 from tests.fix_client import free_port
 
@@ -52,6 +53,7 @@ ref_price = "50"
 comp_id = "DESK"
 accounts = ["BLOCK"]
 [risk]
+admins = ["risk"]
 restricted_by_account = {{ ACC2 = ["MSFT"] }}
 """
 
@@ -227,3 +229,59 @@ def test_an_api_open_to_the_network_without_users_is_refused(tmp_path: Path):
     with pytest.raises(ConfigError) as err:
         load(p)
     assert err.value.key == "api.users"
+
+
+def test_a_duplicate_id_shows_the_existing_booking_only_to_who_may_see_it(oms):
+    order_id = block(oms, "B6", [(10, "100")])
+    assert call(oms, "POST", "/v1/allocations", {"alloc_id": "AL-6", "order_id": order_id,
+                                                   "targets": [{"account": "ACC2", "qty": 10}]})[0] == 201
+    status, body = call(oms, "POST", "/v1/allocations", {"alloc_id": "AL-6", "order_id": "x",
+                                                         "targets": [{"account": "ACC1", "qty": 1}]}, token=JUNIOR)
+    assert (status, body["error"]) == (409, "DUPLICATE_ALLOC_ID") and "existing" not in body
+    bad = {"alloc_id": "desk/2026/1", "order_id": order_id, "targets": [{"account": "ACC1", "qty": 1}]}
+    assert call(oms, "POST", "/v1/allocations", bad)[1]["error"] == "BAD_ALLOCATION"  # not an id a path can carry
+
+
+def raw(s: System, data: bytes) -> bytes:
+    """What the server answers to these bytes on one connection, until it closes it or goes quiet."""
+    with socket.create_connection(("127.0.0.1", s.cfg.api.port), timeout=5) as sock:
+        sock.sendall(data)
+        got = b""
+        try:
+            while chunk := sock.recv(65536):
+                got += chunk
+                if got.count(b"HTTP/1.1 ") >= data.count(b"HTTP/1.1\r\n"):
+                    break
+        except TimeoutError:
+            pass
+    return got
+
+
+def test_requests_that_would_put_a_connection_out_of_step_are_refused_and_it_is_closed(oms):
+    auth = f"Authorization: Bearer {PM}\r\n".encode()
+    health = b"GET /v1/health HTTP/1.1\r\nHost: x\r\n" + auth
+    # a body on a GET is read, so the next request on the connection is answered as itself
+    got = raw(oms, health + b"Content-Length: 5\r\n\r\nhello" + health + b"\r\n")
+    assert got.count(b"HTTP/1.1 200") == 2
+    for headers in (b"Transfer-Encoding: chunked\r\n", b"Content-Length: 2\r\nContent-Length: 9\r\n",
+                    "Content-Length: \u00b2\r\n".encode()):
+        got = raw(oms, b"POST /v1/allocations HTTP/1.1\r\nHost: x\r\n" + auth + headers + b"\r\n2\r\n{}\r\n" + health
+                  + b"\r\n")
+        assert got.startswith(b"HTTP/1.1 400") and got.count(b"HTTP/1.1 ") == 1, got  # and closed
+    assert call(oms, "GET", "/v1/health")[0] == 200
+
+
+def test_rebalance_proposals_respect_kill_switches_and_large_capital(oms):
+    def switch(on: bool) -> None:
+        oms.runtime.submit(SetKillSwitch(user="risk", scope="account", key="ACC1", on=on))
+        assert oms.runtime.barrier()
+
+    switch(True)
+    try:
+        status, plan = call(oms, "POST", "/v1/rebalance", {"accounts": [{"account": "ACC1", "capital": "5000000000"}],
+                                                           "weights": {"AAPL": "0.1"}})
+    finally:
+        switch(False)
+    assert status == 200, plan
+    (row,) = [p for p in plan["accounts"][0]["proposals"] if p["symbol"] == "AAPL"]
+    assert (row["passed"], row["control"]) == (False, "kill_switch") and row["target"] == 5_000_000

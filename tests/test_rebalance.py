@@ -27,8 +27,7 @@ def test_trades_reach_whole_lot_targets_within_the_capital(capital, weights, hol
             assert target * px[s] * PRICE_SCALE <= budget < (target + lot[s]) * px[s] * PRICE_SCALE
         held = holdings.get(s, 0)
         after = held + trades.get(s, (target, 0))[1]
+        assert abs(after - target) < lot[s] and trades.get(s, (0, 0))[1] % lot[s] == 0  # whole lots
         if target == 0:
-            assert after == 0  # out of the model: sold (or bought back) in full
-        else:
-            assert abs(after - target) < lot[s] and trades.get(s, (0, 0))[1] % lot[s] == 0
+            assert after == (1 if held > 0 else -1) * (abs(held) % lot[s])  # out of the model: all but an odd lot
     assert all(delta for _t, delta in trades.values())
