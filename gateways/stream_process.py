@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import multiprocessing
+import os
 import signal
 import socket
 import sys
@@ -26,6 +27,7 @@ log = logging.getLogger("gateways.nats_stream")
 _COMMIT, _QUOTE, _STOP = b"C", b"Q", b"S"
 _MAX_DATAGRAM = 4 << 20
 _GAUGES = ("stream_published", "stream_backlog", "stream_backlog_full", "stream_journal_events")
+_EXIT_GRACE_S = 5.0
 _QUOTE_ENCODER = msgspec.msgpack.Encoder()
 _QUOTE_DECODER = msgspec.msgpack.Decoder(MarketData)
 _COMMIT_DECODER = msgspec.msgpack.Decoder(tuple[int, list[bytes]])
@@ -60,7 +62,7 @@ class StreamerProcess:
         self._kwargs = kwargs
         self._metrics = metrics
         self.connected = ctx.Event()
-        self._values = {name: ctx.Value("q", 0, lock=False) for name in _GAUGES}
+        self._values = {name: ctx.Value("q", 0, lock=False) for name in (*_GAUGES, "stream_failed_at")}
         self._logs: Any = ctx.Queue()
         self._listener = logging.handlers.QueueListener(self._logs, _Relay())
         for name in _GAUGES:
@@ -87,6 +89,7 @@ class StreamerProcess:
         self._watchdog.start()
 
     def _spawn(self) -> None:
+        self._values["stream_failed_at"].value = 0
         sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _MAX_DATAGRAM)
         sock.setblocking(False)
@@ -100,10 +103,20 @@ class StreamerProcess:
 
     def _watch(self) -> None:
         while True:
-            self._proc.join()
+            self._proc.join(1.0)
             with self._lock:
-                if self._stopping:
+                if self._stopping and not self._proc.is_alive():
                     return
+                if self._proc.is_alive():
+                    # a publisher that failed ends its process at once; one that says it failed
+                    # and is still there after a grace period is stuck on its way out
+                    failed_at = self._values["stream_failed_at"].value
+                    if not failed_at or time.time() - failed_at < _EXIT_GRACE_S or self._stopping:
+                        continue
+                    log.error("stream publisher failed %.0f s ago and has not exited: killing it",
+                              time.time() - failed_at)
+                    self._proc.kill()
+                    self._proc.join()
             log.error("stream publisher exited (code %s); restarting it, it carries on from the journal",
                       self._proc.exitcode)
             self.connected.clear()
@@ -195,8 +208,20 @@ def _child(sock: socket.socket, connected: Any, values: dict[str, Any], logs: An
                     streamer.on_market_data(_QUOTE_DECODER.decode(data[1:]))
             except msgspec.DecodeError:  # never expected; a commit lost here is read from the journal
                 log.error("stream publisher: a datagram it cannot decode (%d bytes) was skipped", len(data))
+        if failed:
+            values["stream_failed_at"].value = int(time.time())
     finally:
         streamer.stop()
         sock.close()
-    if failed:
-        sys.exit(1)
+    _exit(logs, 1 if failed else 0)
+
+
+def _exit(logs: Any, code: int) -> None:
+    """End the process now, whatever thread or finalizer might hold it up, once its last
+    log lines are on their way (for at most two seconds)."""
+    flush = threading.Thread(target=lambda: (logs.close(), logs.join_thread()), daemon=True)
+    flush.start()
+    flush.join(2.0)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
