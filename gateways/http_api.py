@@ -147,6 +147,9 @@ class AllocationApi:
         self.lots = {i.symbol: i.lot_size for i in cfg.instruments}
         ref = cfg.reference_data()
         self.default_route = ref.default_route or ref.default_venue
+        matrix = cfg.fx_rates()
+        self.rates = {a.id: {i.symbol: int(matrix[k, j]) for j, i in enumerate(cfg.instruments)}
+                      for k, a in enumerate(cfg.accounts)}
         self._rebalancing = threading.Lock()
         self.accounts = {a.id for a in cfg.accounts}
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., tuple[int, Any]]]] = [
@@ -325,7 +328,7 @@ class AllocationApi:
             snapshot = self._query(lambda e: e.compliance.snapshot())
             try:
                 plans = rebalance.proposals(snapshot, self.lots, capital, weights, time.time_ns(), session, req.route,
-                                            self.default_route)
+                                            self.default_route, self.rates)
             except rebalance.CannotPropose as exc:
                 raise ApiError(422, exc.error, str(exc)) from None
         out = [_plan(p) for p in plans]

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Literal
 
 import msgspec
+import numpy as np
 
 from oms.engine import ReferenceData
 from oms.fixed import FixedPointError, to_price
 from oms.model import Account, Instrument
+from oms.positions import rates_for
 from oms.router import CROSS, INTERNAL, POLICIES
 from risk.compliance import RiskConfigError, parse_post_trade, parse_rule
 from risk.config import RiskConfig
@@ -213,6 +215,11 @@ class Config(_Base):
             ref_prices={i.symbol: to_price(i.ref_price) for i in self.instruments},
         )
 
+
+    def fx_rates(self) -> np.ndarray:
+        """rates[a, i]: one unit of instrument i's currency in account a's base currency."""
+        usd = {ccy: to_price(v) for ccy, v in self.fx.items()}
+        return rates_for([a.base_currency for a in self.accounts], [i.currency for i in self.instruments], usd)
 
     def api_entitlements(self) -> dict[str, frozenset[str]]:
         every = frozenset(a.id for a in self.accounts)

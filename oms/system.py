@@ -11,10 +11,8 @@ import logging
 from pathlib import Path
 
 from oms.config import Config
-from oms.fixed import to_price
 from oms.metrics import Metrics
 from oms.positions import Book as PositionBook
-from oms.positions import rates_for
 from oms.runtime import Runtime, open_engine
 
 log = logging.getLogger("oms.system")
@@ -93,9 +91,7 @@ class System:
 
     def _positions(self) -> PositionBook:
         cfg = self.cfg
-        usd = {ccy: to_price(v) for ccy, v in cfg.fx.items()}
-        rates = rates_for([a.base_currency for a in cfg.accounts], [i.currency for i in cfg.instruments], usd)
-        return PositionBook([a.id for a in cfg.accounts], [i.symbol for i in cfg.instruments], rates)
+        return PositionBook([a.id for a in cfg.accounts], [i.symbol for i in cfg.instruments], cfg.fx_rates())
 
     def stop(self) -> None:
         if self.api is not None:

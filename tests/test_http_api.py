@@ -23,6 +23,7 @@ JUNIOR = "junior-token-0123456789"
 CONFIG = """
 run_dir = "run"
 default_venue = "V1"
+fx = {{ USD = "1", EUR = "2" }}
 [api]
 port = {port}
 [[api.users]]
@@ -49,6 +50,10 @@ ref_price = "100"
 [[instruments]]
 symbol = "MSFT"
 ref_price = "50"
+[[instruments]]
+symbol = "SAP"
+ref_price = "100"
+currency = "EUR"
 [[fix.sessions]]
 comp_id = "DESK"
 accounts = ["BLOCK"]
@@ -285,3 +290,12 @@ def test_rebalance_proposals_respect_kill_switches_and_large_capital(oms):
     assert status == 200, plan
     (row,) = [p for p in plan["accounts"][0]["proposals"] if p["symbol"] == "AAPL"]
     assert (row["passed"], row["control"]) == (False, "kill_switch") and row["target"] == 5_000_000
+
+
+def test_rebalance_sizes_in_the_instruments_currency(oms):
+    """Half of 100,000 USD in a EUR stock at 100 EUR, one EUR being 2 USD: 250 shares."""
+    status, plan = call(oms, "POST", "/v1/rebalance", {"accounts": [{"account": "ACC1", "capital": "100000"}],
+                                                       "weights": {"SAP": "0.5"}})
+    (row,) = [p for p in plan["accounts"][0]["proposals"] if p["symbol"] == "SAP"]
+    assert (status, row["target"], row["qty"]) == (200, 250, 250)
+    assert plan["accounts"][0]["invested"] == "50000"

@@ -16,15 +16,20 @@ prices = st.fixed_dictionaries({s: st.integers(1, 10**10) for s in SYMBOLS})
 lots = st.fixed_dictionaries({s: st.sampled_from([1, 10, 100]) for s in SYMBOLS})
 
 
-@given(st.integers(1, 10**15), models, books, prices, lots)
-def test_trades_reach_whole_lot_targets_within_the_capital(capital, weights, holdings, px, lot):
-    trades = {s: (target, delta) for s, target, delta in propose(capital, weights, holdings, px, lot)}
+fx = st.fixed_dictionaries({s: st.integers(1, 10 * PRICE_SCALE) for s in SYMBOLS})
+
+
+@given(st.integers(1, 10**15), models, books, prices, lots, fx)
+def test_trades_reach_whole_lot_targets_within_the_capital(capital, weights, holdings, px, lot, rate):
+    """rate: each symbol's currency in the capital's; the budget is weight x capital in the
+    capital's currency, the target's value is converted into it."""
+    trades = {s: (target, delta) for s, target, delta in propose(capital, weights, holdings, px, lot, rate)}
     for s in SYMBOLS:
         budget = capital * weights.get(s, 0)  # scaled by PRICE_SCALE
-        target = target_qty(capital, weights[s], px[s], lot[s]) if s in weights else 0
+        target = target_qty(capital, weights[s], px[s], lot[s], rate[s]) if s in weights else 0
         assert target % lot[s] == 0
         if s in weights:  # never over its weight, short of it by less than one lot
-            assert target * px[s] * PRICE_SCALE <= budget < (target + lot[s]) * px[s] * PRICE_SCALE
+            assert target * px[s] * rate[s] <= budget < (target + lot[s]) * px[s] * rate[s]
         held = holdings.get(s, 0)
         after = held + trades.get(s, (target, 0))[1]
         assert abs(after - target) < lot[s] and trades.get(s, (0, 0))[1] % lot[s] == 0  # whole lots
