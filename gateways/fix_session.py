@@ -103,14 +103,22 @@ def field(msg: fix.Message, tag: int) -> str | None:
     return msg.getField(tag) if msg.isSetField(tag) else None
 
 
-def fields(msg: fix.Message) -> dict[int, str]:
-    """Every field of a message without repeating groups, header included (35 is the type), in
-    one call into quickfix: each call releases and retakes the GIL, which another thread
+def pairs(msg: fix.Message) -> list[tuple[int, str]]:
+    """Every field of a message in wire order, header included, repeating groups in place,
+    in one call into quickfix: each call releases and retakes the GIL, which another thread
     may hold, so a message read field by field waits many times over."""
-    out: dict[int, str] = {}
+    out = []
     for pair in msg.toString().split("\x01")[:-1]:
         tag, _, value = pair.partition("=")
-        out.setdefault(int(tag), value)
+        out.append((int(tag), value))
+    return out
+
+
+def fields(msg: fix.Message) -> dict[int, str]:
+    """Every field of a message (35 is the type); of a tag repeated in a group, the first."""
+    out: dict[int, str] = {}
+    for tag, value in pairs(msg):
+        out.setdefault(tag, value)
     return out
 
 
@@ -221,6 +229,17 @@ def cancel_reject(
     if text:
         body.append((58, text))
     return raw_message(begin_string, "9", body)
+
+
+def allocation_ack(begin_string: str, alloc_id: str, status: int, ts: int, rej_code: int | None = None,
+                   text: str = "") -> fix.Message:
+    """AllocationInstructionAck (P). AllocStatus: 0 accepted, 1 block level reject, 2 account
+    level reject; AllocRejCode: 0 unknown account, 1 incorrect quantity, 5 unknown OrderID, 7 other."""
+    body = [(70, alloc_id), (75, time.strftime("%Y%m%d", time.gmtime(ts // 1_000_000_000))),
+            (60, utc_timestamp(ts)), (87, str(status))]
+    body += [(88, str(rej_code))] if rej_code is not None else []
+    body += [(58, text)] if text else []
+    return raw_message(begin_string, "P", body)
 
 
 def business_reject(begin_string: str, ref_msg_type: str, reason: int, text: str,

@@ -22,18 +22,26 @@ import quickfix as fix
 from gateways.fix_session import (
     Endpoint,
     FixSession,
+    allocation_ack,
     business_reject,
     cancel_reject,
     execution_report,
     field,
     fields,
     msg_type,
+    pairs,
     send,
     write_settings,
 )
 from oms.config import Config, SessionConfig
 from oms.fixed import FixedPointError, to_price, to_qty
 from oms.model import (
+    Allocate,
+    AllocationBooked,
+    AllocationCanceled,
+    AllocationRejected,
+    AllocationTarget,
+    CancelAllocation,
     CancelRequest,
     Command,
     Event,
@@ -47,6 +55,7 @@ from oms.model import (
     StatusRequest,
     TimeInForce,
 )
+from oms.reasons import Reason
 from oms.reports import TraderReport, trader_report
 
 log = logging.getLogger("gateways.fix_trader")
@@ -54,6 +63,12 @@ log = logging.getLogger("gateways.fix_trader")
 _SIDES = {s.value: s for s in Side}
 _TYPES = {t.value: t for t in OrdType}
 _TIFS = {t.value: t for t in TimeInForce}
+
+
+_ALLOCATION_EVENTS = (AllocationBooked, AllocationRejected, AllocationCanceled)
+# AllocRejCode (88) of each refusal: 0 unknown account, 1 incorrect quantity, 5 unknown OrderID, 7 other
+_ALLOC_REJ_CODES = {Reason.UNKNOWN_ACCOUNT.name: 0, Reason.NOT_ENTITLED.name: 0, Reason.UNKNOWN_ORDER.name: 5,
+                    Reason.OVER_ALLOCATION.name: 1, Reason.ODD_LOT.name: 1, Reason.BAD_ALLOCATION.name: 1}
 
 
 class BadField(Exception):
@@ -168,6 +183,8 @@ class TraderGateway(fix.Application):
                 self.submit(self._new_order(f, comp))
             elif kind in ("F", "G"):
                 self.submit(self._amend(f, comp, kind))
+            elif kind == "J":
+                self.submit(_allocation(msg, f, comp))
             elif kind == "H":
                 self.submit(StatusRequest(session=comp, cl_ord_id=_required(f, 11, "ClOrdID"),
                                           symbol=f.get(55, ""), side=_SIDES.get(f.get(54, "1"), Side.BUY)))
@@ -209,6 +226,10 @@ class TraderGateway(fix.Application):
     def _refuse(self, f: dict[int, str], sid: fix.SessionID, kind: str, bad: BadField) -> None:
         """A typed reject for a message whose fields cannot become a command."""
         cl = f.get(11) or "NONE"
+        if kind == "J":  # the whole instruction refused (block level), AllocRejCode in bad.reason
+            send(allocation_ack(sid.getBeginString().getValue(), f.get(70) or "NONE", 1, time.time_ns(),
+                                bad.reason, bad.text), sid)
+            return
         if kind in ("F", "G"):
             send(cancel_reject(sid.getBeginString().getValue(), order_id="NONE", cl_ord_id=cl,
                                orig_cl_ord_id=f.get(41) or "NONE", ord_status=OrdStatus.REJECTED, replace=kind == "G",
@@ -228,6 +249,9 @@ class TraderGateway(fix.Application):
             r = trader_report(ev)
             if r is not None and r.session in self.sids:
                 send(self._message(r), self.sids[r.session])
+            elif type(ev) in _ALLOCATION_EVENTS and ev.user in self.sids:  # type: ignore[union-attr]
+                sid = self.sids[ev.user]  # type: ignore[union-attr]
+                send(allocation_ack(self.begin[ev.user], *_ack(ev)), sid)  # type: ignore[union-attr, arg-type]
 
     def _message(self, r: TraderReport) -> fix.Message:
         if r.msg_type == "9":
@@ -242,3 +266,50 @@ class TraderGateway(fix.Application):
             avg_px=r.avg_px, last_qty=r.last_qty, last_px=r.last_px, price=r.price, account=r.account or None,
             text=r.text, ord_rej_reason=r.ord_rej_reason, exec_ref_id=r.exec_ref_id,
         )
+
+
+def _allocation(msg: fix.Message, f: dict[int, str], comp: str) -> Command:
+    """AllocationInstruction (J): a new allocation of one block (NoOrders: its ClOrdID or
+    OrderID) by quantity per account (NoAllocs: AllocAccount, AllocShares/AllocQty), or the
+    cancel of one (AllocTransType 2). Booked at the block's average price."""
+    alloc_id = f.get(70)
+    if not alloc_id:
+        raise BadField(7, "AllocID (70) is required")
+    trans = f.get(71, "0")
+    if trans == "2":
+        return CancelAllocation(user=comp, alloc_id=alloc_id, session=comp)
+    if trans != "0":
+        raise BadField(7, "AllocTransType (71): 0 (new) or 2 (cancel)")
+    tags = pairs(msg)
+    blocks = {(t, v) for t, v in tags if t in (11, 37)}
+    if len({t for t, _ in blocks}) != len(blocks) or not blocks:
+        raise BadField(5, "one order per allocation: NoOrders (73) with its ClOrdID (11) or OrderID (37)")
+    targets: list[list[str]] = []
+    for t, v in tags:
+        if t == 79:
+            targets.append([v])
+        elif t == 80 and targets and len(targets[-1]) == 1:
+            targets[-1].append(v)
+    if not targets or any(len(x) != 2 for x in targets):
+        raise BadField(1, "NoAllocs (78) with AllocAccount (79) and AllocShares/AllocQty (80) for each")
+    try:
+        allocs = tuple(AllocationTarget(account, to_qty(qty)) for account, qty in targets)
+    except FixedPointError as exc:
+        raise BadField(1, f"AllocShares/AllocQty: {exc}") from None
+    try:
+        total = to_qty(f[53]) if 53 in f else None
+    except FixedPointError as exc:
+        raise BadField(1, f"Shares/Quantity (53): {exc}") from None
+    if total is not None and total != sum(a.amount for a in allocs):
+        raise BadField(1, f"Shares/Quantity (53) {total} is not the sum of the allocations")
+    ids = dict(blocks)
+    return Allocate(user=comp, alloc_id=alloc_id, order_id=ids.get(37, ""), cl_ord_id=ids.get(11, ""), method="qty",
+                    targets=allocs, session=comp)
+
+
+def _ack(ev: AllocationBooked | AllocationRejected | AllocationCanceled) -> tuple:
+    """(AllocID, AllocStatus, TransactTime, AllocRejCode, Text) of an allocation event."""
+    if isinstance(ev, AllocationRejected):
+        return (ev.alloc_id, 2 if ev.account else 1, ev.ts, _ALLOC_REJ_CODES.get(ev.reason, 7),
+                ev.text or ev.reason)
+    return ev.alloc_id, 0, ev.ts, None, "canceled" if isinstance(ev, AllocationCanceled) else ""

@@ -263,7 +263,7 @@ class AllocationApi:
 
     def cancel_allocation(self, user: str, alloc_id: str) -> tuple[int, Any]:
         b, _ = self._allocation(user, alloc_id)
-        for ev in self._command(CancelAllocation(user=user, alloc_id=alloc_id)):
+        for ev in self._command(CancelAllocation(user=user, alloc_id=alloc_id, session=self.cfg.api.session(user))):
             if isinstance(ev, AllocationCanceled):
                 return 200, _booking(b, True)
             if isinstance(ev, AllocationRejected):
@@ -287,7 +287,7 @@ class AllocationApi:
         targets = tuple(AllocationTarget(t.account, t.qty if t.qty is not None else _decimal(t.weight, "weight"))
                         for t in req.targets)  # type: ignore[arg-type]
         cmd = Allocate(user=user, alloc_id=req.alloc_id, order_id=req.order_id, method="qty" if by_qty else "ratio",
-                       targets=targets, qty=req.qty)
+                       targets=targets, qty=req.qty, session=self.cfg.api.session(user))
         events = self._command(cmd)
         for ev in events:
             if isinstance(ev, AllocationBooked) and ev.alloc_id == req.alloc_id:

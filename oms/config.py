@@ -268,6 +268,8 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
             fail(f"api.users[{n}].name", "each API user needs a distinct name")
         if len(u.token) < 16 or u.token in tokens:
             fail(f"api.users[{n}].token", "each API user needs its own token of at least 16 characters")
+        if u.name in {x.comp_id for x in cfg.fix.sessions}:
+            fail(f"api.users[{n}].name", f"{u.name!r} names a FIX session: allocation acks go to the session of that name")
         names.add(u.name)
         tokens.add(u.token)
         for acc in u.accounts:

@@ -201,16 +201,20 @@ class Engine:
             self._emit(AllocationRejected(ts=self._now, alloc_id=c.alloc_id, user=c.user, order_id=c.order_id,
                                           reason=reason.name, text=text, account=account))
 
-        o = self.state.orders.get(c.order_id)
+        o = self.state.orders.get(c.order_id) if c.order_id else self.state.find(c.session, c.cl_ord_id)
         unknown = [t.account for t in c.targets if t.account not in self.ref.accounts]
         if c.alloc_id in self.state.allocations:
             return refuse(Reason.DUPLICATE_ALLOC_ID, f"allocation {c.alloc_id} is already booked")
         if o is None:
-            return refuse(Reason.UNKNOWN_ORDER, f"unknown order {c.order_id}")
+            return refuse(Reason.UNKNOWN_ORDER, f"unknown order {c.order_id or c.cl_ord_id}")
         if unknown:
             return refuse(Reason.UNKNOWN_ACCOUNT, f"unknown account {unknown[0]}", unknown[0])
+        barred = self._not_entitled(c.session, [o.account, *(t.account for t in c.targets)])
+        if barred:
+            return refuse(Reason.NOT_ENTITLED, f"{c.session} may not act for account {barred}", barred)
         if any(t.account == o.account for t in c.targets):
             return refuse(Reason.BAD_ALLOCATION, f"{o.account} holds the block: it cannot be a target")
+        c = msgspec.structs.replace(c, order_id=o.order_id)  # the events name the block by its OrderID
         shares = allocation.plan(c, o.cum_qty, o.cum_value, self.state.allocated.get(o.order_id, (0, 0)),
                                  self.ref.instruments[o.symbol].lot_size)
         if isinstance(shares, tuple):
@@ -228,14 +232,25 @@ class Engine:
                 self._emit(ComplianceAlert(ts=self._now, control=control.label, text=f"allocation {c.alloc_id}: {text}",
                                            account=share.account, symbol=o.symbol, order_id=o.order_id))
 
+    def _not_entitled(self, session: str, accounts: list[str]) -> str | None:
+        """The first account the session may not act for (none when no session is named)."""
+        if not session:
+            return None
+        entitled = self.ref.entitlements.get(session, frozenset())
+        return next((a for a in accounts if a not in entitled), None)
+
     def _cancel_allocation(self, c: CancelAllocation) -> None:
         booking = self.state.allocations.get(c.alloc_id)
+        barred = booking and self._not_entitled(c.session, [booking.account, *(s.account for s in booking.shares)])
         refused = (Reason.UNKNOWN_ALLOCATION if booking is None else
-                   Reason.ALLOCATION_CANCELED if c.alloc_id in self.state.canceled_allocations else None)
+                   Reason.ALLOCATION_CANCELED if c.alloc_id in self.state.canceled_allocations else
+                   Reason.NOT_ENTITLED if barred else None)
         if refused is not None:
+            barred = barred if refused is Reason.NOT_ENTITLED else None
+            text = f"{c.session} may not act for account {barred}" if barred else f"{refused.text}: {c.alloc_id}"
             self._emit(AllocationRejected(ts=self._now, alloc_id=c.alloc_id, user=c.user,
                                           order_id=booking.order_id if booking else "", reason=refused.name,
-                                          text=f"{refused.text}: {c.alloc_id}"))
+                                          text=text, account=barred or ""))
             return
         self._emit(AllocationCanceled(ts=self._now, alloc_id=c.alloc_id, user=c.user, booking=booking))
 

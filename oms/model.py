@@ -250,10 +250,12 @@ class Allocate(msgspec.Struct, tag=True, frozen=True, gc=False):
 
     user: str
     alloc_id: str
-    order_id: str
+    order_id: str  # the block; or "" and the block's ClOrdID in the session's
     method: str  # "qty" or "ratio"
     targets: tuple[AllocationTarget, ...]
     qty: int | None = None
+    session: str = ""  # whose entitlements apply (a FIX session, or API:<user>); "": none checked
+    cl_ord_id: str = ""
 
 
 class CancelAllocation(msgspec.Struct, tag=True, frozen=True, gc=False):
@@ -262,6 +264,7 @@ class CancelAllocation(msgspec.Struct, tag=True, frozen=True, gc=False):
 
     user: str
     alloc_id: str
+    session: str = ""  # whose entitlements apply, as for Allocate
 
 
 Command = (

@@ -83,6 +83,33 @@ class FixClient(fix.Application):
     def send(self, msg: fix.Message) -> None:
         assert send(msg, self.sid), "send failed"
 
+    def allocation(self, alloc_id: str, cl: str, symbol: str, side: str, allocs: list[tuple[str, str]],
+                   trans_type: str = "0", avg_px: str = "100", shares: str | None = None) -> None:
+        """AllocationInstruction (J) of the block with ClOrdID cl, by quantity per account,
+        with its repeating groups built through quickfix's group classes (wire order)."""
+        import quickfix42 as fix42
+        import quickfix44 as fix44
+
+        v42 = self.session.begin_string == "FIX.4.2"
+        kind = fix42.Allocation if v42 else fix44.AllocationInstruction
+        m = kind()
+        for tag, value in ((70, alloc_id), (71, trans_type), (54, side), (55, symbol), (6, avg_px),
+                           (53, shares or str(sum(int(q) for _, q in allocs))),
+                           (75, time.strftime("%Y%m%d", time.gmtime()))):
+            m.setField(tag, value)
+        if not v42:
+            m.setField(626, "1")  # AllocType: calculated
+            m.setField(857, "1")  # AllocNoOrdersType: explicit list
+        order = kind.NoOrders()
+        order.setField(11, cl)
+        m.addGroup(order)
+        for account, qty in allocs:
+            g = kind.NoAllocs()
+            g.setField(79, account)
+            g.setField(80, qty)
+            m.addGroup(g)
+        self.send(m)
+
     def new_order(self, cl: str, symbol: str, side: str, qty: str, price: str | None = None,
                   ord_type: str | None = None, tif: str = "0", account: str | None = None,
                   extra: dict[int, str] | None = None) -> None:

@@ -239,3 +239,19 @@ def test_a_bust_under_an_allocation_raises_an_alert():
     d.v_bust("B1", "B1-f0")  # the 100 at 100
     alerts = [e for e in d.events if isinstance(e, ComplianceAlert) and e.control == "allocation_break"]
     assert len(alerts) == 1 and "300 shares are allocated but 200 remain" in alerts[0].text
+
+
+def test_a_session_names_its_block_by_clordid_and_allocates_only_for_its_accounts():
+    d = Desk()
+    o = filled_block(d)
+    by_cl = Allocate(user="CLIENT1", alloc_id="S1", order_id="", cl_ord_id="B1", session="CLIENT1", method="qty",
+                     targets=(AllocationTarget("ACC2", 100),))
+    booked = d.engine.handle(by_cl)[0]
+    assert isinstance(booked, AllocationBooked) and booked.order_id == o.order_id
+    other = Allocate(user="CLIENT2", alloc_id="S2", order_id=o.order_id, session="CLIENT2", method="qty",
+                     targets=(AllocationTarget("ACC2", 100),))
+    r = refused(d.engine.handle(other), Reason.NOT_ENTITLED)  # CLIENT2 trades ACC2 only: the block is ACC1's
+    assert r.account == "ACC1"
+    r = refused(d.engine.handle(CancelAllocation(user="CLIENT2", alloc_id="S1", session="CLIENT2")),
+                Reason.NOT_ENTITLED)
+    assert r.account == "ACC1"

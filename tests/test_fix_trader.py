@@ -353,3 +353,29 @@ def test_quotes_come_from_the_venue_session(desk: Desk) -> None:
         time.sleep(0.02)
     q = quotes["AAPL"]["TV"]
     assert (q.bid, q.ask, q.last, q.bid_size, q.ask_size) == (99_980_000, 100_020_000, 100_010_000, 300, 200)
+
+
+def test_a_block_is_allocated_over_fix_and_the_instruction_acknowledged(desk: Desk) -> None:
+    """AllocationInstruction (J) in, AllocationInstructionAck (P) out, on FIX 4.2 and 4.4:
+    accepted; refused at block level (quantity) and at account level (an account the
+    session may not act for); canceled."""
+    with desk.trader() as t, desk.trader("CLIENT2") as t2:
+        t.new_order("BLK", "AAPL", "1", "300", "100.00", account="DEMO1")
+        child = desk.venue_order()
+        desk.venue_says(child, ExecType.TRADE, OrdStatus.FILLED, 300, 300, 300, "100.01")
+        t.expect("8", t11="BLK", t39="2")
+        t.allocation("AL1", "BLK", "AAPL", "1", [("DEMO2", "400")])
+        assert tags(t.expect("P"), 70, 87, 88) == ("AL1", "1", "1")  # more than the block
+        t.allocation("AL2", "BLK", "AAPL", "1", [("DEMO3", "100")])
+        assert tags(t.expect("P"), 70, 87, 88) == ("AL2", "2", "0")  # CLIENT1 may not act for DEMO3
+        t.allocation("AL3", "BLK", "AAPL", "1", [("DEMO2", "100")], shares="150")
+        assert tags(t.expect("P"), 70, 87, 88) == ("AL3", "1", "1")  # Shares is not the sum
+        t.allocation("AL4", "BLK", "AAPL", "1", [("DEMO2", "300")])
+        assert tags(t.expect("P"), 70, 87, 88) == ("AL4", "0", None)
+        booking = desk.system.runtime.query(lambda e: e.state.allocations["AL4"])
+        assert [(s.account, s.qty, s.value) for s in booking.shares] == [("DEMO2", 300, 300 * 100_010_000)]
+        t2.allocation("AL4", "BLK", "AAPL", "1", [("DEMO2", "1")], trans_type="2")
+        assert tags(t2.expect("P"), 70, 87) == ("AL4", "2")  # CLIENT2 may not take back DEMO1's block
+        t.allocation("AL4", "BLK", "AAPL", "1", [("DEMO2", "300")], trans_type="2")
+        assert tags(t.expect("P"), 70, 87, 58) == ("AL4", "0", "canceled")
+        assert desk.system.runtime.query(lambda e: e.state.allocated[booking.order_id]) == (0, 0)
