@@ -304,7 +304,7 @@ def _allocation(msg: fix.Message, f: dict[int, str], comp: str) -> Command:
         raise BadField(1, f"Shares/Quantity (53) {total} is not the sum of the allocations")
     ids = dict(blocks)
     return Allocate(user=comp, alloc_id=alloc_id, order_id=ids.get(37, ""), cl_ord_id=ids.get(11, ""), method="qty",
-                    targets=allocs, session=comp)
+                    targets=allocs, session=comp, symbol=f.get(55, ""), side=_SIDES.get(f.get(54, "")))
 
 
 def _ack(ev: AllocationBooked | AllocationRejected | AllocationCanceled) -> tuple:

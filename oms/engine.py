@@ -212,6 +212,9 @@ class Engine:
         barred = self._not_entitled(c.session, [o.account, *(t.account for t in c.targets)])
         if barred:
             return refuse(Reason.NOT_ENTITLED, f"{c.session} may not act for account {barred}", barred)
+        if (c.symbol and c.symbol != o.symbol) or (c.side is not None and c.side is not o.side):
+            return refuse(Reason.BAD_ALLOCATION, f"the block {o.order_id} is {o.side.name} {o.symbol}, not "
+                                                 f"{c.side.name if c.side else o.side.name} {c.symbol or o.symbol}")
         if any(t.account == o.account for t in c.targets):
             return refuse(Reason.BAD_ALLOCATION, f"{o.account} holds the block: it cannot be a target")
         c = msgspec.structs.replace(c, order_id=o.order_id)  # the events name the block by its OrderID

@@ -256,6 +256,8 @@ class Allocate(msgspec.Struct, tag=True, frozen=True, gc=False):
     qty: int | None = None
     session: str = ""  # whose entitlements apply (a FIX session, or API:<user>); "": none checked
     cl_ord_id: str = ""
+    symbol: str = ""  # when given (FIX), must be the block's
+    side: Side | None = None
 
 
 class CancelAllocation(msgspec.Struct, tag=True, frozen=True, gc=False):

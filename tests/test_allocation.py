@@ -139,6 +139,9 @@ def test_bad_allocations_are_refused_with_their_reason_and_change_nothing():
     refused(allocate(d, ("ACC2", 1), method="fifo", order_id=o.order_id), Reason.BAD_ALLOCATION)
     refused(allocate(d, ("ACC2", 301), method="qty", order_id=o.order_id), Reason.OVER_ALLOCATION)
     refused(allocate(d, ("ACC2", 1), qty=301, order_id=o.order_id), Reason.OVER_ALLOCATION)
+    wrong = Allocate(user="pm", alloc_id="W", order_id=o.order_id, method="qty", symbol="AAPL", side=Side.SELL,
+                     targets=(AllocationTarget("ACC2", 1),))
+    assert "is BUY AAPL, not SELL AAPL" in refused(d.engine.handle(wrong), Reason.BAD_ALLOCATION).text
     assert d.engine.state.state_hash() == before[0]
     assert np.array_equal(d.engine.compliance.arena, before[1])
     allocate(d, ("ACC2", 1), order_id=o.order_id)

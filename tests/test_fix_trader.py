@@ -370,6 +370,8 @@ def test_a_block_is_allocated_over_fix_and_the_instruction_acknowledged(desk: De
         assert tags(t.expect("P"), 70, 87, 88) == ("AL2", "2", "0")  # CLIENT1 may not act for DEMO3
         t.allocation("AL3", "BLK", "AAPL", "1", [("DEMO2", "100")], shares="150")
         assert tags(t.expect("P"), 70, 87, 88) == ("AL3", "1", "1")  # Shares is not the sum
+        t.allocation("AL5", "BLK", "MSFT", "1", [("DEMO2", "100")])
+        assert tags(t.expect("P"), 70, 87) == ("AL5", "1")  # not the block's symbol
         t.allocation("AL4", "BLK", "AAPL", "1", [("DEMO2", "300")])
         assert tags(t.expect("P"), 70, 87, 88) == ("AL4", "0", None)
         booking = desk.system.runtime.query(lambda e: e.state.allocations["AL4"])
