@@ -579,7 +579,6 @@ class Compliance:
         """Evaluate one account (or all: -1): the changes of level as (rule, level, text, account)."""
         if not self.cfg.post_trade:
             return []
-        n_a = self.nav.shape[0]
         levels, figures = self._levels, self._figures
         evaluate(self.book[B_POS], self.cash, self.inst[I_REF], self.nav, self.issuer, self.sector,
                  self.lim[Control.POSITION_LONG], self.lim[Control.POSITION_SHORT], self.warn, self.hard, account,
