@@ -8,6 +8,7 @@ import sys
 import msgspec
 import nats
 from nats.js.api import DeliverPolicy
+from nats.js.errors import NotFoundError
 
 
 def readable(data: bytes, content_type: str | None) -> object:
@@ -37,6 +38,15 @@ async def _tail(servers: list[str], subject: str, auth: dict[str, str], replay: 
 
     if replay:
         js = nc.jetstream()
+        try:
+            await js.find_stream_name_by_subject(subject)
+        except NotFoundError:
+            kept = sorted({s for info in await js.streams_info() for s in info.config.subjects or ()})
+            await nc.close()
+            print(f"oms tail: {subject} is not kept in a JetStream stream, so there is nothing to replay (positions, "
+                  f"prices and market data are live only: tail them without --replay); subjects that can be "
+                  f"replayed: {', '.join(kept) or 'none'}", file=sys.stderr)
+            return 2
         await js.subscribe(subject, cb=show, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
     else:
         await nc.subscribe(subject, cb=show)

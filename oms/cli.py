@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
         "Rebuild the order state from a journal, print a summary and the state hash. "
         "A torn or corrupt tail is recovered to the last complete record, as at start-up."))
     rep.add_argument("journal", type=Path, help="journal file (SQLite)")
+    rep.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                     help="the config the journal was written under: its accounts, instruments and limits "
+                          "(default: %(default)s)")
+    rep.add_argument("--until", type=int, default=0, metavar="SEQ",
+                     help="stop after journal record SEQ (inspect the state just before a record that fails)")
     return p
 
 
@@ -82,6 +87,7 @@ def _sim_venue(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from oms.runtime import ReplayError
     from oms.system import System
 
     cfg = load(args.config)
@@ -89,7 +95,13 @@ def _run(args: argparse.Namespace) -> int:
         cfg = msgspec.structs.replace(cfg, api=msgspec.structs.replace(cfg.api, enabled=False))
     system = System(cfg, Path.cwd(), venues=not args.no_venues, serve_metrics=not args.no_metrics,
                     fix=not args.stdio, streams=not args.no_nats)
-    system.start()
+    try:
+        system.start()
+    except ReplayError as exc:
+        journal = cfg.journal_path(Path.cwd())
+        log.critical("cannot start: %s: %s; inspect the state before it with: oms replay %s --until %d",
+                     journal, exc, journal, exc.seq - 1)
+        return 3
     stop = _stop_event()  # after start: a component that resets SIGINT must not win
     gateway = None
     if args.stdio:
@@ -113,7 +125,7 @@ def _tail(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from oms.journal import Journal, JournalError
-    from oms.runtime import replay
+    from oms.runtime import ReplayError, rebuild
 
     if not args.journal.is_file():
         print(f"oms replay: {args.journal}: no such file", file=sys.stderr)
@@ -124,8 +136,13 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"oms replay: {exc}", file=sys.stderr)
         return 2
     with journal:
-        state = replay(journal)
-        seq = journal.last_seq
+        try:
+            state = rebuild(load(args.config), journal, until=args.until).state
+        except ReplayError as exc:
+            print(f"oms replay: {args.journal}: {exc}\n"
+                  f"oms replay: the state before it: oms replay {args.journal} --until {exc.seq - 1}", file=sys.stderr)
+            return 3
+        seq = min(journal.last_seq, args.until) if args.until else journal.last_seq
     by_status = collections.Counter(o.status.name for o in state.orders.values())
     fills = sum(len(o.fills) for o in state.orders.values())
     print(f"journal      {args.journal}")

@@ -8,12 +8,13 @@ cannot be applied yields a typed reject or an `Anomaly`, never an exception.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
 
-from oms.fixed import MAX_PRICE, MAX_QTY, price_str
+from oms.fixed import MAX_NOTIONAL, MAX_PRICE, MAX_QTY, price_str
 from oms.model import (
     Account,
     Allocate,
@@ -56,6 +57,8 @@ from oms.model import (
     VenueExecReport,
     VenueReject,
     VenueStatus,
+    VenueNotice,
+    ChildInDoubt,
 )
 from oms.reasons import Reason
 from oms import allocation
@@ -96,6 +99,15 @@ class ReferenceData(msgspec.Struct, frozen=True):
     default_route: str = ""  # a venue or a router policy for orders without ExDestination; "": default_venue
     reroute_on_reject: bool = True  # a venue reject of a policy-routed child tries the venues not yet tried
     internal_cross: bool = False  # BEST/SWEEP orders cross resting CROSS orders first; CROSS is accepted
+    venue_policies: dict[str, VenuePolicy] = {}  # by venue; a venue not named gets the defaults
+
+
+class VenuePolicy(msgspec.Struct, frozen=True):
+    """How the OMS treats a venue that does not answer, or does not know a child."""
+
+    ack_timeout_ns: int = 5_000_000_000  # no answer to an order, cancel, replace or status request: in doubt
+    on_timeout: str = "status"  # "status": ask and alert; "cancel": also cancel the order
+    unknown_child: str = "resend"  # a child the venue never received: "resend" (same ClOrdID) or "reject"
 
 
 class SequentialIds:
@@ -111,6 +123,10 @@ class SequentialIds:
 
 
 _VENUE_DONE = frozenset({OrdStatus.CANCELED, OrdStatus.EXPIRED, OrdStatus.REJECTED, OrdStatus.DONE_FOR_DAY})
+_AT_VENUE = frozenset({OrdStatus.NEW, OrdStatus.PARTIALLY_FILLED, OrdStatus.FILLED, OrdStatus.PENDING_CANCEL,
+                       OrdStatus.PENDING_REPLACE})
+_FILLS = frozenset({ExecType.TRADE, ExecType.TRADE_CANCEL, ExecType.TRADE_CORRECT})
+_DEFAULT_POLICY = VenuePolicy()
 
 
 class Engine:
@@ -119,21 +135,25 @@ class Engine:
         ref: ReferenceData,
         clock: Callable[[], int],
         ids: Callable[[], str],
-        state: OmsState | None = None,
         on_anomaly: Callable[[Anomaly], None] | None = None,
         risk: RiskConfig | None = None,
+        history: Callable[[], Iterable[Event]] | None = None,
     ) -> None:
         self.ref = ref
         self.clock = clock
         self.ids = ids
-        self.state = state if state is not None else OmsState()
         self.risk_cfg = risk or RiskConfig()
-        self.compliance = Compliance(list(ref.accounts), list(ref.instruments), self.risk_cfg, ref.ref_prices)
-        self.state.observe(self.compliance.handlers)  # replayed events rebuild it too
+        self.state, self.compliance = self._fresh_state()
+        # where an undo rebuilds state from: every event applied before the current command.
+        # Without a source (a standalone engine) the engine keeps its own log of them.
+        self._log: list[Event] | None = [] if history is None else None
+        self._history: Callable[[], Iterable[Event]] = history or (lambda: self._log or ())
         self.quotes: dict[str, dict[str, MarketData]] = {}  # symbol -> venue -> latest quote
         self.venues_down: set[str] = set()  # live session status, for the router (not order state)
         self.duplicate_venue_execs = 0
         self._on_anomaly = on_anomaly
+        self._min_timeout = min([p.ack_timeout_ns for p in ref.venue_policies.values()]
+                                + [_DEFAULT_POLICY.ack_timeout_ns])
         self._out: list[Event] = []
         self._now = 0
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -155,10 +175,14 @@ class Engine:
             VenueStatus: self._venue_status,
             Allocate: self._allocate,
             CancelAllocation: self._cancel_allocation,
+            VenueNotice: self._venue_notice,
         }
 
     # ------------------------------------------------------------------ core
     def handle(self, cmd: Command) -> list[Event]:
+        """The command's events, applied; all of them or none. A handler that fails (an
+        illegal transition, a bug) is undone whole: the state is rebuilt from what came
+        before, and the command gets only a journaled `Anomaly` and its refusal."""
         out: list[Event] = []
         self._out = out
         self._now = self.clock()
@@ -169,12 +193,57 @@ class Engine:
             self._handlers[type(cmd)](cmd)
             if compliance.findings or compliance.touched:
                 self._compliance_findings()
-        except IllegalTransition as exc:
-            self._anomaly("illegal_transition", f"{type(cmd).__name__}: {exc}")
-        except Exception as exc:  # the engine never dies from a message
-            log.exception("command failed: %r", cmd)
-            self._anomaly("internal_error", f"{type(cmd).__name__}: {exc!r}")
+        except Exception as exc:  # the engine never dies from a message, nor keeps half of one
+            kind = "illegal_transition" if isinstance(exc, IllegalTransition) else "internal_error"
+            if kind == "internal_error":
+                log.exception("command failed, undone: %r", cmd)
+            self._undo(len(out))
+            out.clear()
+            self._refuse_failed(cmd, kind, exc)
+        if self._log is not None:
+            self._log.extend(out)
         return out
+
+    def bind_history(self, history: Callable[[], Iterable[Event]]) -> None:
+        """Undo from `history` (every event applied before the current command, e.g. the
+        journal's) instead of a log of the engine's own."""
+        self._history, self._log = history, None
+
+    def _fresh_state(self) -> tuple[OmsState, Compliance]:
+        state = OmsState()
+        compliance = Compliance(list(self.ref.accounts), list(self.ref.instruments), self.risk_cfg,
+                                self.ref.ref_prices)
+        state.observe(compliance.handlers, compliance.digest)  # replayed events rebuild it too
+        return state, compliance
+
+    def _undo(self, applied: int) -> None:
+        """Forget the failed command's events: rebuild state and compliance from the events
+        before it. Market inputs that are not events (reference prices) are carried over."""
+        if not applied and not self.compliance.findings and not self.compliance.touched:
+            return  # it failed before changing anything
+        t0 = time.perf_counter()
+        old = self.compliance
+        self.state, self.compliance = self._fresh_state()
+        self.compliance.carry_market(old)
+        apply = self.state.apply
+        for ev in self._history():
+            apply(ev)
+        log.warning("state rebuilt from %d events in %.3f s", self.state.events_applied, time.perf_counter() - t0)
+
+    def _refuse_failed(self, cmd: Command, kind: str, exc: Exception) -> None:
+        """What a failed command leaves: an Anomaly naming it (so nothing it carried is lost)
+        and, where someone waits for an answer, its refusal."""
+        self._anomaly(kind, f"{type(cmd).__name__} not applied: {exc!r}; command {msgspec.json.encode(cmd).decode()}")
+        r, text = Reason.INTERNAL_ERROR, f"{Reason.INTERNAL_ERROR.text} ({kind})"
+        if isinstance(cmd, NewOrder):
+            self._reject_new(cmd, r, text)
+        elif isinstance(cmd, (CancelRequest, ReplaceRequest)):
+            o = self.state.find(cmd.session, cmd.orig_cl_ord_id)
+            self._cxl_reject(cmd.session, cmd.cl_ord_id, cmd.orig_cl_ord_id, o, r, text,
+                             isinstance(cmd, ReplaceRequest))
+        elif isinstance(cmd, Allocate):
+            self._emit(AllocationRejected(ts=self._now, alloc_id=cmd.alloc_id, user=cmd.user, order_id=cmd.order_id,
+                                          reason=r.name, text=text))
 
     def _compliance_findings(self) -> None:
         """Alerts for what the last command's events set off: throttles, wash trades, and the
@@ -188,7 +257,7 @@ class Engine:
             self._post_trade(a)
 
     def _post_trade(self, account: int = -1) -> None:
-        for rule, level, text, acc in self.compliance.post_trade(account):
+        for rule, level, text, acc in self.compliance.post_trade(account, self._now):
             self._emit(ComplianceAlert(ts=self._now, control=rule, level=level, text=text, account=acc))
 
     def _evaluate_post_trade(self, c: EvaluatePostTrade) -> None:
@@ -261,10 +330,14 @@ class Engine:
         self.state.apply(ev)
         self._out.append(ev)
 
-    def _anomaly(self, kind: str, detail: str) -> None:
+    def _anomaly(self, kind: str, detail: str, alert: bool = False) -> None:
+        """Journal and count what the OMS could not apply; `alert`: also on the compliance feed,
+        for what an operator must look at."""
         ev = Anomaly(ts=self._now, kind=kind, detail=detail)
         log.warning("anomaly %s: %s", kind, detail)
         self._emit(ev)
+        if alert:
+            self._emit(ComplianceAlert(ts=self._now, control=kind, level="warn", text=detail))
         if self._on_anomaly is not None:
             self._on_anomaly(ev)
 
@@ -327,16 +400,26 @@ class Engine:
     ) -> tuple[Reason, str] | None:
         inst = self.ref.instruments.get(symbol)
         if inst is None:
-            return Reason.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}"
+            return Reason.UNKNOWN_SYMBOL, f"Symbol (55): unknown symbol {symbol!r}"
         if type(qty) is not int or qty <= 0 or qty % inst.lot_size:
-            return Reason.BAD_QUANTITY, f"quantity {qty!r} must be a positive multiple of lot size {inst.lot_size}"
+            return (Reason.BAD_QUANTITY,
+                    f"OrderQty (38): quantity {qty!r} must be a positive multiple of lot size {inst.lot_size}")
         if qty > MAX_QTY:
-            return Reason.QUANTITY_TOO_LARGE, f"quantity {qty} exceeds {MAX_QTY}"
-        bad = ord_type in _PRICED and self._check_price("price", price, inst, symbol)
-        return bad or (ord_type in _STOPPED and self._check_price("stop price", stop_px, inst, symbol)) or None
+            return Reason.QUANTITY_TOO_LARGE, f"OrderQty (38): quantity {qty} exceeds {MAX_QTY}"
+        bad = ord_type in _PRICED and self._check_price("Price (44)", price, inst, symbol)
+        bad = bad or (ord_type in _STOPPED and self._check_price("StopPx (99)", stop_px, inst, symbol))
+        if bad:
+            return bad
+        px = max(price if ord_type in _PRICED else 0, stop_px if ord_type in _STOPPED else 0)
+        if qty * px > MAX_NOTIONAL:  # a market order's, at the reference price, is the kernel's max_notional
+            return (Reason.NOTIONAL_TOO_LARGE,
+                    f"notional {qty} x {price_str(px)} = {price_str(qty * px)} exceeds {price_str(MAX_NOTIONAL)}")
+        return None
 
     @staticmethod
     def _check_price(name: str, value: Any, inst: Instrument, symbol: str) -> tuple[Reason, str] | None:
+        if value is None:
+            return Reason.BAD_PRICE, f"{name} is required for this OrdType (40)"
         if type(value) is not int or value <= 0 or value > MAX_PRICE:
             shown = price_str(value) if type(value) is int else repr(value)
             return Reason.BAD_PRICE, f"{name} {shown} must be positive and at most {price_str(MAX_PRICE)}"
@@ -442,7 +525,8 @@ class Engine:
 
     def _venue_status(self, c: VenueStatus) -> None:
         """Down: route around the venue; its working children are in doubt until it is back.
-        Up again: ask the venue for the status of each, and reconcile on the answers."""
+        Up (at start-up and at every logon): ask the venue for the status of each open child,
+        and reconcile on the answers (`_reconcile`); no answer in time puts it in doubt."""
         working = [ch for ch in self.state.children.values()
                    if ch.venue == c.venue and ch.status not in TERMINAL]
         if not c.up:
@@ -450,16 +534,28 @@ class Engine:
             if working:
                 self._anomaly("venue_down", f"venue {c.venue} down: {len(working)} working child orders in doubt")
             return
-        if c.venue not in self.venues_down:
-            return
         self.venues_down.discard(c.venue)
         for ch in working:
             o = self.state.orders[ch.order_id]
             self._emit(ChildStatusRequested(ts=self._now, child_id=ch.child_id, venue=ch.venue,
                                             cl_ord_id=ch.cl_ord_id, symbol=o.symbol, side=o.side))
 
+    def _policy(self, venue: str) -> VenuePolicy:
+        return self.ref.venue_policies.get(venue, _DEFAULT_POLICY)
+
     def _reconcile(self, ch: ChildOrder, o: ParentOrder, r: VenueExecReport) -> None:
-        """A venue's status of a child: book the fills we missed, end it if the venue has."""
+        """A venue's status of a child: acknowledge what it has, send again what never reached
+        it, book the fills we missed, end it if the venue has."""
+        if r.ord_status is S.REJECTED and not ch.acked:  # the venue never had it (or refused it unseen)
+            if self._policy(ch.venue).unknown_child == "resend" and ch.status is S.PENDING_NEW:
+                self._emit(ChildOrderSent(ts=self._now, child_id=ch.child_id, order_id=o.order_id, venue=ch.venue,
+                                          cl_ord_id=ch.cl_ord_id, symbol=o.symbol, side=o.side, ord_type=o.ord_type,
+                                          qty=ch.qty, price=ch.price, stop_px=o.stop_px, tif=o.tif, resend=True))
+                return
+            self._venue_rejected(ch, o, ch.cl_ord_id, f"{ch.venue} does not know the order: {r.text}".rstrip(": "))
+            return
+        if not ch.acked and r.ord_status in _AT_VENUE:
+            self._venue_ack(ch, o)
         missing = (r.cum_qty or 0) - ch.cum_qty
         if missing > 0 and r.avg_px:
             known = sum(o.fills[f][0] * o.fills[f][1] for f in ch.venue_fills.values() if f in o.fills)
@@ -469,6 +565,69 @@ class Engine:
                 last_qty=missing, last_px=px, text="reconciled from the venue's order status"))
         if r.ord_status in _VENUE_DONE and ch.status not in TERMINAL:
             self._venue_canceled(ch, o, f"reconciled: the venue reports the order {r.ord_status.name.lower()}")
+        elif ch.status in (S.PENDING_CANCEL, S.PENDING_REPLACE) and r.cl_ord_id == ch.cl_ord_id \
+                and r.ord_status in (S.NEW, S.PARTIALLY_FILLED):
+            self._resend_request(ch, o)  # the venue still has it on its old terms: our request never arrived
+        elif ch.doubt or ch.child_id in self.state.awaiting and ch.status not in (S.PENDING_CANCEL, S.PENDING_REPLACE):
+            self._child_update(ch, ch.status)  # answered: no longer waiting, nor in doubt
+
+    def _resend_request(self, ch: ChildOrder, o: ParentOrder) -> None:
+        """A cancel or replace its venue never received, sent again under the same ClOrdID."""
+        assert ch.pending_cl_ord_id is not None
+        if ch.status is S.PENDING_CANCEL:
+            self._emit(ChildCancelSent(ts=self._now, child_id=ch.child_id, venue=ch.venue,
+                                       cl_ord_id=ch.pending_cl_ord_id, orig_cl_ord_id=ch.cl_ord_id, symbol=o.symbol,
+                                       side=o.side, qty=ch.qty))
+        else:
+            self._emit(ChildReplaceSent(ts=self._now, child_id=ch.child_id, venue=ch.venue,
+                                        cl_ord_id=ch.pending_cl_ord_id, orig_cl_ord_id=ch.cl_ord_id, symbol=o.symbol,
+                                        side=o.side, ord_type=o.ord_type, qty=ch.pending_qty or ch.qty,
+                                        price=ch.pending_price))
+
+    def _venue_notice(self, c: VenueNotice) -> None:
+        """What a venue said that is no order event. A refused status request leaves the
+        children that were asked in doubt: visible, alerted, the trader told."""
+        if c.kind != "status_refused":
+            self._anomaly(f"venue_{c.kind}", f"{c.venue}: {c.text}", alert=True)
+            return
+        asked = [self.state.children[cid] for cid in self.state.awaiting]
+        named = self.state.find_child(c.venue, c.cl_ord_id) if c.cl_ord_id else None
+        for ch in [named] if named is not None else [a for a in asked if a.venue == c.venue]:
+            if not ch.doubt.startswith(f"{c.venue} refuses"):
+                self._doubt(ch, f"{c.venue} refuses status requests ({c.text or 'BusinessMessageReject'})", ask=False)
+
+    def _doubt(self, ch: ChildOrder, reason: str, ask: bool) -> None:
+        """Nobody can vouch for this child: say so in the journal, on the alert feed and to the trader."""
+        o = self.state.orders[ch.order_id]
+        self._emit(ChildInDoubt(ts=self._now, child_id=ch.child_id, venue=ch.venue, cl_ord_id=ch.cl_ord_id,
+                                symbol=o.symbol, side=o.side, reason=reason, ask=ask))
+        self._anomaly("child_in_doubt", f"order {o.order_id} child {ch.cl_ord_id}: {reason}", alert=True)
+        self._er(o, ExecType.ORDER_STATUS, o.status, text=f"in doubt at {ch.venue}: {reason}")
+
+    def _timeouts(self) -> None:
+        """Children whose venue has not answered within its time are in doubt (and, by the
+        venue's policy, their order is canceled): the parent never waits for ever."""
+        awaiting, children = self.state.awaiting, self.state.children
+        late = []
+        for cid, since in awaiting.items():  # oldest first
+            ch = children[cid]
+            if self._now - since <= self._policy(ch.venue).ack_timeout_ns:
+                if self._now - since <= self._min_timeout:
+                    break
+                continue
+            late.append(ch)
+        for ch in late:
+            if ch.doubt:  # asked again (a venue logon) and still no answer: stays in doubt, quietly
+                o = self.state.orders[ch.order_id]
+                self._emit(ChildInDoubt(ts=self._now, child_id=ch.child_id, venue=ch.venue, cl_ord_id=ch.cl_ord_id,
+                                        symbol=o.symbol, side=o.side, reason=ch.doubt, ask=False))
+                continue
+            policy = self._policy(ch.venue)
+            self._doubt(ch, f"no answer from {ch.venue} within {policy.ack_timeout_ns / 1e9:g} s "
+                            f"({ch.status.name.lower()})", ask=True)
+            o = self.state.orders[ch.order_id]
+            if policy.on_timeout == "cancel" and allowed(o.status, T.CANCEL_REQUEST):
+                self._force_cancel(o, f"{ch.venue} did not answer within {policy.ack_timeout_ns / 1e9:g} s")
 
     def _status_event(self, o: ParentOrder) -> ExecutionReport:
         return ExecutionReport(
@@ -626,7 +785,7 @@ class Engine:
             self._emit(ComplianceAlert(ts=self._now, control="authorisation", level="hard",
                                        text=f"{type(c).__name__} refused: {why}"))
             return
-        self._emit(RiskChanged(ts=self._now, user=c.user, change=c))
+        self._emit(RiskChanged(ts=self._now, user=c.user, change=c, reason=c.reason))
         if isinstance(c, SetKillSwitch) and c.on and not c.reduce_only:
             for o in list(self.state.orders.values()):
                 venues = {o.venue} | {ch.venue for ch in self._working_children(o)}
@@ -745,11 +904,12 @@ class Engine:
         ch = self._venue_child(r.venue, r.cl_ord_id, r.orig_cl_ord_id, f"ExecType {r.exec_type.name}")
         if ch is None:
             return
-        if r.exec_id in ch.venue_fills:
-            self.duplicate_venue_execs += 1  # each venue ExecID applies once
+        et = r.exec_type
+        if r.exec_id in ch.venue_fills or (r.poss_dup and et not in _FILLS and (
+                ch.status in TERMINAL or (et is ExecType.NEW and ch.acked))):
+            self.duplicate_venue_execs += 1  # each venue ExecID applies once; a resent report that is past, too
             return
         o = self.state.orders[ch.order_id]
-        et = r.exec_type
         if et is ExecType.TRADE:
             self._venue_fill(ch, o, r)
         elif et is ExecType.TRADE_CANCEL or et is ExecType.TRADE_CORRECT:
@@ -766,7 +926,11 @@ class Engine:
             self._reconcile(ch, o, r)
         elif et is ExecType.DONE_FOR_DAY or et is ExecType.EXPIRED:
             self._venue_done(ch, o, T.DONE_FOR_DAY if et is ExecType.DONE_FOR_DAY else T.EXPIRE, et)
-        # PendingNew/PendingCancel/PendingReplace/OrderStatus acks are informational
+        elif et is ExecType.RESTATED:  # not applied yet: the child keeps its terms, an operator looks
+            self._anomaly("venue_restated", f"{r.venue} restated {ch.cl_ord_id} (order {o.order_id}): "
+                                            f"OrderQty {r.order_qty}, {r.text or 'no reason given'}; not applied",
+                          alert=True)
+        # PendingNew/PendingCancel/PendingReplace acks are informational
 
     def _venue_ack(self, ch: ChildOrder, o: ParentOrder) -> None:
         child_status = next_status(ch.status, T.ACK, True, ch.qty, ch.cum_qty)
@@ -956,8 +1120,11 @@ class Engine:
 
     def _timer(self, t: Timer) -> None:
         """Expire GTD orders past their time; at end of day, day orders are done for day;
-        evaluate the post-trade rules of the whole portfolio at current prices."""
+        children their venue left unanswered are in doubt; evaluate the post-trade rules of
+        the whole portfolio at current prices."""
         self._post_trade()
+        if self.state.awaiting:
+            self._timeouts()
         for oid in sorted(self.state.gtd):
             o = self.state.orders[oid]
             if o.status in TERMINAL:

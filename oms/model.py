@@ -142,6 +142,7 @@ class VenueExecReport(msgspec.Struct, tag=True, frozen=True, gc=False):
     cum_qty: int | None = None  # read on an order status report, to reconcile
     avg_px: int | None = None
     ord_status: OrdStatus | None = None
+    poss_dup: bool = False  # resent by the venue's session (PossDupFlag): may have been applied already
 
 
 class VenueCancelReject(msgspec.Struct, tag=True, frozen=True, gc=False):
@@ -158,6 +159,17 @@ class VenueReject(msgspec.Struct, tag=True, frozen=True, gc=False):
     venue: str
     cl_ord_id: str
     text: str = ""
+
+
+class VenueNotice(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """A venue message the OMS cannot act on as an order event: a BusinessMessageReject
+    (of a status request: `status_refused`), an ExecType or OrdStatus it does not know.
+    Journaled as an Anomaly with an alert, never dropped."""
+
+    venue: str
+    kind: str  # status_refused, business_reject, unknown_exec_type
+    text: str
+    cl_ord_id: str = ""
 
 
 class MarketData(msgspec.Struct, tag=True, frozen=True, gc=False):
@@ -200,6 +212,7 @@ class SetLimit(msgspec.Struct, tag=True, frozen=True, gc=False):
     account: str = ""
     symbol: str = ""
     soft_pct: int | None = None
+    reason: str = ""  # why (the risk API requires one); journaled with the change
 
 
 class SetKillSwitch(msgspec.Struct, tag=True, frozen=True, gc=False):
@@ -213,6 +226,7 @@ class SetKillSwitch(msgspec.Struct, tag=True, frozen=True, gc=False):
     on: bool = True
     allow_reducing: bool = False
     reduce_only: bool = False
+    reason: str = ""
 
 
 class SetOverride(msgspec.Struct, tag=True, frozen=True, gc=False):
@@ -222,6 +236,7 @@ class SetOverride(msgspec.Struct, tag=True, frozen=True, gc=False):
     account: str
     control: str
     until: int  # ns since epoch
+    reason: str = ""
 
 
 class ReenableExecutions(msgspec.Struct, tag=True, frozen=True, gc=False):
@@ -230,6 +245,7 @@ class ReenableExecutions(msgspec.Struct, tag=True, frozen=True, gc=False):
     user: str
     symbol: str
     side: Side
+    reason: str = ""
 
 
 class EvaluatePostTrade(msgspec.Struct, tag=True, frozen=True, gc=False):
@@ -288,6 +304,7 @@ Command = (
     | VenueStatus
     | Allocate
     | CancelAllocation
+    | VenueNotice
 )
 
 
@@ -377,6 +394,7 @@ class ChildOrderSent(msgspec.Struct, tag=True, frozen=True, gc=False):
     price: int | None
     stop_px: int | None
     tif: TimeInForce
+    resend: bool = False  # the same child again (same ClOrdID): its venue did not have it
 
 
 class ChildCancelSent(msgspec.Struct, tag=True, frozen=True, gc=False):
@@ -428,6 +446,21 @@ class ChildStatusRequested(msgspec.Struct, tag=True, frozen=True, gc=False):
     side: Side
 
 
+class ChildInDoubt(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """A child whose state at its venue nobody can vouch for: no answer in time to an order,
+    cancel, replace or status request, or a venue that refuses status requests. Visible
+    (and told to the trader) until the venue answers; `ask`: send a status request."""
+
+    ts: int
+    child_id: str
+    venue: str
+    cl_ord_id: str
+    symbol: str
+    side: Side
+    reason: str
+    ask: bool = True
+
+
 class Anomaly(msgspec.Struct, tag=True, frozen=True, gc=False):
     """Something the engine refused to apply (illegal transition, overfill, unknown child)."""
 
@@ -442,6 +475,7 @@ class RiskChanged(msgspec.Struct, tag=True, frozen=True, gc=False):
     ts: int
     user: str
     change: SetLimit | SetKillSwitch | SetOverride | ReenableExecutions
+    reason: str = ""  # the user's, from the change (empty in journals from before reasons)
 
 
 class ComplianceAlert(msgspec.Struct, tag=True, frozen=True, gc=False):
@@ -510,6 +544,7 @@ Event = (
     | ChildUpdated
     | Anomaly
     | ChildStatusRequested
+    | ChildInDoubt
     | RiskChanged
     | ComplianceAlert
     | AllocationBooked

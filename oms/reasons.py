@@ -22,6 +22,7 @@ class Reason(enum.Enum):
     UNSUPPORTED = (108, 11, 99, "unsupported order characteristic")
     BAD_EXPIRE_TIME = (109, 99, 99, "GTD order needs an expire time in the future")
     REPLACE_CHANGES_IDENTITY = (110, 99, 99, "a replace cannot change side, symbol or account")
+    NOTIONAL_TOO_LARGE = (111, 99, 99, "order notional (quantity x price) out of range")
     # order state
     DUPLICATE_CL_ORD_ID = (201, 6, 6, "duplicate ClOrdID")
     UNKNOWN_ORDER = (202, 5, 1, "unknown order")
@@ -62,6 +63,8 @@ class Reason(enum.Enum):
     ODD_LOT = (504, 99, 99, "allocated quantity is not a whole number of lots")
     UNKNOWN_ALLOCATION = (505, 99, 99, "unknown allocation")
     ALLOCATION_CANCELED = (506, 99, 99, "allocation already canceled")
+    # the OMS itself: a command it failed to apply, undone whole
+    INTERNAL_ERROR = (901, 99, 99, "internal error: the request was not applied")
 
     def __init__(self, code: int, ord_rej: int, cxl_rej: int, text: str) -> None:
         self.code = code

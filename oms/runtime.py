@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +31,7 @@ T = TypeVar("T")
 Reply = Callable[[list[Event]], None]
 Follower = Callable[[int, list[bytes]], None]  # (journal sequence of the first record, records)
 _STOP = object()
+IN_MARK = "in."  # journal meta: in.<source> = MsgSeqNum of the source's last durable message
 
 
 class _Query:
@@ -51,13 +52,37 @@ class _Query:
         self.done.set()
 
 
-def replay(journal: Journal, state: OmsState | None = None) -> OmsState:
-    """Rebuild the state by applying every journaled event, in order."""
+class ReplayError(Exception):
+    """A journaled event the state cannot take: start-up stops here, naming it, so an
+    operator can inspect the journal up to it (`oms replay JOURNAL --until SEQ`)."""
+
+    def __init__(self, seq: int, payload: bytes, cause: BaseException) -> None:
+        shown = payload[:400].decode("utf-8", "replace")
+        super().__init__(f"journal record {seq} cannot be applied ({cause!r}): {shown}")
+        self.seq = seq
+
+
+def replay(journal: Journal, state: OmsState | None = None, until: int = 0) -> OmsState:
+    """Rebuild the state by applying every journaled event (up to seq `until`), in order."""
     state = state if state is not None else OmsState()
-    decode = EVENT_DECODER.decode
-    for _seq, payload in journal.replay():
-        state.apply(decode(payload))
+    decode, apply = EVENT_DECODER.decode, state.apply
+    for seq, payload in journal.replay():
+        if until and seq > until:
+            break
+        try:
+            apply(decode(payload))
+        except Exception as exc:
+            raise ReplayError(seq, payload, exc) from exc
     return state
+
+
+def rebuild(cfg: Config, journal: Journal, ids: Callable[[], str] | None = None, until: int = 0,
+            clock: Callable[[], int] = time.time_ns) -> Engine:
+    """An engine holding the state the journal gives (up to record `until`), its compliance
+    state included: replayed through the engine's state, whose observers rebuild it."""
+    engine = Engine(cfg.reference_data(), clock=clock, ids=ids or SequentialIds(), risk=cfg.risk)
+    replay(journal, engine.state, until)
+    return engine
 
 
 def open_engine(cfg: Config, base: Path, clock: Callable[[], int] = time.time_ns) -> tuple[Engine, Journal]:
@@ -68,8 +93,12 @@ def open_engine(cfg: Config, base: Path, clock: Callable[[], int] = time.time_ns
     started = time.perf_counter()
     starts = int(journal.get_meta("starts") or 0) + 1
     # ids carry the start count, so ids stay unique across restarts of one journal
-    engine = Engine(cfg.reference_data(), clock=clock, ids=SequentialIds(f"{starts}-"), risk=cfg.risk)
-    state = replay(journal, engine.state)  # through the engine's state: compliance state is rebuilt too
+    try:
+        engine = rebuild(cfg, journal, SequentialIds(f"{starts}-"), clock=clock)
+    except ReplayError:
+        journal.close()
+        raise
+    state = engine.state
     journal.set_meta("starts", str(starts))
     journal.commit()
     log.info(
@@ -101,9 +130,24 @@ class Runtime:
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="oms-engine", daemon=True)
         self.failed: BaseException | None = None
+        self._uncommitted: list[tuple[Reply | None, list[Event]]] = []  # handled, not yet in the journal
+        self._marks: dict[str, int] = {}  # source -> MsgSeqNum of its last command handled, not yet committed
+        engine.bind_history(self._history)
 
-    def submit(self, cmd: Command, reply: Reply | None = None) -> None:
-        self._q.put((cmd, reply))
+    def _history(self) -> Iterator[Event]:
+        """Every event applied so far, in order: the journal's, then the batch's not yet
+        committed. What the engine rebuilds from when it undoes a failed command."""
+        decode = EVENT_DECODER.decode
+        for _seq, payload in self.journal.replay():
+            yield decode(payload)
+        for _reply, events in self._uncommitted:
+            yield from events
+
+    def submit(self, cmd: Command, reply: Reply | None = None, origin: tuple[str, int] | None = None) -> None:
+        """Queue a command. `origin` (source, MsgSeqNum) names the FIX message it came from:
+        the journal keeps the last one made durable per source, so a restarted session
+        expects the message after it and the counterparty resends the rest."""
+        self._q.put((cmd, reply, origin))
 
     def start(self) -> None:
         self._thread.start()
@@ -112,7 +156,7 @@ class Runtime:
         """fn(engine), run by the engine's thread between commits: a consistent read of
         durable state that never races the single writer. fn must not change anything."""
         q = _Query(fn)
-        self._q.put((q, None))
+        self._q.put((q, None, None))
         if not q.done.wait(timeout):
             raise TimeoutError(f"the engine did not answer within {timeout:g} s")
         if q.error is not None:
@@ -135,7 +179,7 @@ class Runtime:
         try:
             first = self._q.get(timeout=self._timer_interval)
         except queue.Empty:
-            return [(Timer(), None)]
+            return [(Timer(), None, None)]
         if first is _STOP:
             return None
         batch = [first]
@@ -171,11 +215,15 @@ class Runtime:
         handle, encode, m = self.engine.handle, EVENT_ENCODER.encode, self.metrics
         records: list[bytes] = []
         done: list[tuple[Reply | None, list[Event]]] = []
+        self._uncommitted = done
         queries = []
-        for cmd, reply in batch:
+        marks = self._marks
+        for cmd, reply, origin in batch:
             if type(cmd) is _Query:
                 queries.append(cmd)
                 continue
+            if origin is not None:
+                marks[origin[0]] = origin[1]
             t0 = time.perf_counter()
             events = handle(cmd)
             m.count(cmd, events, time.perf_counter() - t0)
@@ -184,8 +232,10 @@ class Runtime:
             if self._per_command:
                 self._commit(records, done, 1)
                 records, done = [], []
+                self._uncommitted = done
         if done:
             self._commit(records, done, len(batch))
+        self._uncommitted = []
         for q in queries:
             q.run(self.engine)
 
@@ -193,6 +243,9 @@ class Runtime:
         t0 = time.perf_counter()
         if records:
             self.journal.append(records)
+            for source, seq in self._marks.items():  # in the same transaction as the events
+                self.journal.set_meta(IN_MARK + source, str(seq))
+            self._marks.clear()
             self.journal.commit()
         m = self.metrics
         m.commit_latency.observe(time.perf_counter() - t0)

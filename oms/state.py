@@ -7,6 +7,7 @@ construction, and `state_hash` proves it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import msgspec
 
@@ -30,6 +31,7 @@ from oms.model import (
     RiskChanged,
     ComplianceAlert,
     ChildStatusRequested,
+    ChildInDoubt,
     OrdType,
     Side,
     TimeInForce,
@@ -85,6 +87,7 @@ class ChildOrder(msgspec.Struct):
     pending_qty: int | None = None
     pending_price: int | None = None
     venue_fills: dict[str, str] = {}  # venue ExecID -> parent ExecID (each venue ExecID once)
+    doubt: str = ""  # why nobody can vouch for its state at the venue; "" once the venue answers
 
 
 class OmsState:
@@ -101,10 +104,14 @@ class OmsState:
         self.allocations: dict[str, AllocationBooked] = {}  # alloc_id -> booking
         self.allocated: dict[str, tuple[int, int]] = {}  # order_id -> (qty, value) allocated so far
         self.canceled_allocations: set[str] = set()
+        # children waiting for their venue's answer (to an order, cancel, replace or status
+        # request) -> since when, oldest first: what the timer looks at for timeouts
+        self.awaiting: dict[str, int] = {}
         self.last_ts = 0
         self.events_applied = 0
         # called with each event of their type after it is applied (compliance state)
         self._observers: dict[type, tuple] = {}
+        self._digests: list[Callable[[], bytes]] = []  # the observers' derived state, for the hash
 
     # ------------------------------------------------------------------ apply
     def apply(self, ev: Event) -> None:
@@ -117,10 +124,13 @@ class OmsState:
             for observe in observers:
                 observe(ev)
 
-    def observe(self, handlers: dict[type, object]) -> None:
-        """Call handlers[type(ev)](ev) after each event of that type is applied."""
+    def observe(self, handlers: dict[type, object], digest: Callable[[], bytes] | None = None) -> None:
+        """Call handlers[type(ev)](ev) after each event of that type is applied; `digest`
+        gives what those handlers derived, which the state hash covers too."""
         for kind, handler in handlers.items():
             self._observers[kind] = self._observers.get(kind, ()) + (handler,)
+        if digest is not None:
+            self._digests.append(digest)
 
     def _accepted(self, ev: OrderAccepted) -> None:
         o: NewOrder = ev.order
@@ -165,6 +175,9 @@ class OmsState:
             order.pending_cl_ord_id = order.pending_qty = order.pending_price = None
 
     def _child_sent(self, ev: ChildOrderSent) -> None:
+        if ev.resend:
+            self._await(ev.child_id, ev.ts)
+            return
         self.children[ev.child_id] = ChildOrder(
             child_id=ev.child_id,
             order_id=ev.order_id,
@@ -179,7 +192,13 @@ class OmsState:
         self.orders[ev.order_id].children.append(ev.child_id)
         if ev.venue == INTERNAL:
             self.internal.setdefault(ev.symbol, {})[ev.child_id] = None
+        else:
+            self._await(ev.child_id, ev.ts)
         self.child_by_cl_ord_id[(ev.venue, ev.cl_ord_id)] = ev.child_id
+
+    def _await(self, child_id: str, ts: int) -> None:
+        self.awaiting.pop(child_id, None)
+        self.awaiting[child_id] = ts
 
     def _child_cancel_sent(self, ev: ChildCancelSent) -> None:
         child = self.children[ev.child_id]
@@ -187,6 +206,8 @@ class OmsState:
         child.pending_cl_ord_id = ev.cl_ord_id
         child.pending_qty = child.pending_price = None
         self.child_by_cl_ord_id[(ev.venue, ev.cl_ord_id)] = ev.child_id
+        if ev.venue != INTERNAL:
+            self._await(ev.child_id, ev.ts)
 
     def _child_replace_sent(self, ev: ChildReplaceSent) -> None:
         child = self.children[ev.child_id]
@@ -195,6 +216,15 @@ class OmsState:
         child.pending_qty = ev.qty
         child.pending_price = ev.price
         self.child_by_cl_ord_id[(ev.venue, ev.cl_ord_id)] = ev.child_id
+        if ev.venue != INTERNAL:
+            self._await(ev.child_id, ev.ts)
+
+    def _status_requested(self, ev: ChildStatusRequested) -> None:
+        self._await(ev.child_id, ev.ts)
+
+    def _in_doubt(self, ev: ChildInDoubt) -> None:
+        self.children[ev.child_id].doubt = ev.reason
+        self.awaiting.pop(ev.child_id, None)  # visible as in doubt until the venue answers
 
     def _child_updated(self, ev: ChildUpdated) -> None:
         child = self.children[ev.child_id]
@@ -206,8 +236,10 @@ class OmsState:
         child.cum_qty = ev.cum_qty
         child.price = ev.price
         child.acked = child.acked or ev.status is not OrdStatus.PENDING_NEW
+        child.doubt = ""  # the venue answered
         if ev.status not in (OrdStatus.PENDING_CANCEL, OrdStatus.PENDING_REPLACE):
             child.pending_cl_ord_id = child.pending_qty = child.pending_price = None
+            self.awaiting.pop(ev.child_id, None)
         if ev.venue_exec_id is not None and ev.fill_exec_id is not None:
             child.venue_fills[ev.venue_exec_id] = ev.fill_exec_id
 
@@ -245,15 +277,23 @@ class OmsState:
         return None if cid is None else self.children[cid]
 
     def state_hash(self) -> str:
-        """SHA-256 over every order and child in a canonical order: equal hash, equal state."""
+        """SHA-256 over all derived state in a canonical order: orders, children, their
+        ClOrdID indexes, the crossing book in time priority, allocations and what the
+        observers derived (compliance). Equal hash, equal state."""
         h = hashlib.sha256()
         enc = msgspec.msgpack.Encoder(order="sorted")
         for oid in sorted(self.orders):
             h.update(enc.encode(self.orders[oid]))
         for cid in sorted(self.children):
             h.update(enc.encode(self.children[cid]))
+        h.update(enc.encode(sorted(self.by_cl_ord_id.items())))
+        h.update(enc.encode(sorted(self.child_by_cl_ord_id.items())))
+        h.update(enc.encode([(symbol, list(queue)) for symbol, queue in sorted(self.internal.items())]))
+        h.update(enc.encode(list(self.awaiting.items())))
         for aid in sorted(self.allocations):
             h.update(enc.encode((self.allocations[aid], aid in self.canceled_allocations)))
+        for digest in self._digests:
+            h.update(digest())
         return h.hexdigest()
 
 
@@ -268,7 +308,8 @@ _APPLY = {
     OrderRejected: OmsState._no_change,
     Anomaly: OmsState._no_change,
     RiskChanged: OmsState._no_change,
-    ChildStatusRequested: OmsState._no_change,
+    ChildStatusRequested: OmsState._status_requested,
+    ChildInDoubt: OmsState._in_doubt,
     ComplianceAlert: OmsState._no_change,
     AllocationBooked: OmsState._allocation_booked,
     AllocationRejected: OmsState._no_change,

@@ -35,11 +35,11 @@ class System:
 
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.engine, self.journal = open_engine(self.cfg, self.base)  # a journal that cannot replay stops us here
         if self.with_venues:
             from gateways.venue_sim import start_venues
 
             self.sims = start_venues(self.cfg, self.run_dir)
-        self.engine, self.journal = open_engine(self.cfg, self.base)
         if self.serve_metrics:
             self.metrics.serve(self.cfg.metrics.host, self.cfg.metrics.port)
             log.info("metrics on http://%s:%d/metrics", self.cfg.metrics.host, self.cfg.metrics.port)
@@ -49,17 +49,18 @@ class System:
             from gateways.fix_venue import VenueGateway
 
             self.venue_links = VenueGateway(self.cfg, self.runtime.submit)
-            self.trader = TraderGateway(self.cfg, self.runtime.submit,
-                                        on_failed_logon=lambda s: self.metrics.failed_logons.labels(s).inc())
+            self.trader = TraderGateway(self.cfg, self.runtime.submit, self.metrics)
             # children out first: they are on the way to the fill; the trader's acknowledgement is not
             self.runtime.listeners += [self.venue_links.on_events, self.trader.on_events]
         if self.with_streams:
             self._start_streams()
         self.runtime.start()
         if self.cfg.api.enabled:
-            from gateways.http_api import AllocationApi
+            from gateways.http_app import HttpApi
+            from gateways.risk_api import fix_sessions
 
-            self.api = AllocationApi(self.cfg, self.runtime, self.metrics)
+            self.api = HttpApi(self.cfg, self.runtime, self.metrics,
+                               fix_sessions(self.cfg, self.trader, self.venue_links))
             self.api.start()
         if self.venue_links is not None and self.trader is not None:
             self.venue_links.start(self.run_dir)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import itertools
 
+import msgspec
+
 from oms.engine import Engine, ReferenceData, SequentialIds
 from oms.fixed import to_price
 from oms.model import (
@@ -57,6 +59,20 @@ class Desk:
         self.events: list[Event] = []
         self._venue_ids = itertools.count(1)
         self.child_index = -1  # which child the venue-side helpers act on
+
+    def book(self) -> bytes:
+        """Orders, children and the ClOrdID index as bytes: what a refused order must leave
+        alone (compliance does count refusals, for order-to-trade and throttles)."""
+        st = self.engine.state
+        return msgspec.msgpack.encode((st.orders, st.children, sorted(st.by_cl_ord_id.items())))
+
+    def replayed(self, events: list[Event] | None = None) -> Engine:
+        """A fresh engine of the same reference data and limits with `events` (default: all
+        so far) applied, as a restart would rebuild it: compliance state included."""
+        fresh = Engine(self.engine.ref, clock=lambda: self.now, ids=SequentialIds(), risk=self.engine.risk_cfg)
+        for ev in self.events if events is None else events:
+            fresh.state.apply(ev)
+        return fresh
 
     def run(self, cmd: Command) -> list[TraderReport]:
         events = self.engine.handle(cmd)

@@ -31,7 +31,8 @@ from oms.model import (
     StatusRequest,
     VenueExecReport,
 )
-from oms.runtime import replay
+from oms.config import load
+from oms.runtime import rebuild
 from oms.state import OmsState
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,11 +152,12 @@ def test_sigkill_mid_stream_loses_no_acknowledged_order(tmp_path: Path) -> None:
     assert b"replayed" in err
 
     # the replay command agrees with the restarted engine
-    rep = subprocess.run([sys.executable, "-m", "oms.cli", "replay", str(journal_path)], capture_output=True,
+    rep = subprocess.run([sys.executable, "-m", "oms.cli", "replay", str(journal_path), "--config",
+                          str(tmp_path / "oms.toml")], capture_output=True,
                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert rep.returncode == 0
     with Journal(journal_path) as j:
-        assert f"state hash   {replay(j).state_hash()}" in rep.stdout
+        assert f"state hash   {rebuild(load(tmp_path / 'oms.toml'), j).state.state_hash()}" in rep.stdout
 
 
 def test_sigint_stops_the_whole_system_cleanly(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ import msgspec
 
 from oms.model import ChildOrderSent, ExecType, MarketData, OrdStatus, OrdType, Side, TimeInForce, Timer
 from oms.router import BEST, CROSS, INTERNAL, SWEEP
-from oms.state import OmsState
 from tests.harness import Desk, px, rows
 
 QUOTES = [MarketData(symbol="AAPL", venue="V1", bid=px("99.98"), ask=px("100.02"), bid_size=300, ask_size=300),
@@ -136,8 +135,6 @@ def test_the_crossing_book_is_rebuilt_by_replay():
     d.nos("B1", 100, "100", ex_destination=CROSS, account="ACC1")
     d.nos("B2", 100, "100.01", ex_destination=CROSS, account="ACC1")
     d.nos("S1", 150, "100", side=Side.SELL, ex_destination=SWEEP, account="ACC2")
-    fresh = OmsState()
-    for ev in d.events:
-        fresh.apply(ev)
+    fresh = d.replayed().state
     assert fresh.state_hash() == d.engine.state.state_hash()
     assert fresh.internal == d.engine.state.internal and list(fresh.internal["AAPL"]) == order(d, "B1").children

@@ -297,11 +297,11 @@ def test_d2d_second_replace_while_pending_is_rejected():
 def test_f1a_duplicate_cl_ord_id_carries_existing_status():
     d = acked()
     d.v_fill("X", 1000)
-    before = d.engine.state.state_hash()
+    before = d.book()
     rep = d.nos("X", 15000)
     assert rows(rep) == [(REJ, PF, 10000, 1000, 9000, 0)]
     assert rep[0].ord_rej_reason == 6
-    assert d.engine.state.state_hash() == before
+    assert d.book() == before
     assert len(d.engine.state.orders) == 1
 
 

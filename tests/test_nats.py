@@ -417,6 +417,11 @@ def test_tail_prints_a_stream(tmp_path):
                               "--replay", "--count", "1"], capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stderr
         assert '"RISK_MAX_QTY"' in out.stdout and "oms.compliance.reject" in out.stdout
+        live = subprocess.run([sys.executable, "-m", "oms.cli", "tail", "oms.positions.>", "--config", str(cfg_file),
+                               "--replay"], capture_output=True, text=True, timeout=30)
+        assert live.returncode == 2 and "NotFoundError" not in live.stderr, live.stderr
+        assert "oms.positions.> is not kept in a JetStream stream" in live.stderr
+        assert "oms.orders.>" in live.stderr and "oms.compliance.>" in live.stderr  # what can be replayed
     finally:
         s.stop()
 
