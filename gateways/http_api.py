@@ -1,5 +1,5 @@
-"""The portfolio allocation API over HTTP (JSON): block allocations, rebalancing
-proposals (and their submission as orders), order and holding look-ups.
+"""The portfolio allocation API (JSON): block allocations, rebalancing proposals (and
+their submission as orders), order and holding look-ups. Served by `gateways.http_app`.
 
 Like every gateway it holds no business state: writes are engine commands (answered after
 they are durable), reads run on the engine's thread between commits (`Runtime.query`).
@@ -9,20 +9,19 @@ the reason (`error`) and saying why (`text`).
 """
 from __future__ import annotations
 
-import http.server
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from oms import rebalance
-from oms.config import API_OPEN_USER, Config
+from oms.config import Config
 from oms.engine import Engine
-from oms.fixed import FixedPointError, avg_px, price_str, to_money, to_price
+from oms.fixed import MAX_QTY, FixedPointError, avg_px, price_str, to_money, to_price
 from oms.model import (
     Allocate, AllocationBooked, AllocationCanceled, AllocationRejected, CancelAllocation, AllocationTarget, ComplianceAlert, Event, NewOrder, OrderAccepted,
     OrderRejected, OrdType,
@@ -33,12 +32,9 @@ from risk.kernel import B_BUYS, B_POS, B_SELLS
 
 log = logging.getLogger("gateways.http_api")
 
-_MAX_BODY = 1 << 20
 _WAIT_S = 10.0  # for the engine's answer; past it: 503, and the command may still be applied
 _STATUS = {Reason.UNKNOWN_ORDER.name: 404, Reason.DUPLICATE_ALLOC_ID.name: 409}
 _ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # allocation and rebalance ids: safe in a path and a ClOrdID
-_MAX_CONNECTIONS = 64
-_IDLE_S = 30.0  # a connection that sends nothing for this long is closed
 
 
 # ---------------------------------------------------------------- request bodies
@@ -48,9 +44,12 @@ class _Body(msgspec.Struct, forbid_unknown_fields=True):
     pass
 
 
+Qty = Annotated[int, msgspec.Meta(ge=1, le=MAX_QTY)]  # a malformed quantity is a bad request naming its field
+
+
 class TargetIn(_Body):
     account: str
-    qty: int | None = None  # explicit shares, or
+    qty: Qty | None = None  # explicit shares, or
     weight: str | int | None = None  # a ratio (decimal)
 
 
@@ -58,7 +57,7 @@ class AllocationIn(_Body):
     alloc_id: str
     order_id: str
     targets: list[TargetIn]
-    qty: int | None = None  # by weight: how many of the unallocated shares (default all)
+    qty: Qty | None = None  # by weight: how many of the unallocated shares (default all)
 
 
 class AccountIn(_Body):
@@ -135,13 +134,11 @@ def _plan(p: rebalance.AccountPlan) -> dict[str, Any]:
 
 
 class AllocationApi:
-    """Routes requests to the engine; one instance per OMS."""
+    """The allocation routes' logic: engine commands and reads; one instance per OMS."""
 
-    def __init__(self, cfg: Config, runtime: Runtime, metrics: Any = None) -> None:
+    def __init__(self, cfg: Config, runtime: Runtime) -> None:
         self.cfg = cfg
         self.runtime = runtime
-        self.metrics = metrics
-        self.tokens = {u.token: u.name for u in cfg.api.users}
         self.entitled = cfg.api_entitlements()
         self.symbols = {i.symbol for i in cfg.instruments}
         self.lots = {i.symbol: i.lot_size for i in cfg.instruments}
@@ -152,63 +149,6 @@ class AllocationApi:
                       for k, a in enumerate(cfg.accounts)}
         self._rebalancing = threading.Lock()
         self.accounts = {a.id for a in cfg.accounts}
-        self.routes: list[tuple[str, re.Pattern[str], Callable[..., tuple[int, Any]]]] = [
-            ("GET", re.compile(r"/v1/health"), self.health),
-            ("GET", re.compile(r"/v1/orders/([^/]+)"), self.get_order),
-            ("POST", re.compile(r"/v1/allocations"), self.allocate),
-            ("GET", re.compile(r"/v1/allocations/([^/]+)"), self.get_allocation),
-            ("DELETE", re.compile(r"/v1/allocations/([^/]+)"), self.cancel_allocation),
-            ("GET", re.compile(r"/v1/accounts/([^/]+)/positions"), self.positions),
-            ("POST", re.compile(r"/v1/rebalance"), self.rebalance),
-        ]
-        self._server: _Server | None = None
-
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> None:
-        api = self
-
-        class Handler(_Handler):
-            pass
-
-        Handler.api = api
-        self._server = _Server((self.cfg.api.host, self.cfg.api.port), Handler)
-        threading.Thread(target=self._server.serve_forever, name="oms-http-api", daemon=True).start()
-        log.info("allocation API on http://%s:%d/v1 (%s)", self.cfg.api.host, self.port,
-                 f"{len(self.tokens)} users" if self.tokens else "open: no users configured")
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return self._server.server_address[1]
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    # ------------------------------------------------------------------ dispatch
-    def dispatch(self, method: str, path: str, auth: str, body: bytes) -> tuple[int, Any]:
-        user = self._user(auth)
-        allowed = False
-        for m, pattern, fn in self.routes:
-            match = pattern.fullmatch(path)
-            if match is None:
-                continue
-            allowed = True
-            if m == method:
-                return fn(user, *match.groups(), body) if method == "POST" else fn(user, *match.groups())
-        if allowed:
-            raise ApiError(405, "METHOD_NOT_ALLOWED", f"{method} is not allowed on {path}")
-        raise ApiError(404, "NOT_FOUND", f"no route {path}")
-
-    def _user(self, auth: str) -> str:
-        if not self.tokens:
-            return API_OPEN_USER
-        scheme, _, token = auth.partition(" ")
-        user = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
-        if user is None:
-            raise ApiError(401, "UNAUTHORIZED", "a valid bearer token is required (Authorization: Bearer <token>)")
-        return user
 
     def _may(self, user: str, *accounts: str) -> None:
         for account in accounts:
@@ -218,24 +158,10 @@ class AllocationApi:
                 raise ApiError(403, "FORBIDDEN", f"{user} may not act for account {account}", account=account)
 
     def _query(self, fn: Callable[[Engine], Any]) -> Any:
-        try:
-            return self.runtime.query(fn, _WAIT_S)
-        except TimeoutError:
-            raise ApiError(503, "BUSY", "the engine did not answer in time; try again") from None
+        return query(self.runtime, fn)
 
     def _command(self, cmd: Any) -> list[Event]:
-        done = threading.Event()
-        got: list[Event] = []
-
-        def reply(events: list[Event]) -> None:
-            got.extend(events)
-            done.set()
-
-        self.runtime.submit(cmd, reply)
-        if not done.wait(_WAIT_S):
-            raise ApiError(503, "BUSY", "the engine did not answer in time: the outcome is unknown until "
-                                        "you look it up")
-        return got
+        return command(self.runtime, cmd)
 
     # ------------------------------------------------------------------ routes
     def health(self, user: str) -> tuple[int, Any]:
@@ -362,85 +288,26 @@ def _decode(body: bytes, kind: type) -> Any:
         raise ApiError(400, "BAD_JSON", f"not valid JSON: {exc}") from None
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    """A thread per connection, up to _MAX_CONNECTIONS; one more is closed at once."""
-
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], handler: type) -> None:
-        super().__init__(address, handler)
-        self._slots = threading.BoundedSemaphore(_MAX_CONNECTIONS)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            log.warning("allocation API: %d connections open; one more refused", _MAX_CONNECTIONS)
-            self.shutdown_request(request)
-            return
-        super().process_request(request, client_address)
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("allocation API: connection from %s ended with an error", client_address, exc_info=True)
+def query(runtime: Runtime, fn: Callable[[Engine], Any]) -> Any:
+    """A consistent read on the engine's thread; 503 if it does not answer in time."""
+    try:
+        return runtime.query(fn, _WAIT_S)
+    except TimeoutError:
+        raise ApiError(503, "BUSY", "the engine did not answer in time; try again") from None
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    api: AllocationApi
-    protocol_version = "HTTP/1.1"
-    server_version = "oms"
-    timeout = _IDLE_S  # an idle or stalled connection is closed
+def command(runtime: Runtime, cmd: Any) -> list[Event]:
+    """Submit a command and wait for its events, durable; 503 if the engine does not answer in time."""
+    done = threading.Event()
+    got: list[Event] = []
 
-    def _handle(self) -> None:
-        """Every method: the body read whole (so the connection stays in step), then served.
-        What would leave the connection out of step (chunked bodies, a length missing,
-        repeated or not a number) is refused and the connection closed."""
-        lengths = self.headers.get_all("Content-Length") or []
-        refusal = None
-        if self.headers.get("Transfer-Encoding"):
-            refusal = 400, "BAD_REQUEST", "Transfer-Encoding is not supported: send Content-Length"
-        elif len(lengths) > 1 or (lengths and not re.fullmatch(r"[0-9]{1,10}", lengths[0].strip())):
-            refusal = 400, "BAD_REQUEST", "one Content-Length, a number, is needed"
-        elif not lengths and self.command == "POST":
-            refusal = 411, "LENGTH_REQUIRED", "a body needs Content-Length"
-        elif lengths and int(lengths[0]) > _MAX_BODY:
-            refusal = 413, "TOO_LARGE", f"bodies up to {_MAX_BODY} bytes"
-        if refusal is not None:
-            self.close_connection = True
-            return self._send(refusal[0], {"error": refusal[1], "text": refusal[2]})
-        try:
-            body = self.rfile.read(int(lengths[0]) if lengths else 0)
-        except OSError:  # the client stalled (timeout) or went away mid-body
-            self.close_connection = True
-            return
-        self._serve(body)
+    def reply(events: list[Event]) -> None:
+        got.extend(events)
+        done.set()
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+    runtime.submit(cmd, reply)
+    if not done.wait(_WAIT_S):
+        raise ApiError(503, "BUSY", "the engine did not answer in time: the outcome is unknown until you look it up")
+    return got
 
-    def _serve(self, body: bytes) -> None:
-        path = self.path.split("?", 1)[0]
-        try:
-            status, payload = self.api.dispatch(self.command, path, self.headers.get("Authorization", ""), body)
-        except ApiError as exc:
-            status, payload = exc.status, exc.body
-        except Exception:  # a bug: the request fails, the OMS does not
-            log.exception("API request %s %s failed", self.command, path)
-            status, payload = 500, {"error": "INTERNAL", "text": "internal error (see the OMS log)"}
-        self._send(status, payload)
 
-    def _send(self, status: int, payload: Any) -> None:
-        data = msgspec.json.encode(payload)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-        m = self.api.metrics
-        if m is not None:
-            m.api_requests.labels(self.command, str(status)).inc()
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
-        log.debug("%s %s", self.address_string(), format % args)

@@ -149,11 +149,14 @@ class AccountConfig(_Base):
 
 
 class ApiUser(_Base):
-    """A user of the allocation API: its bearer token and the accounts it may act for."""
+    """A user of the HTTP API and console: its bearer token, its role and the accounts it
+    may act for. Only `risk` users change compliance controls (and they must be in
+    risk.admins, the engine's own list); `viewer` users change nothing."""
 
     name: str
     token: str
     accounts: list[str] = []  # empty: every account
+    role: Literal["risk", "trader", "pm", "viewer"] = "pm"
 
 
 class ApiConfig(_Base):
@@ -161,6 +164,8 @@ class ApiConfig(_Base):
     host: str = "127.0.0.1"
     port: int = 8080
     users: list[ApiUser] = []  # none: the API is open, which is refused off loopback
+    request_timeout_s: float = 10.0  # a request's headers and body must arrive within this (slow clients closed)
+    max_connections: int = 256  # open HTTP connections at most; one more is closed at once
 
     def session(self, user: str) -> str:
         """The order session of an API user (its entitlements are its accounts)."""
@@ -275,6 +280,11 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
         for acc in u.accounts:
             if acc not in accounts:
                 fail(f"api.users[{n}].accounts", f"unknown account {acc!r}")
+        if (u.role == "risk") != (u.name in cfg.risk.admins):
+            fail(f"api.users[{n}].role", f"{u.name!r}: role risk and a place in risk.admins go together "
+                                          f"(role {u.role!r}, {'' if u.name in cfg.risk.admins else 'not '}in risk.admins)")
+    if not 0 < cfg.api.request_timeout_s <= 300 or cfg.api.max_connections < 1:
+        fail("api", "request_timeout_s must be above 0 and at most 300, max_connections at least 1")
     if cfg.api.enabled and not cfg.api.users and cfg.api.host not in ("127.0.0.1", "localhost", "::1"):
         fail("api.users", f"an API open to {cfg.api.host} needs users with tokens (without them it listens on "
                           "loopback only)")
