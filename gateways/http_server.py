@@ -30,6 +30,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 log = logging.getLogger("gateways.http_server")
 
 MAX_HEAD = 16 * 1024  # request line plus headers
+MAX_TARGET = 8 * 1024  # path and query
 _CLOSED = (h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR)
 
 
@@ -96,7 +97,7 @@ class _Protocol(H11Protocol):
         """HTTP the parser refused: 414 for a request line over the limit, 431 for headers, else 400."""
         pending = self.conn.trailing_data[0]
         if len(pending) > MAX_HEAD:
-            if b"\r\n" not in pending[:MAX_HEAD]:
+            if b"\r\n" not in pending[:MAX_HEAD]:  # still in the request line
                 return self._refuse(414, "URI_TOO_LONG", f"request line and headers up to {MAX_HEAD} bytes")
             return self._refuse(431, "HEADERS_TOO_LARGE", f"request line and headers up to {MAX_HEAD} bytes")
         self._refuse(400, "BAD_REQUEST", "malformed HTTP request (framing, Content-Length or header syntax)")
@@ -112,6 +113,29 @@ class _Protocol(H11Protocol):
 _REASONS = {400: "Bad Request", 408: "Request Timeout", 414: "URI Too Long", 431: "Request Header Fields Too Large"}
 
 
+def _bounded(app: Any) -> Any:
+    """The app behind the size limits for requests that arrived whole (h11 bounds only
+    those still incomplete): a target over MAX_TARGET is 414, a head over MAX_HEAD 431."""
+
+    async def bounded(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            target = len(scope["raw_path"]) + len(scope["query_string"])
+            head = target + sum(len(k) + len(v) + 4 for k, v in scope["headers"])
+            refused = ((414, "URI_TOO_LONG", f"request targets up to {MAX_TARGET} bytes") if target > MAX_TARGET
+                       else (431, "HEADERS_TOO_LARGE", f"request line and headers up to {MAX_HEAD} bytes")
+                       if head > MAX_HEAD else None)
+            if refused is not None:
+                body = msgspec.json.encode({"error": refused[1], "text": refused[2]})
+                await send({"type": "http.response.start", "status": refused[0],
+                            "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await app(scope, receive, send)
+
+    return bounded
+
+
 class HttpServer:
     """Runs an ASGI application on uvicorn in a daemon thread; start() returns once it listens."""
 
@@ -119,7 +143,7 @@ class HttpServer:
                  name: str = "oms-http") -> None:
         self.sock = socket.create_server((host, port), reuse_port=False)  # a bind error is raised here, by name
         protocol = type("Protocol", (_Protocol,), {"deadline_s": deadline_s, "max_connections": max_connections})
-        config = uvicorn.Config(app, interface="asgi3", http=protocol, ws="none", lifespan="on", log_config=None,
+        config = uvicorn.Config(_bounded(app), interface="asgi3", http=protocol, ws="none", lifespan="on", log_config=None,
                                 access_log=False, proxy_headers=False,
                                 timeout_keep_alive=30, timeout_graceful_shutdown=2,
                                 h11_max_incomplete_event_size=MAX_HEAD, server_header=False)

@@ -7,6 +7,7 @@ import http.client
 import json
 import socket
 import threading
+import time
 from pathlib import Path
 
 import msgspec
@@ -26,6 +27,7 @@ default_venue = "V1"
 fx = {{ USD = "1", EUR = "2" }}
 [api]
 port = {port}
+request_timeout_s = 2
 [[api.users]]
 name = "pm"
 token = "{pm}"
@@ -299,3 +301,54 @@ def test_rebalance_sizes_in_the_instruments_currency(oms):
     (row,) = [p for p in plan["accounts"][0]["proposals"] if p["symbol"] == "SAP"]
     assert (status, row["target"], row["qty"]) == (200, 250, 250)
     assert plan["accounts"][0]["invested"] == "50000"
+
+
+def test_every_refusal_is_json_including_the_protocols_own(oms):
+    auth = f"Authorization: Bearer {PM}\r\n".encode()
+    for method, path, status in (("TRACE", "/v1/health", 405), ("HEAD", "/v1/allocations", 405),
+                                 ("GET", "/v1/nothing", 404), ("DELETE", "/v1/health", 405)):
+        got = raw(oms, f"{method} {path} HTTP/1.1\r\nHost: x\r\n".encode() + auth + b"\r\n")
+        assert got.startswith(f"HTTP/1.1 {status}".encode()) and b"content-type: application/json" in got.lower(), got
+    cases = ((b"GET /v1/" + b"x" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, b"URI_TOO_LONG"),
+             (b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"y" * 20_000 + b"\r\n\r\n", 431,
+              b"HEADERS_TOO_LARGE"),
+             (b"GET /v1/health HTTP/1.1\r\nHost x\r\n\r\n", 400, b"BAD_REQUEST"))
+    for data, status, error in cases:
+        with socket.create_connection(("127.0.0.1", oms.cfg.api.port), timeout=5) as sock:
+            sock.sendall(data)
+            got = b""
+            while chunk := sock.recv(65536):  # each is answered, then the connection closed
+                got += chunk
+        head, _, body = got.partition(b"\r\n\r\n")
+        assert head.startswith(f"HTTP/1.1 {status}".encode()) and msgspec.json.decode(body)["error"] == error.decode()
+    assert call(oms, "GET", "/v1/health")[0] == 200
+
+
+def test_a_slow_loris_flood_does_not_keep_a_real_client_out(oms):
+    """64 connections trickling a request a byte at a time: a real client is served
+    throughout, and each trickler gets 408 and is closed at the request deadline."""
+    deadline = oms.cfg.api.request_timeout_s
+    flood = [socket.create_connection(("127.0.0.1", oms.cfg.api.port), timeout=5) for _ in range(64)]
+    try:
+        started, waits = time.monotonic(), []
+        for byte in b"GET /v1/health HTTP/1.1\r\nHost: x\r\n":  # one byte a round, never a whole request
+            if time.monotonic() - started > deadline + 0.5:
+                break
+            for s in flood:
+                try:
+                    s.sendall(bytes([byte]))
+                except OSError:  # closed at its deadline
+                    pass
+            t0 = time.monotonic()
+            assert call(oms, "GET", "/v1/health")[0] == 200
+            waits.append(time.monotonic() - t0)
+            time.sleep(0.1)  # the flood's pace
+        assert len(waits) >= 10 and max(waits) < 1.0, waits
+        for s in flood:
+            got = b""
+            while chunk := s.recv(4096):
+                got += chunk
+            assert got.startswith(b"HTTP/1.1 408") and b'"TIMEOUT"' in got, got
+    finally:
+        for s in flood:
+            s.close()
