@@ -13,7 +13,7 @@ import msgspec
 import numpy as np
 
 from oms.engine import ReferenceData
-from oms.fixed import FixedPointError, to_price
+from oms.fixed import MAX_FX, MAX_QTY, FixedPointError, to_money, to_price
 from oms.model import Account, Instrument
 from oms.positions import rates_for
 from oms.router import CROSS, INTERNAL, POLICIES
@@ -223,7 +223,7 @@ class Config(_Base):
 
     def fx_rates(self) -> np.ndarray:
         """rates[a, i]: one unit of instrument i's currency in account a's base currency."""
-        usd = {ccy: to_price(v) for ccy, v in self.fx.items()}
+        usd = {ccy: to_price(v, "fx rate", MAX_FX) for ccy, v in self.fx.items()}
         return rates_for([a.base_currency for a in self.accounts], [i.currency for i in self.instruments], usd)
 
     def api_entitlements(self) -> dict[str, frozenset[str]]:
@@ -307,7 +307,7 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
         fail("default_venue", f"{cfg.default_venue!r} is not one of the venues {venues}")
     for ccy, rate in cfg.fx.items():
         try:
-            ok = to_price(rate) > 0
+            ok = to_price(rate, "fx rate", MAX_FX) > 0
         except FixedPointError as exc:
             fail(f"fx.{ccy}", str(exc))
         else:
@@ -329,12 +329,21 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
         if pt.account and pt.account not in accounts:
             fail(f"risk.post_trade[{n}].account", f"unknown account {pt.account!r}")
     for acc, nav in cfg.risk.nav.items():
+        if acc not in accounts:
+            fail(f"risk.nav.{acc}", f"unknown account {acc!r}")
         try:
-            to_price(nav)
+            positive = to_money(nav, "NAV") > 0
         except FixedPointError as exc:
             fail(f"risk.nav.{acc}", str(exc))
+        else:
+            if not positive:
+                fail(f"risk.nav.{acc}", "a NAV must be positive")
     if not 0 <= cfg.risk.soft_pct <= 100:
         fail("risk.soft_pct", "must be between 0 and 100")
+    for key, shares in [*((f"risk.adv.{s}", v) for s, v in cfg.risk.adv.items()),
+                        *((f"risk.locates[{n}].qty", loc.qty) for n, loc in enumerate(cfg.risk.locates))]:
+        if not 0 <= shares <= MAX_QTY:
+            fail(key, f"{shares} is out of range (0 to {MAX_QTY})")
     if cfg.nats.positions_interval_ms < 0 or cfg.nats.max_backlog < 1:
         fail("nats", "positions_interval_ms must be >= 0 and max_backlog >= 1")
     if cfg.nats.user and cfg.nats.nkey_seed:

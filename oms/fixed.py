@@ -7,61 +7,74 @@ refused with `FixedPointError`.
 """
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 PRICE_DECIMALS = 6
 PRICE_SCALE = 10**PRICE_DECIMALS
 AVGPX_DECIMALS = 10
 
+# The ranges. Kernels hold figures in int64 (9.2e18, 9.2e12 in money at 1e-6), so every
+# product that could leave it is bounded where it enters: an order's notional at
+# MAX_NOTIONAL, money (limits, NAV, capital) at MAX_MONEY; sums of many of them saturate at
+# MAX_FIGURE (oms.saturating), above every limit, so a figure out of range is refused.
 MAX_QTY = 10**12
 MAX_PRICE = 10**9 * PRICE_SCALE
-MAX_MONEY = 10**15 * PRICE_SCALE
+MAX_NOTIONAL = 10**11 * PRICE_SCALE  # one order's quantity x price: 100 billion
+MAX_MONEY = 10**12 * PRICE_SCALE  # one trillion
+MAX_FX = 10**6 * PRICE_SCALE  # a currency's value in another, both ways: 1e-6 to 1e6
+MAX_FIGURE = 1 << 62
+_NUMBER = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 class FixedPointError(ValueError):
     """A value that cannot be represented exactly in fixed point."""
 
 
-def _decimal(value: str | int | Decimal) -> Decimal:
+def _decimal(value: str | int | Decimal, what: str) -> Decimal:
+    """Text must be a plain number: no spaces, signs other than a leading minus, digit
+    separators or digits of other scripts, which Decimal would take."""
     if isinstance(value, bool) or isinstance(value, float):
-        raise FixedPointError(f"binary floats are not accepted: {value!r}")
+        raise FixedPointError(f"{what}: binary floats are not accepted: {value!r}")
+    if isinstance(value, str) and not _NUMBER.fullmatch(value):
+        raise FixedPointError(f"{what} {value!r} is not a number")
     try:
         d = Decimal(value) if not isinstance(value, Decimal) else value
     except (InvalidOperation, ValueError, TypeError) as exc:
-        raise FixedPointError(f"not a number: {value!r}") from exc
+        raise FixedPointError(f"{what} {value!r} is not a number") from exc
     if not d.is_finite():
-        raise FixedPointError(f"not a finite number: {value!r}")
+        raise FixedPointError(f"{what} {value!r} is not a finite number")
     if d and not -40 < d.adjusted() < 40:  # before any arithmetic: 1e999999 would overflow it
-        raise FixedPointError(f"{value} is out of range")
+        raise FixedPointError(f"{what} {value} is out of range")
     return d
 
 
 def to_price(value: str | int | Decimal, what: str = "price", limit: int = MAX_PRICE) -> int:
     """Parse a decimal price (or another amount: what, limit) into fixed point; refuses more
     decimals than the scale holds."""
-    d = _decimal(value)
+    d = _decimal(value, what)
     scaled = d.scaleb(PRICE_DECIMALS)
     if scaled != scaled.to_integral_value():
         raise FixedPointError(f"{what} {value} has more than {PRICE_DECIMALS} decimals")
     p = int(scaled)
     if abs(p) > limit:
-        raise FixedPointError(f"{what} {value} is out of range")
+        raise FixedPointError(f"{what} {value} is out of range (at most {price_str(limit)} either way)")
     return p
 
 
-def to_money(value: str | int | Decimal) -> int:
-    """An amount of money (a fund's capital, say) in fixed point, up to 10**15."""
-    return to_price(value, "amount", MAX_MONEY)
+def to_money(value: str | int | Decimal, what: str = "amount") -> int:
+    """An amount of money (a limit, a NAV, a fund's capital) in fixed point, up to MAX_MONEY."""
+    return to_price(value, what, MAX_MONEY)
 
 
-def to_qty(value: str | int | Decimal) -> int:
-    """Parse a quantity; it must be a whole number of units."""
-    d = _decimal(value)
+def to_qty(value: str | int | Decimal, what: str = "quantity", limit: int = MAX_QTY) -> int:
+    """Parse a quantity (or another count: what, limit); it must be a whole number of units."""
+    d = _decimal(value, what)
     if d != d.to_integral_value():
-        raise FixedPointError(f"quantity {value} is not a whole number")
+        raise FixedPointError(f"{what} {value} is not a whole number")
     q = int(d)
-    if abs(q) > MAX_QTY:
-        raise FixedPointError(f"quantity {value} is out of range")
+    if abs(q) > limit:
+        raise FixedPointError(f"{what} {value} is out of range (at most {limit} either way)")
     return q
 
 

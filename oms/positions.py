@@ -10,6 +10,9 @@ cost basis; reducing releases the cost basis pro rata, floor-rounded, and the re
 leaves with the last share, so a position that goes back to flat has realized exactly
 what it paid and received.
 
+Figures beyond the int64 arrays' range (oms.saturating) stop at its edge rather than wrap:
+exact below it, visibly out of range above.
+
 Per venue a position keeps its fills gross (bought, sold and their values), not an
 average cost: which venue's shares a sale closes is a convention, while gross fills are
 facts, add up exactly to the account's position and move exactly on a bust or a correction.
@@ -19,6 +22,8 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 from numba import njit
+
+from oms.saturating import clamp, mul_div, sat_add, sat_mul, sat_sum
 
 SCALE = 10**6
 
@@ -57,8 +62,8 @@ class Book:
         a, i = self.accounts[account], self.symbols[symbol]
         q0, c0 = int(self.qty[a, i]), int(self.cost[a, i])
         q1, c1, realized = apply_fill(q0, c0, qty, value)
-        self.qty[a, i], self.cost[a, i] = q1, c1
-        self.realized[a, i] += realized
+        self.qty[a, i], self.cost[a, i] = clamp(q1), clamp(c1)
+        self.realized[a, i] = clamp(int(self.realized[a, i]) + realized)
         mark_cells(self.qty, self.cost, self.marks, self.rates, self.unrealized, self.account_unrealized,
                    np.array([a], np.int64), i)
 
@@ -76,9 +81,9 @@ class Book:
             self.fill(account, symbol, qty, value)
             return
         if q1 == 0:
-            self.realized[a, i] -= c1
+            self.realized[a, i] = clamp(int(self.realized[a, i]) - c1)
             c1 = 0
-        self.qty[a, i], self.cost[a, i] = q1, c1
+        self.qty[a, i], self.cost[a, i] = clamp(q1), clamp(c1)
         mark_cells(self.qty, self.cost, self.marks, self.rates, self.unrealized, self.account_unrealized,
                    np.array([a], np.int64), i)
 
@@ -110,11 +115,12 @@ class Book:
 
 def rates_for(bases: list[str], currencies: list[str], usd: dict[str, int]) -> np.ndarray:
     """rates[a, i]: one unit of instrument i's currency in account a's base currency, from
-    each currency's value in USD (fixed point); a currency without a rate counts at 1."""
+    each currency's value in USD (fixed point); a currency without a rate counts at 1. A rate
+    under the scale's last digit counts as that digit, not as nothing."""
     def value(ccy: str) -> int:
         return usd.get(ccy, SCALE)
 
-    return np.array([[value(c) * SCALE // value(b) for c in currencies] for b in bases], np.int64).reshape(
+    return np.array([[max(1, value(c) * SCALE // value(b)) for c in currencies] for b in bases], np.int64).reshape(
         len(bases), len(currencies))
 
 
@@ -142,7 +148,7 @@ def _cell(qty, cost, marks, rates, a, i):
     """Unrealized P&L of one position in the account's base currency (0 without a mark)."""
     if marks[i] == 0 or qty[a, i] == 0:
         return 0
-    return (qty[a, i] * marks[i] - cost[a, i]) * rates[a, i] // 1_000_000
+    return mul_div(sat_add(sat_mul(qty[a, i], marks[i]), -cost[a, i]), rates[a, i], 1_000_000)
 
 
 @njit(cache=True)
@@ -153,7 +159,7 @@ def mark_to_market(qty, cost, marks, rates, unrealized, account_unrealized):
         for i in range(qty.shape[1]):
             u = _cell(qty, cost, marks, rates, a, i)
             unrealized[a, i] = u
-            total += u
+            total = sat_add(total, u)
         account_unrealized[a] = total
 
 
@@ -165,7 +171,7 @@ def apply_prices(qty, cost, marks, rates, unrealized, account_unrealized, column
         marks[i] = new_marks[k]
         for a in range(qty.shape[0]):
             u = _cell(qty, cost, marks, rates, a, i)
-            account_unrealized[a] += u - unrealized[a, i]
+            account_unrealized[a] = sat_add(account_unrealized[a], sat_add(u, -unrealized[a, i]))
             unrealized[a, i] = u
 
 
@@ -175,12 +181,12 @@ def mark_cells(qty, cost, marks, rates, unrealized, account_unrealized, rows, i)
     for k in range(rows.shape[0]):
         a = rows[k]
         u = _cell(qty, cost, marks, rates, a, i)
-        account_unrealized[a] += u - unrealized[a, i]
+        account_unrealized[a] = sat_add(account_unrealized[a], sat_add(u, -unrealized[a, i]))
         unrealized[a, i] = u
 
 
 def mark_to_market_ref(qty, cost, marks, rates) -> tuple[list[list[int]], list[int]]:
     """Plain Python: (unrealized per position, per account), base currency."""
-    cells = [[0 if int(m) == 0 or int(q) == 0 else (int(q) * int(m) - int(c)) * int(r) // SCALE
+    cells = [[0 if int(m) == 0 or int(q) == 0 else clamp(clamp(clamp(int(q) * int(m)) - int(c)) * int(r) // SCALE)
               for q, c, m, r in zip(qrow, crow, marks, rrow)] for qrow, crow, rrow in zip(qty, cost, rates)]
-    return cells, [sum(row) for row in cells]
+    return cells, [sat_sum(row) for row in cells]

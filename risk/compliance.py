@@ -12,19 +12,23 @@ look-ups around it.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import astuple, dataclass
 
+import msgspec
 import numpy as np
 
-from oms.fixed import FixedPointError, to_price
+from oms.fixed import MAX_NOTIONAL, MAX_QTY, FixedPointError, to_money, to_price, to_qty
 from oms.model import (
     AllocationBooked, AllocationCanceled, AllocationShare, ComplianceAlert, ExecType, ExecutionReport, NewOrder, OrderAccepted, OrderRejected, CancelRejected, OrdType, ReenableExecutions,
     RiskChanged, SetKillSwitch, SetLimit, SetOverride, Side,
 )
 from risk.config import LimitRule, PostTradeRule, RiskConfig
-from risk.controls import KERNEL_CONTROLS, MONEY_CONTROLS, UNLIMITED, Control, describe
+from oms.saturating import clamp
+from risk.controls import KERNEL_CONTROLS, MONEY_CONTROLS, UNLIMITED, Control, describe, money_str
 from risk.kernel import (
     B_BUYS, B_CASH, B_POS, B_SELLS, I_ADV, I_REF, check_one, check_orders, new_arena, order_moved, views,
 )
@@ -63,13 +67,21 @@ def parse_rule(rule: LimitRule | SetLimit) -> tuple[Control, int]:
         raise RiskConfigError("control", f"{rule.control} is not a limit (it has its own settings)")
     if rule.scope not in _SCOPES:
         raise RiskConfigError("scope", f"scope must be one of {', '.join(_SCOPES)}")
-    try:
-        value = to_price(rule.value) if c in MONEY_CONTROLS else int(rule.value)
-    except (FixedPointError, ValueError):
-        raise RiskConfigError("value", f"{rule.value!r} is not a valid value for {c.label}") from None
+    if rule.soft_pct is not None and not 0 <= rule.soft_pct <= 100:
+        raise RiskConfigError("soft_pct", "must be between 0 and 100")
+    value = _parse(rule.value, c.label, price=c in (Control.PRICE_MIN, Control.PRICE_MAX), money=c in MONEY_CONTROLS)
     if value < 0:
         raise RiskConfigError("value", "limits cannot be negative")
     return c, value
+
+
+def _parse(text: str, what: str, price: bool = False, money: bool = False, key: str = "value") -> int:
+    """A limit's value: a price (price range), an amount of money (money range) or a whole
+    number (quantity range); RiskConfigError naming the range otherwise."""
+    try:
+        return to_price(text, what) if price else to_money(text, what) if money else to_qty(text, what)
+    except FixedPointError as exc:
+        raise RiskConfigError(key, str(exc)) from None
 
 
 @dataclass(slots=True)
@@ -147,6 +159,8 @@ class Compliance:
         lim, soft = self.lim, self.soft
         lim[:] = UNLIMITED
         lim[Control.PRICE_MIN] = 0
+        lim[Control.MAX_QTY] = MAX_QTY  # the ranges hold whatever is configured: an order past them is refused
+        lim[Control.MAX_NOTIONAL] = MAX_NOTIONAL
         soft[:] = self.cfg.soft_pct * 100
         soft[Control.RESTRICTED] = soft[Control.PRICE_MIN] = 0
         for s in self.cfg.restricted:
@@ -207,6 +221,27 @@ class Compliance:
         if i is not None and px > 0:
             self.inst[I_REF, i] = px
             self.ref_ts[i] = now
+
+    def digest(self) -> bytes:
+        """Everything the events derived, canonically encoded for the state hash: exposure,
+        cash and open orders, breaches, kill switches, limit changes, overrides, message
+        and execution windows. Not the market's reference prices, which are not events."""
+        def canon(d: dict) -> list:
+            return sorted(((k, list(v) if isinstance(v, deque) else v) for k, v in d.items()), key=repr)
+
+        return msgspec.msgpack.encode((
+            self.book.tobytes(), self.acct.tobytes(), self.breach.tobytes(), canon(self.kill),
+            canon(self.overrides), self.rules, canon({k: astuple(t) for k, t in self.tracked.items()}),
+            canon(self.windows), canon(self.recent), canon(self.orders_sent), canon(self.executions),
+            canon(self.exec_windows), sorted(self.exec_throttled), canon(self.anchors),
+            sorted(self.reduce_only_accounts), canon(self.wash_last), canon(self.allocated_qty),
+        ))
+
+    def carry_market(self, old: Compliance) -> None:
+        """Take over the reference prices of `old`: market inputs, not events, so a rebuild
+        from the journal does not bring them back."""
+        self.inst[I_REF] = old.inst[I_REF]
+        self.ref_ts[:] = old.ref_ts
 
     def reference(self, i: int, now: int) -> tuple[int, bool]:
         """(price, fresh): the market reference, else the configured price (never fresh)."""
@@ -291,7 +326,7 @@ class Compliance:
                 verdicts[k] = refused
                 continue
             px = c.price if c.price is not None and not market else ref
-            rows.append((a, i, sign, int(c.side is Side.SELL_SHORT), c.qty, px, int(market)))
+            rows.append((a, i, sign, int(c.side is Side.SELL_SHORT), clamp(c.qty), px, int(market)))
             checked.append(k)
         out = np.zeros((len(rows), 4), np.int64)
         check_orders(self.arena, np.array(rows, np.int64).reshape(len(rows), 7), out, 0, True)
@@ -310,17 +345,16 @@ class Compliance:
         if 0 <= self._limits_at <= now:
             self._materialize(now)
         sign, short = (1 if side is Side.BUY else -1), side is Side.SELL_SHORT
-        rows = np.array([(self.accounts[s.account], i, sign, int(short), s.qty, max(1, s.value // s.qty), 0)
+        rows = np.array([(self.accounts[s.account], i, sign, int(short), s.qty, clamp(max(1, s.value // s.qty)), 0)
                          for s in shares], np.int64).reshape(len(shares), 7)
         out = np.zeros((len(shares), 4), np.int64)
         a, qty, value = self.accounts.get(block), sum(s.qty for s in shares), sum(s.value for s in shares)
-        if a is not None:  # the block's account gives the shares up first (given back after)
-            order_moved(self.arena, a, i, sign, short, 0, 0, -qty, -value, 0)
-        try:
+        if a is not None:  # the block's account gives the shares up first (put back after)
+            with self._kept(a, i):
+                order_moved(self.arena, a, i, sign, short, 0, 0, -qty, -clamp(value), 0)
+                check_orders(self.arena, rows, out, _ORDER_ONLY, True)
+        else:
             check_orders(self.arena, rows, out, _ORDER_ONLY, True)
-        finally:
-            if a is not None:
-                order_moved(self.arena, a, i, sign, short, 0, 0, qty, value, 0)
         verdicts = []
         for s, r in zip(shares, out):
             switched = None
@@ -343,7 +377,7 @@ class Compliance:
         for account, qty, value in moves:
             a = self.accounts.get(account)
             if a is not None:
-                order_moved(self.arena, a, i, sign, short, 0, 0, way * qty, way * value, 0)
+                order_moved(self.arena, a, i, sign, short, 0, 0, way * qty, clamp(way * value), 0)
                 if self.cfg.post_trade:
                     self.touched.add(a)
 
@@ -359,16 +393,24 @@ class Compliance:
             self._materialize(now)
         arena = self.arena
         released = _Tracked(t.a, t.i, t.sign, t.short, t.session, t.working, t.px, t.cum, t.cum_value)
-        self._move(released, arena, 0, t.px, t.cum, t.cum_value)  # given back below: no copy of the arena
-        try:
+        with self._kept(t.a, t.i):  # no copy of the arena
+            self._move(released, arena, 0, t.px, t.cum, t.cum_value)
             px = price if price is not None else t.px
             market = int(price is None)
             r = check_one(arena, t.a, t.i, t.sign, int(t.short), max(0, qty - t.cum), px, market)
             if r[0] == -1:  # the order quantity limits apply to the whole order
                 r = check_one(arena, t.a, t.i, t.sign, int(t.short), qty, px, market)
-        finally:
-            self._move(released, arena, t.working, t.px, t.cum, t.cum_value)
         return self._verdict(r)
+
+    @contextlib.contextmanager
+    def _kept(self, a: int, i: int) -> Iterator[None]:
+        """A what-if that moves account a's figures on instrument i: they are put back as they
+        were (not moved back: a saturated sum would not return)."""
+        cells, totals = self.book[:, a, i].copy(), self.acct[:, a].copy()
+        try:
+            yield
+        finally:
+            self.book[:, a, i], self.acct[:, a] = cells, totals
 
     def _verdict(self, r: tuple[int, int, int, int] | np.ndarray, risk_px: int | None = None) -> Verdict:
         mask = int(r[1])
@@ -429,12 +471,13 @@ class Compliance:
         return None
 
     def _rate(self, session: str, kind: str, now: int) -> int:
+        """Messages in the last second. A decision only reads: the window is trimmed by
+        the events alone, so a replay rebuilds it exactly."""
         w = self.windows.get((session, kind))
         if not w:
             return 0
-        while w and w[0] <= now - SECOND:
-            w.popleft()
-        return len(w)
+        horizon = now - SECOND
+        return sum(1 for t in w if t > horizon)
 
     # ------------------------------------------------------------------ state, from events
     def _rejected(self, ev: OrderRejected) -> None:
@@ -475,13 +518,13 @@ class Compliance:
         sign = 1 if c.side is Side.BUY else -1
         short = c.side is Side.SELL_SHORT
         self.tracked[ev.order_id] = _Tracked(a, i, sign, short, c.session, c.qty, px)
-        order_moved(self.arena, a, i, sign, short, c.qty, c.qty * px, 0, 0, 1)
+        order_moved(self.arena, a, i, sign, short, c.qty, clamp(c.qty * px), 0, 0, 1)
 
     @staticmethod
     def _move(t: _Tracked, arena: np.ndarray, working: int, px: int, cum: int, value: int) -> None:
-        was = t.working
-        order_moved(arena, t.a, t.i, t.sign, t.short, working - was, working * px - was * t.px,
-                    cum - t.cum, value - t.cum_value, (working > 0) - (was > 0))
+        was = t.working  # a venue's fill may be worth more than the arena holds: it saturates there
+        order_moved(arena, t.a, t.i, t.sign, t.short, working - was, clamp(working * px - was * t.px),
+                    cum - t.cum, clamp(value - t.cum_value), (working > 0) - (was > 0))
         t.working = working
         t.px = px
         t.cum = cum
@@ -510,6 +553,7 @@ class Compliance:
                                   "executed after a bust or correction: cancel an allocation and book it again",
                                   ev.account, ev.symbol))
         if et is ExecType.TRADE:
+            self.last_fill[t.i] = ev.last_px
             if self.cfg.max_order_to_trade:
                 self.executions[t.session] = self.executions.get(t.session, 0) + 1
             self._execution(ev)
@@ -554,7 +598,7 @@ class Compliance:
         self.nav = np.zeros(n_a, np.int64)
         for acc, v in cfg.nav.items():
             if acc in self.accounts:
-                self.nav[self.accounts[acc]] = to_price(v)
+                self.nav[self.accounts[acc]] = to_money(v, f"NAV of {acc}")
         issuers = [cfg.issuers.get(s, s) for s in symbols] or ["-"]
         sectors = [cfg.sectors.get(s, "other") for s in symbols] or ["-"]
         self.issuer = np.array([sorted(set(issuers)).index(x) for x in issuers], np.int64)
@@ -574,13 +618,36 @@ class Compliance:
         self.breach = np.zeros((RULES, n_a), np.int64)  # the level each (rule, account) is at: _LEVELS
         self.reduce_only_accounts: set[int] = set()
         self.wash_last: dict[tuple[int, int, int], int] = {}
+        self.last_fill = np.zeros(n_i, np.int64)  # each instrument's last fill price: a mark when there is none
 
-    def post_trade(self, account: int = -1) -> list[tuple[str, str, str, str]]:
-        """Evaluate one account (or all: -1): the changes of level as (rule, level, text, account)."""
+    def marks(self, now: int) -> tuple[np.ndarray, np.ndarray]:
+        """(price, fresh) per instrument for valuing positions: the fresh reference, else the
+        last fill's price, else the configured price, else 0 (none: the position counts for
+        nothing, rather than for a loss)."""
+        ref = self.inst[I_REF]
+        fresh = ref > 0
+        if self.cfg.stale_price_s > 0:
+            fresh &= now - self.ref_ts <= int(self.cfg.stale_price_s * SECOND)
+        return np.where(fresh, ref, np.where(self.last_fill > 0, self.last_fill, self.static_ref)), fresh
+
+    def _fallbacks(self, a: int, marks: np.ndarray, fresh: np.ndarray) -> str:
+        """Which prices valued account a's positions that have no fresh mark, for an alert's Text."""
+        said = []
+        for s, i in self.symbols.items():
+            if self.book[B_POS, a, i] and not fresh[i]:
+                source = ("its last fill" if self.last_fill[i] > 0 else "its configured reference price"
+                          if self.static_ref[i] > 0 else "")
+                said.append(f"{s} at {source} {money_str(int(marks[i]))}" if source else f"{s} left out (no price)")
+        return f" [no fresh mark: {', '.join(said)}]" if said else ""
+
+    def post_trade(self, account: int, now: int) -> list[tuple[str, str, str, str]]:
+        """Evaluate one account (or all: -1) at the marks of `now`: the changes of level as
+        (rule, level, text, account)."""
         if not self.cfg.post_trade:
             return []
         levels, figures = self._levels, self._figures
-        evaluate(self.book[B_POS], self.cash, self.inst[I_REF], self.nav, self.issuer, self.sector,
+        marks, fresh = self.marks(now)
+        evaluate(self.book[B_POS], self.cash, marks, self.nav, self.issuer, self.sector,
                  self.lim[Control.POSITION_LONG], self.lim[Control.POSITION_SHORT], self.warn, self.hard, account,
                  levels, figures)
         known = self.breach
@@ -600,6 +667,8 @@ class Compliance:
             limit = int((self.warn if level == "warn" else self.hard)[r, a]) if level else 0
             text = (f"{label}: {_show(r, figure)} > {level} level {_show(r, limit)}" if level
                     else f"{label}: back within limits ({_show(r, figure)})")
+            if r is not Rule.POSITION:
+                text += self._fallbacks(a, marks, fresh)
             changes.append((label, level or "clear", text, names[a]))
         return changes
 
@@ -654,7 +723,7 @@ _POST_TRADE_REDUCE_ONLY = SetKillSwitch(user="post-trade", scope="account", key=
 
 def _show(r: Rule, v: int) -> str:
     if r is Rule.DAILY_LOSS:
-        return f"{v / 10**6:,.2f}"
+        return money_str(v)
     return f"{v} shares" if r is Rule.POSITION else f"{v} bps of NAV"
 
 
@@ -666,8 +735,6 @@ def parse_post_trade(rule: PostTradeRule) -> tuple[Rule, int | None, int | None]
     values = []
     for name in ("warn", "hard"):
         text = getattr(rule, name)
-        try:
-            values.append(None if text == "" else to_price(text) if r is Rule.DAILY_LOSS else int(text))
-        except (FixedPointError, ValueError):
-            raise RiskConfigError(name, f"{text!r} is not a valid {name} level for {rule.rule}") from None
+        values.append(None if text == "" else _parse(text, f"{rule.rule} {name} level", money=r is Rule.DAILY_LOSS,
+                                                     key=name))
     return r, values[0], values[1]

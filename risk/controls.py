@@ -78,12 +78,12 @@ def describe(c: Control, observed: int | None = None, limit: int | None = None, 
     """The reject or alert Text: names the control and, when known, the figure and the limit."""
     text = f"{c.label}: {_WORDS[c][1]}"
     if limit is not None and observed is not None:
-        show = _money if money else str
+        show = money_str if money else str
         text += f" ({show(observed)} > {show(limit)})" if c not in (Control.PRICE_MIN,) else f" ({show(observed)} < {show(limit)})"
     return text
 
 
-def _money(v: int) -> str:
+def money_str(v: int) -> str:
     whole, frac = divmod(abs(v), 10**6)
     return f"{'-' if v < 0 else ''}{whole:,}" + (f".{frac:06d}".rstrip("0") if frac else "")
 

@@ -13,17 +13,17 @@ All arrays live in one int64 arena (so a call unboxes one array), as views
   acct    (4, A)   open order notional, executed notional, open order count, signed open
                    notional (buys less sells)
   inst    (2, I)   reference price (0: none), average daily volume (0: unknown)
-Money is fixed point (1e-6), as prices are. Result rows: control that rejected (-1: pass),
-soft-alert bit mask, the figure that breached and the limit it breached.
+Money is fixed point (1e-6), as prices are. Figures saturate at +-MAX_FIGURE
+(oms.saturating), above every limit, and so do the exposure sums. Result rows: control
+that rejected (-1: pass), soft-alert bit mask, the figure that breached and the limit it
+breached.
 """
 from __future__ import annotations
-
-import math
-from fractions import Fraction
 
 import numpy as np
 from numba import njit
 
+from oms.saturating import ceil_bps, clamp, sat_add, sat_mul, sat_sum
 from risk.controls import KERNEL_CONTROLS, UNLIMITED, Control
 
 R_REASON, R_ALERTS, R_OBSERVED, R_LIMIT = range(4)
@@ -44,7 +44,7 @@ assert len(_ORDER) == KERNEL_CONTROLS
 def _gross(book, acct, inst, a):
     g = acct[A_OPEN, a]
     for i in range(book.shape[2]):
-        g += abs(book[B_POS, a, i]) * inst[I_REF, i]
+        g = sat_add(g, sat_mul(abs(book[B_POS, a, i]), inst[I_REF, i]))
     return g
 
 
@@ -52,7 +52,7 @@ def _gross(book, acct, inst, a):
 def _net(book, acct, inst, a):
     n = acct[A_NET_OPEN, a]
     for i in range(book.shape[2]):
-        n += book[B_POS, a, i] * inst[I_REF, i]
+        n = sat_add(n, sat_mul(book[B_POS, a, i], inst[I_REF, i]))
     return n
 
 
@@ -62,34 +62,34 @@ def _observe(book, acct, inst, a, i, side, short, qty, px, market, c):
     if c == 0:
         return True, 1  # compared with 0 when restricted
     if c == 1:
-        return short != 0, book[B_LOCATE, a, i] + qty
+        return short != 0, sat_add(book[B_LOCATE, a, i], qty)
     if c == 2 or c == 3:
         return market == 0, px
     if c == 4:
         ref = inst[I_REF, i]
-        return market == 0 and ref > 0, _ceil_div(abs(px - ref) * 10000, max(ref, 1))
+        return market == 0 and ref > 0, ceil_bps(abs(px - ref), max(ref, 1))
     if c == 5:
         return True, qty
     if c == 6:
-        return True, qty * px
+        return True, sat_mul(qty, px)
     if c == 7:
         adv = inst[I_ADV, i]
-        return adv > 0, _ceil_div(qty * 10000, max(adv, 1))
+        return adv > 0, ceil_bps(qty, max(adv, 1))
     if c == 8:
         return True, acct[A_COUNT, a] + 1
     if c == 9:
-        return True, book[B_POS, a, i] + book[B_BUYS, a, i] + (qty if side > 0 else 0)
+        return True, sat_add(sat_add(book[B_POS, a, i], book[B_BUYS, a, i]), qty if side > 0 else 0)
     if c == 10:
-        return True, -book[B_POS, a, i] + book[B_SELLS, a, i] + (qty if side < 0 else 0)
+        return True, sat_add(sat_add(-book[B_POS, a, i], book[B_SELLS, a, i]), qty if side < 0 else 0)
     if c == 11:
-        return True, acct[A_OPEN, a] + acct[A_EXEC, a] + qty * px
+        return True, sat_add(sat_add(acct[A_OPEN, a], acct[A_EXEC, a]), sat_mul(qty, px))
     if c == 12:
-        return True, _gross(book, acct, inst, a) + qty * px
+        return True, sat_add(_gross(book, acct, inst, a), sat_mul(qty, px))
     if c == 13:
-        return True, abs(_net(book, acct, inst, a) + side * qty * px)
-    g = qty * px  # c == 14
+        return True, abs(sat_add(_net(book, acct, inst, a), side * sat_mul(qty, px)))
+    g = sat_mul(qty, px)  # c == 14
     for b in range(book.shape[1]):
-        g += _gross(book, acct, inst, b)
+        g = sat_add(g, _gross(book, acct, inst, b))
     return True, g
 
 
@@ -147,11 +147,12 @@ def check_one(arena, a, i, side, short, qty, px, market):
 def check_orders(arena, orders, out, skip, restore):
     """Check orders in sequence; each passing order consumes its limits (working
     quantity, open notional, open orders, locate) for the ones after it, in the arena.
-    skip: a bit mask of controls not to check. restore: give back what the orders
-    consumed once all are checked, so the arena is left as it was: a what-if with no
-    copy of the arena."""
+    skip: a bit mask of controls not to check. restore: put back what the orders moved
+    once all are checked (the values found, not a subtraction: a saturated sum does not
+    come back by one), so the arena is left as it was: a what-if with no copy of it."""
     lim, soft, book, acct, inst = views(arena)
     n = orders.shape[0]
+    saved = np.empty((n if restore else 0, 7), np.int64)
     for j in range(n):
         reason, alerts, seen, hard = _check_one(lim, soft, book, acct, inst, orders[j, 0], orders[j, 1], orders[j, 2],
                                                 orders[j, 3], orders[j, 4], orders[j, 5], orders[j, 6], skip)
@@ -160,11 +161,17 @@ def check_orders(arena, orders, out, skip, restore):
         out[j, R_OBSERVED] = seen
         out[j, R_LIMIT] = hard
         if reason == -1 and (restore or j < n - 1):
-            _consume(orders, book, acct, j, 1)
-    if restore:
-        for j in range(n):
-            if out[j, R_REASON] == -1:
-                _consume(orders, book, acct, j, -1)
+            a, i = orders[j, 0], orders[j, 1]
+            if restore:
+                saved[j, 0], saved[j, 1], saved[j, 2] = book[B_BUYS, a, i], book[B_SELLS, a, i], book[B_LOCATE, a, i]
+                saved[j, 3:] = acct[:, a]
+            qty = orders[j, 4]
+            _moved(book, acct, a, i, orders[j, 2], orders[j, 3], qty, sat_mul(qty, orders[j, 5]), 0, 0, 1)
+    for j in range(saved.shape[0] - 1, -1, -1):
+        if out[j, R_REASON] == -1:
+            a, i = orders[j, 0], orders[j, 1]
+            book[B_BUYS, a, i], book[B_SELLS, a, i], book[B_LOCATE, a, i] = saved[j, 0], saved[j, 1], saved[j, 2]
+            acct[:, a] = saved[j, 3:]
     return out
 
 
@@ -178,63 +185,57 @@ def order_moved(arena, a, i, side, short, d_working, d_open, d_cum, d_value, d_c
 
 @njit(cache=True)
 def _moved(book, acct, a, i, side, short, d_working, d_open, d_cum, d_value, d_count):
-    book[B_BUYS if side > 0 else B_SELLS, a, i] += d_working
-    book[B_POS, a, i] += side * d_cum
-    book[B_CASH, a, i] -= side * d_value  # buys pay, sells receive
-    acct[A_OPEN, a] += d_open
-    acct[A_NET_OPEN, a] += side * d_open
-    acct[A_EXEC, a] += d_value
+    w = B_BUYS if side > 0 else B_SELLS
+    book[w, a, i] = sat_add(book[w, a, i], d_working)
+    book[B_POS, a, i] = sat_add(book[B_POS, a, i], side * d_cum)
+    book[B_CASH, a, i] = sat_add(book[B_CASH, a, i], -side * d_value)  # buys pay, sells receive
+    acct[A_OPEN, a] = sat_add(acct[A_OPEN, a], d_open)
+    acct[A_NET_OPEN, a] = sat_add(acct[A_NET_OPEN, a], side * d_open)
+    acct[A_EXEC, a] = sat_add(acct[A_EXEC, a], d_value)
     acct[A_COUNT, a] += d_count
     if short:
-        book[B_LOCATE, a, i] += d_working + d_cum
-
-
-@njit(cache=True)
-def _consume(orders, book, acct, j, sign):
-    """Order j's working quantity, open notional and count: taken (sign 1) or given back (-1)."""
-    qty = sign * orders[j, 4]
-    _moved(book, acct, orders[j, 0], orders[j, 1], orders[j, 2], orders[j, 3], qty, qty * orders[j, 5], 0, 0, sign)
-
-
-@njit(cache=True, inline="always")
-def _ceil_div(x, y):
-    return -(-x // y)
+        book[B_LOCATE, a, i] = sat_add(book[B_LOCATE, a, i], sat_add(d_working, d_cum))
 
 
 # ---------------------------------------------------------------------- reference
 def check_orders_ref(orders, lim, soft, book, acct, inst, skip: int = 0) -> list[tuple[int, int, int, int]]:
-    """Plain Python ints: list each applicable control's (figure, limit), first breach wins."""
+    """Plain Python ints: list each applicable control's (figure, limit), first breach wins;
+    each sum and product saturated at the step the kernel saturates it."""
     pos, buys, sells, located, _cash = ([[int(x) for x in row] for row in plane] for plane in book)
     open_notional, executed, count, net_open = ([int(x) for x in row] for row in acct)
     ref, adv = [int(x) for x in inst[0]], [int(x) for x in inst[1]]
     results = []
     for a, i, side, short, qty, px, market in (tuple(int(x) for x in r) for r in orders):
         def gross(b: int) -> int:
-            return open_notional[b] + sum(abs(p) * r for p, r in zip(pos[b], ref))
+            return sat_sum([open_notional[b]] + [clamp(abs(p) * r) for p, r in zip(pos[b], ref)])
 
-        net = net_open[a] + sum(p * r for p, r in zip(pos[a], ref))
+        def bps(x: int, base: int) -> int:
+            return clamp(-(-x * 10000 // base))
+
+        notional = clamp(qty * px)
+        net = sat_sum([net_open[a]] + [clamp(p * r) for p, r in zip(pos[a], ref)])
         figures = [
             (Control.RESTRICTED, 1),
-            (Control.LOCATE, located[a][i] + qty if short else None),
+            (Control.LOCATE, clamp(located[a][i] + qty) if short else None),
             (Control.PRICE_MIN, None if market else px),
             (Control.PRICE_MAX, None if market else px),
-            (Control.PRICE_COLLAR, None if market or ref[i] <= 0 else math.ceil(Fraction(abs(px - ref[i]) * 10000, ref[i]))),
+            (Control.PRICE_COLLAR, None if market or ref[i] <= 0 else bps(abs(px - ref[i]), ref[i])),
             (Control.MAX_QTY, qty),
-            (Control.MAX_NOTIONAL, qty * px),
-            (Control.MAX_ADV, math.ceil(Fraction(qty * 10000, adv[i])) if adv[i] > 0 else None),
+            (Control.MAX_NOTIONAL, notional),
+            (Control.MAX_ADV, bps(qty, adv[i]) if adv[i] > 0 else None),
             (Control.MAX_OPEN_ORDERS, count[a] + 1),
-            (Control.POSITION_LONG, pos[a][i] + buys[a][i] + (qty if side > 0 else 0)),
-            (Control.POSITION_SHORT, -pos[a][i] + sells[a][i] + (qty if side < 0 else 0)),
-            (Control.CREDIT, open_notional[a] + executed[a] + qty * px),
-            (Control.GROSS_EXPOSURE, gross(a) + qty * px),
-            (Control.NET_EXPOSURE, abs(net + side * qty * px)),
-            (Control.FIRM_GROSS, qty * px + sum(gross(b) for b in range(len(open_notional)))),
+            (Control.POSITION_LONG, sat_sum([pos[a][i], buys[a][i], qty if side > 0 else 0])),
+            (Control.POSITION_SHORT, sat_sum([-pos[a][i], sells[a][i], qty if side < 0 else 0])),
+            (Control.CREDIT, sat_sum([open_notional[a], executed[a], notional])),
+            (Control.GROSS_EXPOSURE, clamp(gross(a) + notional)),
+            (Control.NET_EXPOSURE, abs(clamp(net + side * notional))),
+            (Control.FIRM_GROSS, sat_sum([notional] + [gross(b) for b in range(len(open_notional))])),
         ]
         verdict, alerts = (-1, 0, 0), 0
         for c, seen in figures:
-            if seen is None or skip >> c & 1:
-                continue
             hard = int(lim[c, a, i])
+            if seen is None or skip >> c & 1 or hard == UNLIMITED:
+                continue
             if (seen < hard) if c is Control.PRICE_MIN else (seen > hard):
                 verdict = (int(c), seen, hard)
                 break
@@ -242,11 +243,12 @@ def check_orders_ref(orders, lim, soft, book, acct, inst, skip: int = 0) -> list
             if level and c is not Control.PRICE_MIN and seen > hard * level // 10000:
                 alerts |= 1 << c
         if verdict[0] == -1:
-            (buys if side > 0 else sells)[a][i] += qty
+            working = buys if side > 0 else sells
+            working[a][i] = clamp(working[a][i] + qty)
             if short:
-                located[a][i] += qty
-            open_notional[a] += qty * px
+                located[a][i] = clamp(located[a][i] + qty)
+            open_notional[a] = clamp(open_notional[a] + notional)
             count[a] += 1
-            net_open[a] += side * qty * px
+            net_open[a] = clamp(net_open[a] + side * notional)
         results.append((verdict[0], alerts, verdict[1], verdict[2]))
     return results

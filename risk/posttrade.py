@@ -1,10 +1,12 @@
 """Post-trade rules over the whole portfolio (accounts x instruments), in Numba, and
 their plain-Python reference.
 
-Values are at reference prices (fixed point 1e-6): value[a, i] = position x price.
-Ratios are in bps of the account's NAV. P&L is cash + value: cash moves by every fill
-(buys pay, sells receive), so busts and corrections stay exact, and realized plus
-unrealized P&L since the start is one figure.
+Values are at the marks the caller gives (fixed point 1e-6): value[a, i] = position x
+mark. Ratios are in bps of the account's NAV. P&L is cash + value: cash moves by every
+fill (buys pay, sells receive), so busts and corrections stay exact, and realized plus
+unrealized P&L since the start is one figure. A position without a mark (0) counts for
+nothing in the P&L, neither its cash nor its value: a loss is never made of a price the
+OMS does not have. Sums and products saturate (oms.saturating).
 
   rule                    figure
   CONCENTRATION           largest |value| of one instrument, bps of NAV
@@ -22,6 +24,8 @@ import enum
 
 import numpy as np
 from numba import njit
+
+from oms.saturating import ceil_bps, clamp, sat_add, sat_mul, sat_sum
 
 
 class Rule(enum.IntEnum):
@@ -52,22 +56,23 @@ def _figures(pos, cash, ref, nav, issuer, sector, long_lim, short_lim, a, n_grou
     pnl = 0
     over = 0
     for i in range(n_i):
-        v = pos[a, i] * ref[i]
-        av = abs(v)
-        gross += av
-        net += v
-        top = max(top, av)
-        by_issuer[issuer[i]] += av
-        by_sector[sector[i]] += av
-        pnl += cash[a, i] + v
         p = pos[a, i]
+        v = sat_mul(p, ref[i])
+        av = abs(v)
+        gross = sat_add(gross, av)
+        net = sat_add(net, v)
+        top = max(top, av)
+        by_issuer[issuer[i]] = sat_add(by_issuer[issuer[i]], av)
+        by_sector[sector[i]] = sat_add(by_sector[sector[i]], av)
+        if ref[i] > 0 or p == 0:
+            pnl = sat_add(pnl, sat_add(cash[a, i], v))
         over = max(over, p - long_lim[a, i], -p - short_lim[a, i])
     base = max(nav[a], 1)
-    out[0] = -(-top * 10000 // base)
-    out[1] = -(-by_issuer.max() * 10000 // base) if n_groups else 0
-    out[2] = -(-by_sector.max() * 10000 // base) if n_groups else 0
-    out[3] = -(-gross * 10000 // base)
-    out[4] = -(-abs(net) * 10000 // base)
+    out[0] = ceil_bps(top, base)
+    out[1] = ceil_bps(by_issuer.max(), base) if n_groups else 0
+    out[2] = ceil_bps(by_sector.max(), base) if n_groups else 0
+    out[3] = ceil_bps(gross, base)
+    out[4] = ceil_bps(abs(net), base)
     out[5] = -pnl
     out[6] = over
 
@@ -94,24 +99,25 @@ def evaluate_ref(pos, cash, ref, nav, issuer, sector, long_lim, short_lim, warn,
     accounts = range(len(pos)) if account < 0 else [account]
     result = {}
     for a in accounts:
-        values = [int(p) * int(r) for p, r in zip(pos[a], ref)]
+        values = [clamp(int(p) * int(r)) for p, r in zip(pos[a], ref)]
         issuers: dict[int, int] = {}
         sectors: dict[int, int] = {}
         for k, v in enumerate(values):
-            issuers[int(issuer[k])] = issuers.get(int(issuer[k]), 0) + abs(v)
-            sectors[int(sector[k])] = sectors.get(int(sector[k]), 0) + abs(v)
+            issuers[int(issuer[k])] = clamp(issuers.get(int(issuer[k]), 0) + abs(v))
+            sectors[int(sector[k])] = clamp(sectors.get(int(sector[k]), 0) + abs(v))
         base = max(int(nav[a]), 1)
 
         def bps(x: int) -> int:
-            return -(-x * 10000 // base)
+            return clamp(-(-x * 10000 // base))
 
+        priced = [clamp(int(c) + v) for c, v, p, r in zip(cash[a], values, pos[a], ref) if int(r) > 0 or int(p) == 0]
         figures = {
             Rule.CONCENTRATION: bps(max((abs(v) for v in values), default=0)),
             Rule.ISSUER: bps(max(issuers.values(), default=0)),
             Rule.SECTOR: bps(max(sectors.values(), default=0)),
-            Rule.LEVERAGE: bps(sum(abs(v) for v in values)),
-            Rule.NET: bps(abs(sum(values))),
-            Rule.DAILY_LOSS: -(sum(int(c) for c in cash[a]) + sum(values)),
+            Rule.LEVERAGE: bps(sat_sum(abs(v) for v in values)),
+            Rule.NET: bps(abs(sat_sum(values))),
+            Rule.DAILY_LOSS: -sat_sum(priced),
             Rule.POSITION: max([0] + [max(int(p) - int(lo), -int(p) - int(sh))
                                       for p, lo, sh in zip(pos[a], long_lim[a], short_lim[a])]),
         }

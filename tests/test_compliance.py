@@ -248,7 +248,7 @@ def test_unauthorised_changes_are_refused_and_recorded():
     assert alert.control == "authorisation" and "intern" in alert.text
     rejected(d.nos("U1", 101), Reason.RISK_MAX_QTY)
     d.run(SetLimit(user=ADMIN, control="max_qty", value="nonsense"))
-    assert "not a valid value" in [e for e in d.events if isinstance(e, ComplianceAlert)][-1].text
+    assert "max_qty 'nonsense' is not a number" in [e for e in d.events if isinstance(e, ComplianceAlert)][-1].text
 
 
 def test_limit_changed_at_runtime_takes_effect_on_the_next_order():

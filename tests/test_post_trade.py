@@ -97,7 +97,7 @@ def test_daily_loss_from_prices_on_the_timer_and_on_demand():
     d.run(MarketData(symbol="AAPL", venue="V1", bid=88_990_000, ask=89_010_000))  # -1,100
     d.run(EvaluatePostTrade(user=ADMIN))
     assert alerts(d, "post_daily_loss")[-1].level == "hard"
-    assert "1,100.00 > hard level 1,000.00" in alerts(d, "post_daily_loss")[-1].text
+    assert "1,100 > hard level 1,000" in alerts(d, "post_daily_loss")[-1].text
     d.run(Timer())  # no change, no new alert
     assert len(alerts(d, "post_daily_loss")) == 2
 
