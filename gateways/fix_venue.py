@@ -16,7 +16,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import quickfix as fix
@@ -26,7 +25,7 @@ from gateways.fix_session import (
     write_settings,
 )
 from oms.config import Config, VenueConfig
-from oms.fixed import PRICE_DECIMALS, FixedPointError, price_str, to_price, to_qty
+from oms.fixed import FixedPointError, price_str, to_price, to_qty, to_rounded_price
 from oms.model import (
     ChildCancelSent,
     ChildOrderSent,
@@ -65,16 +64,11 @@ def venue_exec_type(f: dict[int, str], begin_string: str) -> ExecType | None:
 def _status_fields(f: dict[int, str]) -> dict[str, object]:
     """CumQty, AvgPx and OrdStatus of a status report, for the engine to reconcile."""
     status = f.get(39)
-    return {"cum_qty": _num(f.get(14), to_qty), "avg_px": _num(f.get(6), _rounded_price),
+    return {"cum_qty": _num(f.get(14), to_qty), "avg_px": _num(f.get(6), to_rounded_price),
             "ord_status": OrdStatus(status) if status in _ORD_STATUSES else None}
 
 
 _ORD_STATUSES = {s.value for s in OrdStatus}
-
-
-def _rounded_price(text: str) -> int:
-    """An average price may carry more decimals than a price: round it half-even."""
-    return to_price(Decimal(text).quantize(Decimal(1).scaleb(-PRICE_DECIMALS), rounding=ROUND_HALF_EVEN))
 
 
 def _num(text: str | None, parse: Callable[[str], int]) -> int:

@@ -8,7 +8,7 @@ refused with `FixedPointError`.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 PRICE_DECIMALS = 6
 PRICE_SCALE = 10**PRICE_DECIMALS
@@ -60,6 +60,15 @@ def to_price(value: str | int | Decimal, what: str = "price", limit: int = MAX_P
     if abs(p) > limit:
         raise FixedPointError(f"{what} {value} is out of range (at most {price_str(limit)} either way)")
     return p
+
+
+def to_rounded_price(value: str | int | Decimal, what: str = "average price") -> int:
+    """A price that may carry more decimals than the scale (a venue's AvgPx): rounded
+    half-even once; the same text and range as a price."""
+    d = _decimal(value, what)
+    if abs(d) > Decimal(MAX_PRICE).scaleb(-PRICE_DECIMALS):
+        raise FixedPointError(f"{what} {value} is out of range (at most {price_str(MAX_PRICE)} either way)")
+    return to_price(d.quantize(Decimal(1).scaleb(-PRICE_DECIMALS), rounding=ROUND_HALF_EVEN), what)
 
 
 def to_money(value: str | int | Decimal, what: str = "amount") -> int:

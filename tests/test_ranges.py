@@ -11,7 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from oms.config import ConfigError, load
-from oms.fixed import MAX_FIGURE, MAX_MONEY, MAX_NOTIONAL, MAX_PRICE, MAX_QTY, FixedPointError, to_money, to_price, to_qty
+from gateways.fix_venue import _status_fields
+from oms.fixed import (
+    MAX_FIGURE, MAX_MONEY, MAX_NOTIONAL, MAX_PRICE, MAX_QTY, FixedPointError, to_money, to_price, to_qty, to_rounded_price,
+)
 from gateways.fix_trader import BadField, _price, _qty
 from gateways.http_api import AllocationIn, ApiError, _decode
 from oms.model import ComplianceAlert, MarketData, NewOrder, OrderRejected, OrdStatus, OrdType, Side, Timer
@@ -175,7 +178,7 @@ def test_marks_equal_reference_over_the_extreme_ranges(data):
 
 @pytest.mark.parametrize("text", [" 100", "100 ", "1 00", "+100", "1_000", "\u0661\u0660\u0660", "100\n", "0x10", "--1"])
 def test_numbers_with_spaces_or_other_forms_are_refused(text):
-    for parse in (to_qty, to_price, to_money):
+    for parse in (to_qty, to_price, to_money, to_rounded_price):
         with pytest.raises(FixedPointError):
             parse(text)
 
@@ -195,6 +198,12 @@ def test_an_allocation_quantity_out_of_range_is_a_bad_request_naming_the_field(q
         _decode(body, AllocationIn)
     assert err.value.status == 400 and err.value.body["error"] == "BAD_REQUEST"
     assert "targets[0].qty" in err.value.body["text"]
+
+
+def test_a_venue_average_price_is_rounded_once_and_a_malformed_one_is_no_price():
+    assert to_rounded_price("190.1234565") == 190_123_456 and to_rounded_price("190.1234575") == 190_123_458
+    for text in ("abc", "1e30", " 190"):
+        assert _status_fields({14: "100", 6: text, 39: "2"})["avg_px"] == 0  # raised InvalidOperation before
 
 
 def test_plain_numbers_parse():
