@@ -29,7 +29,8 @@ from oms.config import ApiUser, Config
 from oms.engine import Engine
 from oms.fixed import avg_px, price_str
 from oms.model import (
-    ChildOrderSent, ChildUpdated, ComplianceAlert, Event, ExecType, ExecutionReport, OrderAccepted, RiskChanged,
+    ChildOrderSent, ChildUpdated, ComplianceAlert, Event, ExecType, ExecutionReport, OrderAccepted, OrderRejected,
+    RiskChanged,
 )
 from oms.runtime import Runtime
 from oms.states import TERMINAL
@@ -156,8 +157,7 @@ class Console:
                     continue
                 update = await loop.run_in_executor(None, self._read, touched, children, full)
                 if full:
-                    self._last_full = now
-                    update["sample"] = self._sample(update.pop("book"))
+                    update["sample"] = self._sample(update.pop("book"), now)
                     self.samples.append(update["sample"])
                 update["alerts"] = alerts
                 for v in list(self._viewers):
@@ -184,6 +184,10 @@ class Console:
                 touched.add(ev.order_id)
             elif t is ChildUpdated:
                 children.add(ev.child_id)
+            elif t is OrderRejected and ev.reason.startswith("RISK_"):
+                alerts.append({"ts": ev.ts, "kind": "reject", "control": ev.reason.lower(), "level": "reject",
+                               "account": ev.order.account, "symbol": ev.order.symbol,
+                               "text": f"{ev.order.session} {ev.order.cl_ord_id} refused: {ev.text}"})
             elif t is ComplianceAlert:
                 alerts.append({"ts": ev.ts, "kind": "alert", "control": ev.control, "level": ev.level,
                                "account": ev.account, "symbol": ev.symbol, "text": ev.text})
@@ -215,14 +219,13 @@ class Console:
             out["sessions"] = self.risk.sessions()
         return out
 
-    def _sample(self, book: dict[str, Any]) -> dict[str, Any]:
+    def _sample(self, book: dict[str, Any], now: float) -> dict[str, Any]:
         """One point of every chart: P&L per account, exposure by symbol, order rate, round trips."""
-        now = time.monotonic()
         while self._round_trips and self._round_trips[0][0] < now - 60:
             self._round_trips.popleft()
         trips = sorted(ns for _, ns in self._round_trips)
-        elapsed = max(now - self._last_full, 1e-3) if self._last_full else FULL_S
-        rate, self._new_orders = self._new_orders / elapsed, 0
+        elapsed = now - self._last_full if self._last_full else FULL_S
+        rate, self._new_orders, self._last_full = self._new_orders / max(elapsed, TICK_S), 0, now
         return {"t": int(time.time() * 1000), "pnl": book["pnl"], "exposure": book["exposure"],
                 "sectors": self.sectors, "orders_per_s": round(rate, 1),
                 "p50_ms": _percentile(trips, 50), "p99_ms": _percentile(trips, 99)}
@@ -284,5 +287,6 @@ def _percentile(sorted_ns: list[int], p: int) -> float | None:
 
 
 def _describe(ch: Any) -> str:
-    fields = {k: v for k, v in msgspec.structs.asdict(ch).items() if k not in ("user", "reason") and v not in ("", None)}
+    fields = {k: v for k, v in msgspec.structs.asdict(ch).items()
+              if k not in ("user", "reason") and v not in ("", None, False)}
     return f"{type(ch).__name__} " + " ".join(f"{k}={v}" for k, v in fields.items())

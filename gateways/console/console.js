@@ -87,7 +87,8 @@ function renderBlotter() {
   rows.sort((a, b) => (a.order_id < b.order_id ? 1 : -1));
   const body = el("tbody");
   for (const o of rows.slice(0, 300)) {
-    const tr = el("tr", { class: "order", "data-order-id": o.order_id, "data-status": o.status },
+    const tr = el("tr", { class: "order", "data-order-id": o.order_id, "data-cl-ord-id": o.cl_ord_id,
+                          "data-status": o.status },
       td(o.order_id), td(o.cl_ord_id), td(o.account), td(o.symbol), td(o.side), td(o.ord_type), td(o.qty, 1),
       td(o.price ?? "", 1), el("td", {}, el("span", { class: `badge ${o.status}` }, o.status)), td(o.cum_qty, 1),
       td(o.leaves_qty, 1), td(o.cum_qty ? o.avg_px : "", 1), td(o.venue));
@@ -183,6 +184,8 @@ function lineChart(svg, series) {
     if (!s.points.length) return;
     const d = s.points.map((p) => `${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(" ");
     svg.append(svgEl("polyline", { points: d, fill: "none", stroke: COLORS[k % COLORS.length], "stroke-width": 1.5 }));
+    const [lx, ly] = s.points[s.points.length - 1];
+    svg.append(svgEl("circle", { cx: X(lx), cy: Y(ly), r: 2.5, fill: COLORS[k % COLORS.length] }));
     svg.append(svgEl("text", { x: 45 + 70 * k, y: 158, fill: COLORS[k % COLORS.length] }, s.name));
   });
 }
