@@ -27,6 +27,7 @@ from gateways.http_api import query
 from gateways.risk_api import RiskApi, controls, utilisation
 from oms.config import ApiUser, Config
 from oms.engine import Engine
+from oms.metrics import Metrics
 from oms.fixed import avg_px, price_str
 from oms.model import (
     ChildOrderSent, ChildUpdated, ComplianceAlert, Event, ExecType, ExecutionReport, OrderAccepted, OrderRejected,
@@ -111,9 +112,10 @@ class _Viewer:
 
 
 class Console:
-    def __init__(self, cfg: Config, runtime: Runtime, risk: RiskApi) -> None:
+    def __init__(self, cfg: Config, runtime: Runtime, risk: RiskApi, metrics: Metrics | None = None) -> None:
         self.runtime = runtime
         self.risk = risk
+        self.metrics = metrics
         self.rates = cfg.fx_rates()
         self.sectors = {i.symbol: cfg.risk.sectors.get(i.symbol, "other") for i in cfg.instruments}
         self._lock = threading.Lock()
@@ -217,6 +219,10 @@ class Console:
         if full:
             out["positions"] = out["book"]["positions"]
             out["sessions"] = self.risk.sessions()
+            if self.metrics is not None:  # the operator's gauges, from the same reads
+                self.metrics.kill_switches.set(len(out["controls"]["kill_switches"]))
+                for v in out["sessions"]["venues"]:
+                    self.metrics.venue_up.labels(v["venue"]).set(int(v["up"] and v["venue"] not in out["venues_down"]))
         return out
 
     def _sample(self, book: dict[str, Any], now: float) -> dict[str, Any]:

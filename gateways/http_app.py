@@ -114,7 +114,7 @@ class HttpApi:
         self.users = Users(cfg.api.users)
         self.alloc = AllocationApi(cfg, runtime)
         self.risk = RiskApi(cfg, runtime, sessions)
-        self.console = Console(cfg, runtime, self.risk)
+        self.console = Console(cfg, runtime, self.risk, metrics)
         runtime.listeners.append(self.console.on_events)
         self.app = Litestar(
             route_handlers=[*self._allocation_routes(), *self._session_routes(), *self.risk.routes(self.users),

@@ -47,6 +47,10 @@ class Metrics:
         self.api_requests = Counter("oms_api_requests", "Allocation API requests by method and HTTP status",
                                     ["method", "status"], registry=r)
         self.failed_logons = Counter("oms_failed_logons", "Trader logons refused", ["session"], registry=r)
+        self.kill_switches = Gauge("oms_kill_switches_on", "Kill switches on, any scope (read each second by the "
+                                   "HTTP API's console feed)", registry=r)
+        self.venue_up = Gauge("oms_venue_up", "1 while the OMS's FIX session with the venue is logged on (read "
+                              "each second by the console feed)", ["venue"], registry=r)
         self._cmd_children: dict[type, Counter] = {}
         self._event_children: dict[type, Counter] = {}
 

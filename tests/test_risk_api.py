@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import time
 
 import msgspec
 import pytest
@@ -115,6 +116,16 @@ def resting(s: System, cl: str, account: str = "ACC1") -> str:
     return s.runtime.query(lambda e: e.state.find("DESK", cl).order_id)
 
 
+def eventually(check, timeout: float = 5.0) -> bool:
+    """For what the console feed samples once a second, with no event to wait on."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def status(s: System, order_id: str) -> str:
     return s.runtime.query(lambda e: e.state.orders[order_id].status.name)
 
@@ -150,6 +161,7 @@ def test_a_risk_users_kill_switch_cancels_working_orders_and_is_journaled(oms):
     assert changed.user == "risk" and changed.change == SetKillSwitch(user="risk", scope="account", key="ACC1",
                                                                       reason="runaway algo")
     assert (status(oms, mine), status(oms, other)) == ("CANCELED", "NEW")
+    assert eventually(lambda: oms.metrics.registry.get_sample_value("oms_kill_switches_on") == 1)  # for alerting
     switches = call(oms, "GET", "/v1/risk/controls", role="viewer")[1]["kill_switches"]
     assert switches == [{"scope": "account", "key": "ACC1", "user": "risk", "reason": "runaway algo",
                          "allow_reducing": False, "reduce_only": False}]
