@@ -113,17 +113,26 @@ class _Protocol(H11Protocol):
 _REASONS = {400: "Bad Request", 408: "Request Timeout", 414: "URI Too Long", 431: "Request Header Fields Too Large"}
 
 
+def _refusal(scope: Any) -> tuple[int, str, str] | None:
+    """What h11 lets through and the OMS does not take: limits on requests that arrived
+    whole (h11 bounds only those still incomplete), and a POST with no framing at all."""
+    target = len(scope["raw_path"]) + len(scope["query_string"])
+    if target > MAX_TARGET:
+        return 414, "URI_TOO_LONG", f"request targets up to {MAX_TARGET} bytes"
+    if target + sum(len(k) + len(v) + 4 for k, v in scope["headers"]) > MAX_HEAD:
+        return 431, "HEADERS_TOO_LARGE", f"request line and headers up to {MAX_HEAD} bytes"
+    names = {k for k, _ in scope["headers"]}
+    if scope["method"] == "POST" and not names & {b"content-length", b"transfer-encoding"}:
+        return 411, "LENGTH_REQUIRED", "a body needs Content-Length (or chunked Transfer-Encoding)"
+    return None
+
+
 def _bounded(app: Any) -> Any:
-    """The app behind the size limits for requests that arrived whole (h11 bounds only
-    those still incomplete): a target over MAX_TARGET is 414, a head over MAX_HEAD 431."""
+    """The app behind `_refusal`."""
 
     async def bounded(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            target = len(scope["raw_path"]) + len(scope["query_string"])
-            head = target + sum(len(k) + len(v) + 4 for k, v in scope["headers"])
-            refused = ((414, "URI_TOO_LONG", f"request targets up to {MAX_TARGET} bytes") if target > MAX_TARGET
-                       else (431, "HEADERS_TOO_LARGE", f"request line and headers up to {MAX_HEAD} bytes")
-                       if head > MAX_HEAD else None)
+            refused = _refusal(scope)
             if refused is not None:
                 body = msgspec.json.encode({"error": refused[1], "text": refused[2]})
                 await send({"type": "http.response.start", "status": refused[0],

@@ -312,7 +312,8 @@ def test_every_refusal_is_json_including_the_protocols_own(oms):
     cases = ((b"GET /v1/" + b"x" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, b"URI_TOO_LONG"),
              (b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"y" * 20_000 + b"\r\n\r\n", 431,
               b"HEADERS_TOO_LARGE"),
-             (b"GET /v1/health HTTP/1.1\r\nHost x\r\n\r\n", 400, b"BAD_REQUEST"))
+             (b"GET /v1/health HTTP/1.1\r\nHost x\r\n\r\n", 400, b"BAD_REQUEST"),
+             (b"POST /v1/allocations HTTP/1.1\r\nHost: x\r\n\r\n", 411, b"LENGTH_REQUIRED"))
     for data, status, error in cases:
         with socket.create_connection(("127.0.0.1", oms.cfg.api.port), timeout=5) as sock:
             sock.sendall(data)
