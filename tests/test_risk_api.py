@@ -229,3 +229,56 @@ def test_an_openapi_document_describes_the_api(oms):
     got, doc = call(oms, "GET", "/v1/openapi.json", role=None)
     assert got == 200 and doc["openapi"].startswith("3.")
     assert {"/v1/allocations", "/v1/risk/kill-switch", "/v1/risk/limits", "/v1/sessions"} <= set(doc["paths"])
+
+
+def test_sign_in_sets_a_strict_http_only_cookie_and_changes_on_it_need_the_csrf_token(oms):
+    conn = http.client.HTTPConnection("127.0.0.1", oms.cfg.api.port, timeout=10)
+    conn.request("POST", "/v1/session", body=json.dumps({"token": "wrong-token-0123456789"}))
+    resp = conn.getresponse()
+    assert (resp.status, json.loads(resp.read())["error"]) == (401, "UNAUTHORIZED")
+    conn.request("POST", "/v1/session", body=json.dumps({"token": TOKENS["risk"]}))
+    resp = conn.getresponse()
+    body, cookie = json.loads(resp.read()), resp.getheader("set-cookie")
+    assert body == {"user": "risk", "role": "risk"} and TOKENS["risk"] not in cookie
+    assert {"httponly", "samesite=strict", "path=/"} <= {p.strip().lower() for p in cookie.split(";")}
+    session = {"Cookie": cookie.split(";", 1)[0]}
+    conn.request("GET", "/v1/session", headers=session)
+    me = json.loads(conn.getresponse().read())
+    assert (me["user"], me["role"]) == ("risk", "risk") and len(me["csrf"]) > 20
+    change = json.dumps({"scope": "instrument", "key": "AAPL", "on": False, "reason": "from the console"})
+    conn.request("POST", "/v1/risk/kill-switch", body=change, headers=session)  # as another site would
+    resp = conn.getresponse()
+    assert (resp.status, json.loads(resp.read())["error"]) == (403, "CSRF")
+    conn.request("POST", "/v1/risk/kill-switch", body=change, headers={**session, "X-OMS-CSRF": me["csrf"]})
+    resp = conn.getresponse()
+    assert resp.status == 200 and json.loads(resp.read())["user"] == "risk"
+    conn.request("DELETE", "/v1/session", headers=session)
+    conn.getresponse().read()
+    conn.request("GET", "/v1/risk/controls", headers=session)
+    assert conn.getresponse().status == 401  # signed out
+    conn.close()
+
+
+def test_the_console_feed_shows_each_user_only_its_accounts(oms):
+    resting(oms, "F1", account="ACC1")
+    resting(oms, "F2", account="ACC2")
+
+    def snapshot(role: str) -> dict:
+        conn = http.client.HTTPConnection("127.0.0.1", oms.cfg.api.port, timeout=10)
+        conn.request("GET", "/v1/console/stream", headers={"Authorization": f"Bearer {TOKENS[role]}"})
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.getheader("content-type").startswith("text/event-stream")
+        event = data = None
+        while data is None:
+            line = resp.fp.readline().decode().rstrip("\r\n")
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                data = json.loads(line[6:])
+        conn.close()
+        assert event == "snapshot"
+        return data
+
+    mine = snapshot("trader")  # accounts ACC1
+    assert {o["account"] for o in mine["orders"]} == {"ACC1"} and "F1" in {o["cl_ord_id"] for o in mine["orders"]}
+    assert {o["account"] for o in snapshot("viewer")["orders"]} == {"ACC1", "ACC2"}
