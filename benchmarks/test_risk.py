@@ -79,8 +79,9 @@ def test_post_trade_full_portfolio(benchmark, arena):
     warn = np.full((RULES, ACCOUNTS), 1000, np.int64)
     levels = np.zeros((RULES, ACCOUNTS), np.int64)
     figures = np.zeros((RULES, ACCOUNTS), np.int64)
-    args = (book[0], cash, inst[0], nav, groups, groups % 5, lim[Control.POSITION_LONG], lim[Control.POSITION_SHORT],
-            warn, warn * 2, -1, levels, figures)
+    priced = np.zeros((3, INSTRUMENTS), np.int64)  # every reference is fresh
+    args = (book[0], cash, inst[0], priced, 0, nav, groups, groups % 5, lim[Control.POSITION_LONG],
+            lim[Control.POSITION_SHORT], warn, warn * 2, -1, levels, figures)
     evaluate(*args)
     benchmark.pedantic(evaluate, args=args, rounds=200, warmup_rounds=5)
     assert KERNEL_CONTROLS == 15

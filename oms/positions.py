@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import msgspec
 import numpy as np
-from numba import njit
+from numba import literally, njit
 
-from oms.saturating import clamp, mul_div, sat_add, sat_mul, sat_sum
+from oms.fixed import MAX_FIGURE
+from oms.saturating import clamp, fits, largest, plus, sat_add, sat_sum, scaled, times
 
 SCALE = 10**6
 
@@ -144,23 +145,42 @@ def apply_fill(qty: int, cost: int, q: int, value: int) -> tuple[int, int, int]:
 
 
 @njit(cache=True)
-def _cell(qty, cost, marks, rates, a, i):
-    """Unrealized P&L of one position in the account's base currency (0 without a mark)."""
+def _cell(qty, cost, marks, rates, a, i, plain):
+    """Unrealized P&L of one position in the account's base currency (0 without a mark);
+    plain: no step can saturate (oms.saturating)."""
     if marks[i] == 0 or qty[a, i] == 0:
         return 0
-    return mul_div(sat_add(sat_mul(qty[a, i], marks[i]), -cost[a, i]), rates[a, i], 1_000_000)
+    return scaled(plus(times(qty[a, i], marks[i], plain), -cost[a, i], plain), rates[a, i], 1_000_000, plain)
 
 
 @njit(cache=True)
 def mark_to_market(qty, cost, marks, rates, unrealized, account_unrealized):
-    """Every position at the current marks."""
+    """Every position at the current marks: each account's row in plain arithmetic, again
+    saturating when the largest figures it met show a step could have left the range."""
+    m = largest(marks)
     for a in range(qty.shape[0]):
-        total = 0
-        for i in range(qty.shape[1]):
-            u = _cell(qty, cost, marks, rates, a, i)
-            unrealized[a, i] = u
-            total = sat_add(total, u)
+        total, q, c, rate = _mark_row(qty, cost, marks, rates, unrealized, a, True)
+        # |qty x mark - cost| <= big; big times the rate, and the row's cells summed, in range
+        plain = False
+        if fits(1, q, m) and c <= MAX_FIGURE - q * m:
+            big = q * m + c
+            plain = big <= MAX_FIGURE // max(rate, 1) and fits(qty.shape[1], big * rate // 1_000_000 + 1, 1)
+        if not plain:
+            total = _mark_row(qty, cost, marks, rates, unrealized, a, False)[0]
         account_unrealized[a] = total
+
+
+@njit(cache=True)
+def _mark_row(qty, cost, marks, rates, unrealized, a, plain):
+    """Account a's positions marked: their total, and the largest |qty|, |cost| and rate met."""
+    literally(plain)
+    total, q, c, rate = 0, 0, 0, 0
+    for i in range(qty.shape[1]):
+        u = _cell(qty, cost, marks, rates, a, i, plain)
+        unrealized[a, i] = u
+        total = plus(total, u, plain)
+        q, c, rate = max(q, abs(qty[a, i])), max(c, abs(cost[a, i])), max(rate, rates[a, i])
+    return total, q, c, rate
 
 
 @njit(cache=True)
@@ -170,7 +190,7 @@ def apply_prices(qty, cost, marks, rates, unrealized, account_unrealized, column
         i = columns[k]
         marks[i] = new_marks[k]
         for a in range(qty.shape[0]):
-            u = _cell(qty, cost, marks, rates, a, i)
+            u = _cell(qty, cost, marks, rates, a, i, False)
             account_unrealized[a] = sat_add(account_unrealized[a], sat_add(u, -unrealized[a, i]))
             unrealized[a, i] = u
 
@@ -180,7 +200,7 @@ def mark_cells(qty, cost, marks, rates, unrealized, account_unrealized, rows, i)
     """Re-mark one instrument for some accounts (after their fills)."""
     for k in range(rows.shape[0]):
         a = rows[k]
-        u = _cell(qty, cost, marks, rates, a, i)
+        u = _cell(qty, cost, marks, rates, a, i, False)
         account_unrealized[a] = sat_add(account_unrealized[a], sat_add(u, -unrealized[a, i]))
         unrealized[a, i] = u
 

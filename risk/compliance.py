@@ -32,7 +32,7 @@ from risk.controls import KERNEL_CONTROLS, MONEY_CONTROLS, UNLIMITED, Control, d
 from risk.kernel import (
     B_BUYS, B_CASH, B_POS, B_SELLS, I_ADV, I_REF, check_one, check_orders, new_arena, order_moved, views,
 )
-from risk.posttrade import RULES, Rule, evaluate
+from risk.posttrade import RULES, Rule, evaluate, mark_prices
 
 SECOND = 1_000_000_000
 _SCOPES = ("firm", "account", "instrument", "account_instrument")
@@ -117,11 +117,13 @@ class Compliance:
         n_a, n_i = max(1, len(accounts)), max(1, len(symbols))
         self.arena = new_arena(n_a, n_i)
         self.lim, self.soft, self.book, self.acct, self.inst = views(self.arena)
-        self.static_ref = np.zeros(n_i, np.int64)  # configured prices: the fallback reference
+        # per instrument, what else prices it (posttrade.P_*): when the reference price arrived
+        # (0: never), the last fill's price and the configured price, the fallbacks
+        self.priced = np.zeros((3, n_i), np.int64)
+        self.ref_ts, self.last_fill, self.static_ref = self.priced
         for s, px in (ref_prices or {}).items():
             if s in self.symbols:
                 self.static_ref[self.symbols[s]] = px
-        self.ref_ts = np.zeros(n_i, np.int64)  # when each reference price arrived (0: never)
         for s, v in cfg.adv.items():
             if s in self.symbols:
                 self.inst[I_ADV, self.symbols[s]] = v
@@ -618,17 +620,14 @@ class Compliance:
         self.breach = np.zeros((RULES, n_a), np.int64)  # the level each (rule, account) is at: _LEVELS
         self.reduce_only_accounts: set[int] = set()
         self.wash_last: dict[tuple[int, int, int], int] = {}
-        self.last_fill = np.zeros(n_i, np.int64)  # each instrument's last fill price: a mark when there is none
+
+    def _fresh_since(self, now: int) -> int:
+        """The oldest a reference price may be to value positions (posttrade.mark_prices)."""
+        return now - int(self.cfg.stale_price_s * SECOND) if self.cfg.stale_price_s > 0 else -(1 << 62)
 
     def marks(self, now: int) -> tuple[np.ndarray, np.ndarray]:
-        """(price, fresh) per instrument for valuing positions: the fresh reference, else the
-        last fill's price, else the configured price, else 0 (none: the position counts for
-        nothing, rather than for a loss)."""
-        ref = self.inst[I_REF]
-        fresh = ref > 0
-        if self.cfg.stale_price_s > 0:
-            fresh &= now - self.ref_ts <= int(self.cfg.stale_price_s * SECOND)
-        return np.where(fresh, ref, np.where(self.last_fill > 0, self.last_fill, self.static_ref)), fresh
+        """(price, fresh) per instrument, as post-trade values positions at `now`."""
+        return mark_prices(self.inst[I_REF], self.priced, self._fresh_since(now))
 
     def _fallbacks(self, a: int, marks: np.ndarray, fresh: np.ndarray) -> str:
         """Which prices valued account a's positions that have no fresh mark, for an alert's Text."""
@@ -646,8 +645,8 @@ class Compliance:
         if not self.cfg.post_trade:
             return []
         levels, figures = self._levels, self._figures
-        marks, fresh = self.marks(now)
-        evaluate(self.book[B_POS], self.cash, marks, self.nav, self.issuer, self.sector,
+        evaluate(self.book[B_POS], self.cash, self.inst[I_REF], self.priced, self._fresh_since(now), self.nav,
+                 self.issuer, self.sector,
                  self.lim[Control.POSITION_LONG], self.lim[Control.POSITION_SHORT], self.warn, self.hard, account,
                  levels, figures)
         known = self.breach
@@ -660,6 +659,7 @@ class Compliance:
             changed = [(r, account) for r in range(RULES) if now[r] != was[r]]
         names = list(self.accounts)
         changes = []
+        marks, fresh = self.marks(now)
         for r, a in changed:
             r = Rule(r)
             label, level = r.label, _LEVELS[int(levels[r, a])]

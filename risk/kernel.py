@@ -21,9 +21,9 @@ breached.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import literally, njit
 
-from oms.saturating import ceil_bps, clamp, sat_add, sat_mul, sat_sum
+from oms.saturating import ceil_bps, clamp, fits, largest, plus, sat_add, sat_mul, sat_sum, times
 from risk.controls import KERNEL_CONTROLS, UNLIMITED, Control
 
 R_REASON, R_ALERTS, R_OBSERVED, R_LIMIT = range(4)
@@ -41,19 +41,22 @@ assert len(_ORDER) == KERNEL_CONTROLS
 
 
 @njit(cache=True)
-def _gross(book, acct, inst, a):
-    g = acct[A_OPEN, a]
-    for i in range(book.shape[2]):
-        g = sat_add(g, sat_mul(abs(book[B_POS, a, i]), inst[I_REF, i]))
-    return g
+def _exposure(book, acct, inst, a, gross):
+    """Account a's open orders plus its positions at reference prices: gross (|position|) or net."""
+    start = acct[A_OPEN if gross else A_NET_OPEN, a]
+    if fits(book.shape[2] + 1, max(largest(book[B_POS, a]), abs(start)), largest(inst[I_REF]) + 1):
+        return _positions_value(book, inst, a, gross, start, True)
+    return _positions_value(book, inst, a, gross, start, False)
 
 
 @njit(cache=True)
-def _net(book, acct, inst, a):
-    n = acct[A_NET_OPEN, a]
+def _positions_value(book, inst, a, gross, start, plain):
+    literally(plain)
+    e = start
     for i in range(book.shape[2]):
-        n = sat_add(n, sat_mul(book[B_POS, a, i], inst[I_REF, i]))
-    return n
+        p = book[B_POS, a, i]
+        e = plus(e, times(abs(p) if gross else p, inst[I_REF, i], plain), plain)
+    return e
 
 
 @njit(cache=True)
@@ -84,12 +87,12 @@ def _observe(book, acct, inst, a, i, side, short, qty, px, market, c):
     if c == 11:
         return True, sat_add(sat_add(acct[A_OPEN, a], acct[A_EXEC, a]), sat_mul(qty, px))
     if c == 12:
-        return True, sat_add(_gross(book, acct, inst, a), sat_mul(qty, px))
+        return True, sat_add(_exposure(book, acct, inst, a, True), sat_mul(qty, px))
     if c == 13:
-        return True, abs(sat_add(_net(book, acct, inst, a), side * sat_mul(qty, px)))
+        return True, abs(sat_add(_exposure(book, acct, inst, a, False), side * sat_mul(qty, px)))
     g = sat_mul(qty, px)  # c == 14
     for b in range(book.shape[1]):
-        g = sat_add(g, _gross(book, acct, inst, b))
+        g = sat_add(g, _exposure(book, acct, inst, b, True))
     return True, g
 
 

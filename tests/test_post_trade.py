@@ -24,6 +24,10 @@ def portfolios(draw):
     pos = grid(st.integers(-1000, 1000))
     cash = grid(st.integers(-10**5, 10**5)) * 10**6
     ref = np.array([draw(st.sampled_from([0, 10, 100, 250])) * 10**6 for _ in range(n_i)], np.int64)
+    priced = np.array([[draw(st.sampled_from([0, 5, 10])) for _ in range(n_i)],  # when each reference arrived,
+                       [draw(st.sampled_from([0, 90, 110])) * 10**6 for _ in range(n_i)],  # the last fill,
+                       [draw(st.sampled_from([0, 100])) * 10**6 for _ in range(n_i)]], np.int64)  # the configured price
+    since = draw(st.sampled_from([-(1 << 62), 5, 11]))
     nav = np.array([draw(st.sampled_from([0, 10**5, 10**6])) * 10**6 for _ in range(n_a)], np.int64)
     issuer = np.array([draw(st.integers(0, 2)) for _ in range(n_i)], np.int64)
     sector = np.array([draw(st.integers(0, 1)) for _ in range(n_i)], np.int64)
@@ -32,7 +36,8 @@ def portfolios(draw):
     level = st.sampled_from([UNLIMITED, 0, 100, 2000, 10**9])
     warn = np.array([[draw(level) for _ in range(n_a)] for _ in range(RULES)], np.int64)
     hard = np.array([[draw(level) for _ in range(n_a)] for _ in range(RULES)], np.int64)
-    return pos, cash, ref, nav, issuer, sector, long_lim, short_lim, warn, hard, draw(st.integers(-1, n_a - 1))
+    return (pos, cash, ref, priced, since, nav, issuer, sector, long_lim, short_lim, warn, hard,
+            draw(st.integers(-1, n_a - 1)))
 
 
 @given(portfolios())

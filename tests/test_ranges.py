@@ -151,7 +151,10 @@ def test_post_trade_kernel_equals_reference_over_the_extreme_ranges(data):
     level = st.integers(0, UNLIMITED)
     warn = np.array([[data.draw(level) for _ in range(n_a)] for _ in range(RULES)], np.int64)
     hard = np.array([[data.draw(level) for _ in range(n_a)] for _ in range(RULES)], np.int64)
-    arrays = (pos, cash, ref, nav, issuer, sector, long_lim, short_lim, warn, hard)
+    priced = np.array([[data.draw(st.integers(0, 10)) for _ in range(n_i)],
+                       [data.draw(st.integers(0, MAX_PRICE)) for _ in range(n_i)],
+                       [data.draw(st.integers(0, MAX_PRICE)) for _ in range(n_i)]], np.int64)
+    arrays = (pos, cash, ref, priced, data.draw(st.integers(0, 11)), nav, issuer, sector, long_lim, short_lim, warn, hard)
     levels, figures = np.zeros((RULES, n_a), np.int64), np.zeros((RULES, n_a), np.int64)
     evaluate(*arrays, -1, levels, figures)
     expected = evaluate_ref(*arrays, -1)
