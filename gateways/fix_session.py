@@ -6,6 +6,9 @@ trader acceptor, the venue sessions and the venue simulators all speak the same 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -39,7 +42,9 @@ def write_settings(
     """Write a quickfix settings file for `sessions` and load it (quickfix reads files only).
 
     Without a dictionary quickfix leaves field validation to the application, which can
-    then refuse a bad field with an order-level reject instead of a session-level one.
+    then refuse a bad field with an order-level reject instead of a session-level one. An
+    acceptor's host and port are where its `Endpoint` listens (quickfix itself ignores
+    SocketAcceptHost: see `Endpoint`).
     """
     side = "Accept" if role == "acceptor" else "Connect"
     lines = [
@@ -76,12 +81,22 @@ def write_settings(
 
 
 class Endpoint:
-    """A quickfix acceptor or initiator with its application; start() and stop()."""
+    """A quickfix acceptor or initiator with its application; start() and stop().
+
+    quickfix 1.16 binds every acceptor to all interfaces (socket_createAcceptor binds
+    INADDR_ANY; SocketAcceptHost is read by no one). So an acceptor's own socket is only
+    a placeholder on an ephemeral port: start() puts `listen` (a socket already listening
+    where the config says, TCP or Unix) in its place, so quickfix accepts there and nowhere else.
+    """
 
     def __init__(self, app: fix.Application, settings: fix.SessionSettings, role: Role,
-                 store_dir: Path | None = None) -> None:
+                 store_dir: Path | None = None, listen: socket.socket | None = None) -> None:
         store = fix.FileStoreFactory(settings) if store_dir is not None else fix.MemoryStoreFactory()
         logs = fix.ScreenLogFactory(False, False, False)
+        self.listener: socket.socket | None = None
+        if role == "acceptor":
+            self.listener = listen or listener(*_accept_address(settings))
+            settings = _on_placeholder_port(settings)
         # the threaded connectors: SocketAcceptor.stop races its own poll thread over the socket map
         cls = fix.ThreadedSocketAcceptor if role == "acceptor" else fix.ThreadedSocketInitiator
         # quickfix keeps raw references to all of these: they must outlive the connector
@@ -89,14 +104,115 @@ class Endpoint:
         self.connector: fix.Initiator | fix.Acceptor | None = cls(app, store, settings, logs)
 
     def start(self) -> None:
-        self.connector.start()
+        if self.listener is None:
+            self.connector.start()
+            return
+        with _TAKEOVER:  # one acceptor at a time: its placeholder is the one new wildcard listener
+            before = _wildcard_listeners()
+            self.connector.start()
+            placeholders = _wildcard_listeners().keys() - before.keys()
+            if len(placeholders) != 1:
+                raise RuntimeError(f"cannot find the quickfix acceptor's socket ({len(placeholders)} candidates)")
+            _take_over(*_wildcard_listeners()[placeholders.pop()], self.listener)
 
     def stop(self) -> None:
-        """Stop, then destroy the connector: quickfix unregisters its sessions (a process-wide
-        registry) only when the connector is deleted, and a stale one would shadow a new one."""
-        if self.connector is not None:
-            self.connector.stop()
-            self.connector = None
+        """Log every session out and wait for the logouts (quickfix itself checks every whole
+        second), stop, then destroy the connector: quickfix unregisters its sessions (a
+        process-wide registry) only when the connector is deleted, and a stale one would
+        shadow a new one."""
+        if self.connector is None:
+            return
+        for sid in self.connector.getSessions():
+            session = fix.Session.lookupSession(sid)
+            if session is not None and session.isLoggedOn():
+                session.logout()
+        deadline = time.monotonic() + 2.0
+        while self.connector.isLoggedOn() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        self.connector.stop()
+        self.connector = None
+        if self.listener is not None:
+            self.listener.close()
+
+
+def listener(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on exactly host:port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted sockets inherit it
+    try:
+        s.bind((host, port))
+        s.listen(socket.SOMAXCONN)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def bound_address(s: socket.socket) -> str:
+    """Where a listening socket really is, for log lines."""
+    name = s.getsockname()
+    return name if isinstance(name, str) else f"{name[0]}:{name[1]}"
+
+
+_TAKEOVER = threading.Lock()
+
+
+def _accept_address(settings: fix.SessionSettings) -> tuple[str, int]:
+    d = settings.get()
+    return d.getString("SocketAcceptHost"), d.getInt("SocketAcceptPort")
+
+
+def _on_placeholder_port(settings: fix.SessionSettings) -> fix.SessionSettings:
+    """The settings with SocketAcceptPort 0: quickfix's own socket takes an ephemeral port."""
+    for sid in settings.getSessions():
+        settings.get(sid).setInt("SocketAcceptPort", 0)  # get() gives quickfix's own dictionary
+    return settings
+
+
+def _wildcard_ports() -> dict[int, int]:
+    """TCP sockets listening on 0.0.0.0 (any process of this network namespace): inode -> port."""
+    ports = {}
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            if cols[3] == "0A" and cols[1].startswith("00000000:"):
+                ports[int(cols[9])] = int(cols[1].split(":")[1], 16)
+    return ports
+
+
+def _wildcard_listeners() -> dict[int, tuple[int, int]]:
+    """This process's TCP sockets listening on 0.0.0.0: inode -> (fd, port)."""
+    ports = _wildcard_ports()
+    found = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            link = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if link.startswith("socket:[") and int(link[8:-1]) in ports:
+            found[int(link[8:-1])] = (int(fd), ports[int(link[8:-1])])
+    return found
+
+
+def _take_over(fd: int, port: int, listen: socket.socket) -> None:
+    """Make quickfix's accept loop accept on `listen` instead of its socket `fd`.
+
+    dup2 puts `listen` under quickfix's descriptor number. An accept() already blocked on
+    the old socket holds it open until it returns, so one connection to it wakes that
+    accept (quickfix sees it close at once) and the old socket goes for good."""
+    os.dup2(listen.fileno(), fd, inheritable=False)
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        pass  # nothing blocked on it: dup2 closed it already
+    deadline = time.monotonic() + 2.0
+    while port in _wildcard_ports().values():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"quickfix still listens on 0.0.0.0:{port}")
+        time.sleep(0.002)
 
 
 def field(msg: fix.Message, tag: int) -> str | None:
@@ -189,11 +305,14 @@ def _fix42_exec_type(exec_type: ExecType, ord_status: OrdStatus) -> str:
 
 def execution_report(
     begin_string: str, *, order_id: str, exec_id: str, exec_type: ExecType, ord_status: OrdStatus,
-    cl_ord_id: str, symbol: str, side: str, order_qty: int, cum_qty: int, leaves_qty: int,
+    cl_ord_id: str, symbol: str, side: str, order_qty: int | None, cum_qty: int, leaves_qty: int,
     avg_px: Decimal, orig_cl_ord_id: str | None = None, last_qty: int = 0, last_px: int = 0,
     price: int | None = None, account: str | None = None, text: str = "",
     ord_rej_reason: int | None = None, exec_ref_id: str | None = None, ts: int | None = None,
+    ord_type: str | None = None, tif: str | None = None,
 ) -> fix.Message:
+    """An ExecutionReport; a reject echoes the order's terms (OrdType, TimeInForce too);
+    OrderQty is left out only when the order had no readable one."""
     body = [(37, order_id), (17, exec_id)]
     if begin_string == "FIX.4.2":
         body += [(20, _FIX42_TRANS.get(exec_type, "0")), (150, _fix42_exec_type(exec_type, ord_status))]
@@ -202,14 +321,17 @@ def execution_report(
     body += [(39, ord_status.value), (11, cl_ord_id)]
     if orig_cl_ord_id:
         body.append((41, orig_cl_ord_id))
-    body += [(55, symbol), (54, side), (38, str(order_qty)), (14, str(cum_qty)), (151, str(leaves_qty)),
-             (6, format(avg_px.normalize(), "f"))]
+    body += [(55, symbol), (54, side)]
+    if order_qty is not None:
+        body.append((38, str(order_qty)))
+    body += [(14, str(cum_qty)), (151, str(leaves_qty)), (6, format(avg_px.normalize(), "f"))]
     if last_qty:
         body += [(32, str(last_qty)), (31, price_str(last_px))]
     if price is not None:
         body.append((44, price_str(price)))
     if account:
         body.append((1, account))
+    body += [(t, v) for t, v in ((40, ord_type), (59, tif)) if v]
     if text:
         body.append((58, text))
     if ord_rej_reason is not None:

@@ -12,6 +12,10 @@ from __future__ import annotations
 import calendar
 import hmac
 import logging
+import os
+import shutil
+import socket
+import tempfile
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -19,7 +23,9 @@ from pathlib import Path
 
 import quickfix as fix
 
+from gateways.fix_door import FixDoor
 from gateways.fix_session import (
+    SPEC_DIR,
     Endpoint,
     FixSession,
     allocation_ack,
@@ -35,6 +41,7 @@ from gateways.fix_session import (
 )
 from oms.config import Config, SessionConfig
 from oms.fixed import FixedPointError, to_price, to_qty
+from oms.metrics import Metrics
 from oms.model import (
     Allocate,
     AllocationBooked,
@@ -46,6 +53,7 @@ from oms.model import (
     Command,
     Event,
     ExecType,
+    FixCode,
     NewOrder,
     OrdStatus,
     OrdType,
@@ -61,8 +69,6 @@ from oms.reports import TraderReport, trader_report
 log = logging.getLogger("gateways.fix_trader")
 
 _SIDES = {s.value: s for s in Side}
-_TYPES = {t.value: t for t in OrdType}
-_TIFS = {t.value: t for t in TimeInForce}
 
 
 _ALLOCATION_EVENTS = (AllocationBooked, AllocationRejected, AllocationCanceled)
@@ -101,6 +107,28 @@ def _price(f: dict[int, str], tag: int, name: str) -> int | None:
         raise BadField(99, f"{name}: {exc}") from exc
 
 
+def _code(f: dict[int, str], tag: int, name: str, kind: type[FixCode], default: FixCode | None = None) -> FixCode:
+    """A coded field (Side, OrdType, TimeInForce) as its enum; a reject naming the field and
+    the values the OMS takes if it is missing or not one of them."""
+    text = f.get(tag)
+    if text is None and default is not None:
+        return default
+    try:
+        return kind(text)
+    except ValueError:
+        known = ", ".join(f"{k.value} {k.name}" for k in kind)
+        got = "is required" if text is None else f"{text[:16]!r} is not supported"
+        raise BadField(11 if text is not None else 99, f"{name} ({tag}) {got}: {known}") from None
+
+
+def _echo(parse: Callable[[str], int], text: str | None) -> int | None:
+    """A refused order's quantity or price as the trader sent it, when it is a number at all."""
+    try:
+        return None if text is None else parse(text)
+    except FixedPointError:
+        return None
+
+
 def _utc_ns(text: str | None) -> int | None:
     """UTCTimestamp (YYYYMMDD-HH:MM:SS[.sss]) to ns since the epoch."""
     if not text:
@@ -114,30 +142,48 @@ def _utc_ns(text: str | None) -> int | None:
 
 
 class TraderGateway(fix.Application):
-    def __init__(self, cfg: Config, submit: Callable[[Command], None],
-                 on_failed_logon: Callable[[str], None] | None = None) -> None:
+    def __init__(self, cfg: Config, submit: Callable[[Command], None], metrics: Metrics) -> None:
         super().__init__()
         self.cfg = cfg
         self.submit = submit
-        self.on_failed_logon = on_failed_logon
+        self.metrics = metrics
         self.by_comp: dict[str, SessionConfig] = {s.comp_id: s for s in cfg.fix.sessions}
         self.sessions = [FixSession(s.begin_string, cfg.fix.comp_id, s.comp_id) for s in cfg.fix.sessions]
         self.sids = {s.target: s.session_id() for s in self.sessions}
         self.begin = {s.target: s.begin_string for s in self.sessions}
+        # which OrdType and TimeInForce values each version defines: a refused order's are echoed if so
+        self.dicts = {b: fix.DataDictionary(str(SPEC_DIR / f"{b.replace('.', '')}.xml"))
+                      for b in set(self.begin.values())}
         self.endpoint: Endpoint | None = None
+        self.door: FixDoor | None = None
+        self._inner_dir = ""
 
     def start(self, run_dir: Path) -> None:
+        """The quickfix acceptor on a Unix socket in a private directory, the front door
+        (gateways.fix_door) on the configured address in front of it."""
         store = run_dir / "fix-trader-store"
         settings = write_settings(run_dir / "fix-trader.cfg", "acceptor", self.cfg.fix.host, self.cfg.fix.port,
                                   self.sessions, store_dir=store, reset_on_logon=False, dictionary=False)
-        self.endpoint = Endpoint(self, settings, "acceptor", store_dir=store)
+        self._inner_dir = tempfile.mkdtemp(prefix="oms-fix-")  # mode 0700, and short (Unix socket paths: 107 bytes)
+        inner_path = os.path.join(self._inner_dir, "acceptor")
+        inner = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        inner.bind(inner_path)
+        inner.listen(socket.SOMAXCONN)
+        self.endpoint = Endpoint(self, settings, "acceptor", store_dir=store, listen=inner)
         self.endpoint.start()
-        log.info("trader FIX acceptor on %s:%d as %s, sessions %s", self.cfg.fix.host, self.cfg.fix.port,
-                 self.cfg.fix.comp_id, ", ".join(self.sids))
+        self.door = FixDoor(self.cfg.fix, inner_path, {(s.begin_string, s.target): self.sids[s.target]
+                                                       for s in self.sessions}, self.metrics)
+        self.door.start()
+        log.info("trader FIX acceptor as %s, sessions %s", self.cfg.fix.comp_id, ", ".join(self.sids))
 
     def stop(self) -> None:
+        """quickfix first, so its Logouts still reach the traders through the door."""
         if self.endpoint is not None:
             self.endpoint.stop()
+        if self.door is not None:
+            self.door.stop()
+        if self._inner_dir:
+            shutil.rmtree(self._inner_dir, ignore_errors=True)
 
     # ------------------------------------------------------------------ session level
     def onCreate(self, sid: fix.SessionID) -> None:
@@ -166,8 +212,7 @@ class TraderGateway(fix.Application):
         ok &= hmac.compare_digest((field(msg, 554) or "").encode(), s.password.encode())
         if not ok:
             log.warning("trader session %s: logon refused (bad credentials)", comp)
-            if self.on_failed_logon is not None:
-                self.on_failed_logon(comp)
+            self.metrics.failed_logons.labels(comp).inc()
             raise fix.RejectLogon("invalid username or password")
 
     def toApp(self, msg: fix.Message, sid: fix.SessionID) -> None:
@@ -198,23 +243,30 @@ class TraderGateway(fix.Application):
             send(business_reject(sid.getBeginString().getValue(), kind, 0, f"cannot process: {exc}"), sid)
 
     def _new_order(self, f: dict[int, str], comp: str) -> NewOrder:
-        side = _SIDES.get(f.get(54, ""))
-        ord_type = _TYPES.get(f.get(40, ""))
-        tif = _TIFS.get(f.get(59, "0"))
-        if side is None or ord_type is None or tif is None:
-            raise BadField(11, "unsupported Side, OrdType or TimeInForce")
-        account = f.get(1)
-        if account is None:
-            entitled = self.by_comp[comp].accounts
-            if len(entitled) != 1:
-                raise BadField(15, "Account (1) is required")
-            account = entitled[0]
+        """The first wrong field, if any, is named (tag and name) in the reject."""
+        cl, symbol = _required(f, 11, "ClOrdID"), _required(f, 55, "Symbol")
+        side = _code(f, 54, "Side", Side)
+        ord_type = _code(f, 40, "OrdType", OrdType)
+        tif = _code(f, 59, "TimeInForce", TimeInForce, TimeInForce.DAY)
+        qty = _qty(f)
+        if ord_type in (OrdType.LIMIT, OrdType.STOP_LIMIT) and 44 not in f:
+            raise BadField(99, f"Price (44) is required for OrdType (40) {ord_type.value} ({ord_type.name})")
+        if ord_type in (OrdType.STOP, OrdType.STOP_LIMIT) and 99 not in f:
+            raise BadField(99, f"StopPx (99) is required for OrdType (40) {ord_type.value} ({ord_type.name})")
         return NewOrder(
-            session=comp, cl_ord_id=_required(f, 11, "ClOrdID"), account=account,
-            symbol=_required(f, 55, "Symbol"), side=side, ord_type=ord_type, qty=_qty(f),
-            price=_price(f, 44, "Price"), stop_px=_price(f, 99, "StopPx"), tif=tif,
+            session=comp, cl_ord_id=cl, account=self._account(f, comp), symbol=symbol, side=side,
+            ord_type=ord_type, qty=qty, price=_price(f, 44, "Price"), stop_px=_price(f, 99, "StopPx"), tif=tif,
             expire_time=_utc_ns(f.get(126)), ex_destination=f.get(100), poss_resend=f.get(97) == "Y",
         )
+
+    def _account(self, f: dict[int, str], comp: str) -> str:
+        """Account (1), else the session's default_account, else its only account."""
+        s = self.by_comp[comp]
+        account = f.get(1) or s.default_account or (s.accounts[0] if len(s.accounts) == 1 else "")
+        if not account:
+            raise BadField(15, f"Account (1) is required: session {comp} trades {', '.join(s.accounts) or 'nothing'} "
+                               "and has no default_account")
+        return account
 
     def _amend(self, f: dict[int, str], comp: str, kind: str) -> Command:
         cl, orig = _required(f, 11, "ClOrdID"), _required(f, 41, "OrigClOrdID")
@@ -235,10 +287,13 @@ class TraderGateway(fix.Application):
                                orig_cl_ord_id=f.get(41) or "NONE", ord_status=OrdStatus.REJECTED, replace=kind == "G",
                                reason=99, text=bad.text), sid)
             return
+        begin = sid.getBeginString().getValue()
+        coded = {t: v for t in (40, 59) if (v := f.get(t)) and self.dicts[begin].isFieldValue(t, v)}
         send(execution_report(
-            sid.getBeginString().getValue(), order_id="NONE", exec_id=f"R-{cl}", exec_type=ExecType.REJECTED,
-            ord_status=OrdStatus.REJECTED, cl_ord_id=cl, symbol=f.get(55) or "?",
-            side=f.get(54) or "1", order_qty=0, cum_qty=0, leaves_qty=0, avg_px=Decimal(0),
+            begin, order_id="NONE", exec_id=f"R-{cl}", exec_type=ExecType.REJECTED,
+            ord_status=OrdStatus.REJECTED, cl_ord_id=cl, symbol=f.get(55) or "?", side=f.get(54) or "1",
+            order_qty=_echo(to_qty, f.get(38)), cum_qty=0, leaves_qty=0, avg_px=Decimal(0),
+            price=_echo(to_price, f.get(44)), account=f.get(1), ord_type=coded.get(40), tif=coded.get(59),
             text=bad.text, ord_rej_reason=bad.reason,
         ), sid)
 
@@ -264,7 +319,7 @@ class TraderGateway(fix.Application):
             ord_status=r.ord_status, cl_ord_id=r.cl_ord_id, orig_cl_ord_id=r.orig_cl_ord_id, symbol=r.symbol,
             side=r.side.value, order_qty=r.order_qty, cum_qty=r.cum_qty, leaves_qty=r.leaves_qty,
             avg_px=r.avg_px, last_qty=r.last_qty, last_px=r.last_px, price=r.price, account=r.account or None,
-            text=r.text, ord_rej_reason=r.ord_rej_reason, exec_ref_id=r.exec_ref_id,
+            text=r.text, ord_rej_reason=r.ord_rej_reason, exec_ref_id=r.exec_ref_id, ord_type=r.ord_type, tif=r.tif,
         )
 
 

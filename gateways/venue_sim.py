@@ -24,6 +24,7 @@ import quickfix as fix
 from gateways.fix_session import (
     Endpoint,
     FixSession,
+    bound_address,
     business_reject,
     cancel_reject,
     execution_report,
@@ -110,7 +111,7 @@ class VenueSimulator(fix.Application):
             t = threading.Thread(target=loop, name=f"{self.venue.name}-{loop.__name__}", daemon=True)
             t.start()
             self._threads.append(t)
-        log.info("venue %s listening on %s:%d (%s)", self.venue.name, self.venue.host, self.venue.port,
+        log.info("venue %s listening on %s (%s)", self.venue.name, bound_address(self.endpoint.listener),
                  self.venue.begin_string)
 
     def stop(self) -> None:

@@ -5,6 +5,7 @@ operator can fix it without reading code.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
@@ -53,13 +54,18 @@ class SessionConfig(_Base):
     username: str = ""  # when set, Logon must carry Username (553) and Password (554)
     password: str = ""
     cancel_on_disconnect: bool = False
+    default_account: str = ""  # for orders without Account (1); none: they need one unless one account
 
 
 class FixConfig(_Base):
-    host: str = "127.0.0.1"
+    host: str = "127.0.0.1"  # beyond loopback only when every session has a username and password
     port: int = 9876
     comp_id: str = "OMS"
     sessions: list[SessionConfig] = []
+    logon_timeout_s: float = 5.0  # a connection's Logon must arrive within this
+    max_pending: int = 256  # connections without a Logon yet, in all (the oldest makes way)
+    max_pending_per_source: int = 16  # ... and from one source address
+    max_message_bytes: int = 1_048_576  # a longer message closes the connection (4 KiB before logon)
 
 
 class NatsUser(_Base):
@@ -232,6 +238,15 @@ class Config(_Base):
         return {self.api.session(u.name): frozenset(u.accounts) or every for u in users}
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve anywhere
+
+
 def _check(path: str | os.PathLike, cfg: Config) -> None:
     """Meaning the types cannot express: ports, ticks, references between sections."""
 
@@ -267,6 +282,17 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
         for acc in s.accounts:
             if acc not in accounts:
                 fail(f"fix.sessions[{n}].accounts", f"unknown account {acc!r}")
+        if s.default_account and s.default_account not in s.accounts:
+            fail(f"fix.sessions[{n}].default_account", f"{s.default_account!r} is not one of the session's "
+                                                       f"accounts {s.accounts}")
+        if not is_loopback(cfg.fix.host) and not (s.username and s.password):
+            fail(f"fix.sessions[{n}].password", f"a FIX port open to {cfg.fix.host} needs a username and password "
+                                                "for every session (without them it listens on loopback only)")
+    f = cfg.fix
+    if not 0 < f.logon_timeout_s <= 300 or f.max_pending < 1 or f.max_pending_per_source < 1 \
+            or not 4096 <= f.max_message_bytes <= 1 << 30:
+        fail("fix", "logon_timeout_s must be above 0 and at most 300, max_pending and max_pending_per_source at "
+                    "least 1, max_message_bytes between 4096 and 1073741824")
     names, tokens = set(), set()
     for n, u in enumerate(cfg.api.users):
         if not u.name or u.name in names:
@@ -285,7 +311,7 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
                                           f"(role {u.role!r}, {'' if u.name in cfg.risk.admins else 'not '}in risk.admins)")
     if not 0 < cfg.api.request_timeout_s <= 300 or cfg.api.max_connections < 1:
         fail("api", "request_timeout_s must be above 0 and at most 300, max_connections at least 1")
-    if cfg.api.enabled and not cfg.api.users and cfg.api.host not in ("127.0.0.1", "localhost", "::1"):
+    if cfg.api.enabled and not cfg.api.users and not is_loopback(cfg.api.host):
         fail("api.users", f"an API open to {cfg.api.host} needs users with tokens (without them it listens on "
                           "loopback only)")
     for n, v in enumerate(cfg.venues):
@@ -293,6 +319,8 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
             fail(f"venues[{n}].port", f"port {v.port} is not between 0 and 65535")
         if v.sim.enabled and v.port == 0:
             fail(f"venues[{n}].port", f"simulated venue {v.name} needs a port")
+        if v.sim.enabled and not is_loopback(v.host):
+            fail(f"venues[{n}].host", f"simulated venue {v.name} has no credentials: it listens on loopback only")
         if not 0.0 <= v.sim.reject_rate <= 1.0:
             fail(f"venues[{n}].sim.reject_rate", "must be between 0 and 1")
         if v.sim.depth < 0 or v.sim.level_qty < 1 or v.sim.tick_ms < 1 or v.sim.level_ticks < 1:
@@ -346,6 +374,10 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
             fail(key, f"{shares} is out of range (0 to {MAX_QTY})")
     if cfg.nats.positions_interval_ms < 0 or cfg.nats.max_backlog < 1:
         fail("nats", "positions_interval_ms must be >= 0 and max_backlog >= 1")
+    if not cfg.nats.url and not is_loopback(cfg.nats.host) \
+            and not (cfg.nats.user or cfg.nats.nkey_seed):
+        fail("nats.host", f"an embedded NATS server open to {cfg.nats.host} needs the OMS's user and password or "
+                          "nkey (without them it listens on loopback only)")
     if cfg.nats.user and cfg.nats.nkey_seed:
         fail("nats.nkey_seed", "the OMS authenticates with user/password or an nkey, not both")
     for n, u in enumerate(cfg.nats.users):

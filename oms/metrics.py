@@ -51,6 +51,12 @@ class Metrics:
                                    "HTTP API's console feed)", registry=r)
         self.venue_up = Gauge("oms_venue_up", "1 while the OMS's FIX session with the venue is logged on (read "
                               "each second by the console feed)", ["venue"], registry=r)
+        self.fix_refused = Counter("oms_fix_connections_refused", "Trader FIX connections the front door closed "
+                                   "before or instead of quickfix, by reason", ["reason"], registry=r)
+        self.fix_logon_timeouts = Counter("oms_fix_logon_timeouts", "Trader FIX connections closed for sending "
+                                          "no Logon within fix.logon_timeout_s", registry=r)
+        self.fix_pending = Gauge("oms_fix_connections_pending", "Trader FIX connections without an admitted "
+                                 "Logon yet", registry=r)
         self._cmd_children: dict[type, Counter] = {}
         self._event_children: dict[type, Counter] = {}
 

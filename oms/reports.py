@@ -47,6 +47,8 @@ class TraderReport(msgspec.Struct, frozen=True):
     cxl_rej_reason: int | None = None
     cxl_rej_response_to: str | None = None  # "1" cancel, "2" replace
     text: str = ""
+    ord_type: str | None = None  # a reject echoes the order's OrdType (40) and TimeInForce (59)
+    tif: str | None = None
 
 
 def trader_report(ev: Event) -> TraderReport | None:
@@ -114,6 +116,8 @@ def trader_report(ev: Event) -> TraderReport | None:
             price=o.price,
             ord_rej_reason=reason.ord_rej_reason,
             text=ev.text,
+            ord_type=o.ord_type.value,
+            tif=o.tif.value,
         )
     if type(ev) is CancelRejected:
         reason = Reason[ev.reason]

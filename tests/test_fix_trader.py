@@ -37,6 +37,11 @@ accounts = ["DEMO2"]
 username = "trader2"
 password = "s3cret!"
 cancel_on_disconnect = true
+[[fix.sessions]]
+comp_id = "CLIENT3"
+begin_string = "FIX.4.4"
+accounts = ["DEMO1", "DEMO3"]
+default_account = "DEMO3"
 [[venues]]
 name = "TV"
 port = {venue_port}
@@ -186,7 +191,7 @@ def test_duplicate_status_and_unknown_order(desk: Desk) -> None:
     ("CLIENT2", dict(qty="100", price="NaN"), "99", "Price"),
     ("CLIENT2", dict(qty="100", price="100.001"), "99", "tick"),  # 18 is FIX 5.0: Other in 4.4
     ("CLIENT1", dict(qty="100", price="100.001"), "0", "tick"),  # FIX 4.2 knows 0-8 only
-    ("CLIENT2", dict(qty="0"), "13", "quantity"),
+    ("CLIENT2", dict(qty="0"), "13", "OrderQty (38)"),
     ("CLIENT2", dict(qty="100", account="DEMO1"), "15", "may not trade"),
     ("CLIENT2", dict(qty="100", symbol="ZZZZ"), "1", "unknown symbol"),
 ])
@@ -200,6 +205,41 @@ def test_bad_orders_are_rejected_with_a_reason_and_the_session_stays_up(desk: De
         t.new_order("OK", "AAPL", "1", "100", "100.00", account=account)
         assert tags(t.expect("8", t11="OK"), 39) == ("A",)
         assert t.logged_on.is_set()
+
+
+def test_an_order_without_account_takes_the_session_default(desk: Desk) -> None:
+    with desk.trader("CLIENT3") as t3, desk.trader() as t1:
+        t3.new_order("NA", "AAPL", "1", "100", "100.00")  # no Account (1): default_account DEMO3
+        assert tags(t3.expect("8", t11="NA"), 39, 1) == ("A", "DEMO3")
+        assert desk.venue_order() is not None
+        t1.new_order("NA", "AAPL", "1", "100", "100.00")  # two accounts, no default: still refused
+        rej = t1.expect("8", t11="NA")
+        assert tags(rej, 39, 103) == ("8", "0") and "Account (1) is required" in field(rej, 58)  # 15 is FIX 4.4
+
+
+ECHOED = (11, 55, 54, 38, 44, 40, 59, 1)  # ClOrdID, Symbol, Side, OrderQty, Price, OrdType, TimeInForce, Account
+
+
+@pytest.mark.parametrize("change,wrong,reason", [
+    (dict(side="9"), "Side (54) '9' is not supported", "11"),
+    (dict(ord_type="P"), "OrdType (40) 'P' is not supported", "11"),
+    (dict(tif="9"), "TimeInForce (59) '9' is not supported", "11"),
+    (dict(price=None, ord_type="2"), "Price (44) is required", "99"),
+    (dict(qty="12x"), "OrderQty", "13"),
+    (dict(symbol="ZZZZ"), "Symbol (55): unknown symbol", "1"),  # refused by the engine
+    (dict(price="100.001"), "Price (44) 100.001 is not a multiple of tick", "99"),
+])
+def test_a_refused_order_echoes_its_terms_and_names_the_wrong_field(desk: Desk, change, wrong, reason) -> None:
+    sent = dict(symbol="AAPL", side="1", qty="300", price="100.5", ord_type="2", tif="1") | change
+    with desk.trader("CLIENT2") as t:
+        t.new_order("E1", sent["symbol"], sent["side"], sent["qty"], sent["price"], ord_type=sent["ord_type"],
+                    tif=sent["tif"], account="DEMO2")
+        rej = t.expect("8", t11="E1")
+        assert tags(rej, 39, 150, 103) == ("8", "8", reason) and wrong in field(rej, 58)
+        echo = dict(zip(ECHOED, tags(rej, *ECHOED)))
+        assert echo == {11: "E1", 55: sent["symbol"], 54: sent["side"],  # as sent, but for what is no number or
+                        38: None if "x" in sent["qty"] else sent["qty"], 44: sent["price"],  # value of FIX 4.4
+                        40: sent["ord_type"], 59: None if sent["tif"] == "9" else sent["tif"], 1: "DEMO2"}
 
 
 def test_unsupported_message_gets_a_business_reject(desk: Desk) -> None:

@@ -18,7 +18,7 @@ from oms.fixed import (
 from gateways.fix_trader import BadField, _price, _qty
 from gateways.http_api import AllocationIn, ApiError, _decode
 from oms.model import ComplianceAlert, MarketData, NewOrder, OrderRejected, OrdStatus, OrdType, Side, Timer
-from oms.positions import mark_to_market, mark_to_market_ref
+from oms.positions import apply_prices, mark_to_market, mark_to_market_ref
 from oms.reasons import Reason
 from oms.saturating import ceil_bps, clamp, mul_div
 from risk.config import LimitRule, PostTradeRule, RiskConfig
@@ -174,6 +174,9 @@ def test_marks_equal_reference_over_the_extreme_ranges(data):
     mark_to_market(qty, cost, marks, rates, unrealized, totals)
     cells, sums = mark_to_market_ref(qty, cost, marks, rates)
     assert unrealized.tolist() == cells and totals.tolist() == sums
+    new = np.array([data.draw(st.integers(0, MAX_PRICE)) for _ in range(n_i)], np.int64)
+    apply_prices(qty, cost, marks, rates, unrealized, totals, np.arange(n_i, dtype=np.int64), new)
+    assert unrealized.tolist() == mark_to_market_ref(qty, cost, new, rates)[0]  # a cell is exact, whatever the path
 
 
 # ---------------------------------------------------------------- numbers are plain text
