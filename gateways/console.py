@@ -162,8 +162,11 @@ class Console:
                     update["sample"] = self._sample(update.pop("book"), now)
                     self.samples.append(update["sample"])
                 update["alerts"] = alerts
+                encoded: dict[frozenset[str] | None, str] = {}  # one encoding per set of accounts seen
                 for v in list(self._viewers):
-                    _offer(v, msgspec.json.encode(v.view(update)).decode())
+                    if v.accounts not in encoded:
+                        encoded[v.accounts] = msgspec.json.encode(v.view(update)).decode()
+                    _offer(v, encoded[v.accounts])
             except asyncio.CancelledError:
                 raise
             except Exception:  # the feed goes on; the error is logged

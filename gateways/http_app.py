@@ -99,11 +99,6 @@ def _json_refusal(request: Request, exc: Exception) -> Response:
     return Response({"error": "INTERNAL", "text": "internal error (see the OMS log)"}, status_code=500)
 
 
-def refuse_viewer(user: ApiUser) -> None:
-    if user.role == "viewer":
-        raise ApiError(403, "FORBIDDEN", f"{user.name} is a viewer: it may look, not change")
-
-
 class HttpApi:
     """Builds the application, runs it on its server, feeds the console from the runtime."""
 
@@ -164,6 +159,13 @@ class HttpApi:
         def answer(result: tuple[int, Any]) -> Response:
             return Response(result[1], status_code=result[0])
 
+        def writer(request: Request) -> str:
+            """The acting user of a change: anyone but a viewer."""
+            user = users.authenticate(request)
+            if user.role == "viewer":
+                raise ApiError(403, "FORBIDDEN", f"{user.name} is a viewer: it may look, not change")
+            return user.name
+
         @get("/v1/health")
         @threaded
         def health(request: Request) -> Response:
@@ -177,9 +179,7 @@ class HttpApi:
         @post("/v1/allocations")
         @threaded
         def allocate(request: Request, body: RawBody) -> Response:
-            user = users.authenticate(request)
-            refuse_viewer(user)
-            return answer(api.allocate(user.name, body))
+            return answer(api.allocate(writer(request), body))
 
         @get("/v1/allocations/{alloc_id:str}")
         @threaded
@@ -189,9 +189,7 @@ class HttpApi:
         @delete("/v1/allocations/{alloc_id:str}", status_code=200)
         @threaded
         def cancel_allocation(request: Request, alloc_id: FromPath[str]) -> Response:
-            user = users.authenticate(request)
-            refuse_viewer(user)
-            return answer(api.cancel_allocation(user.name, alloc_id))
+            return answer(api.cancel_allocation(writer(request), alloc_id))
 
         @get("/v1/accounts/{account:str}/positions")
         @threaded
@@ -201,9 +199,7 @@ class HttpApi:
         @post("/v1/rebalance")
         @threaded
         def rebalance(request: Request, body: RawBody) -> Response:
-            user = users.authenticate(request)
-            refuse_viewer(user)
-            return answer(api.rebalance(user.name, body))
+            return answer(api.rebalance(writer(request), body))
 
         return [health, get_order, allocate, get_allocation, cancel_allocation, positions, rebalance]
 

@@ -145,6 +145,9 @@ def test_only_risk_changes_controls_and_every_refusal_is_journaled(oms, role):
         oms.journaled.wait(lambda e: isinstance(e, ComplianceAlert) and e.control == "authorisation"
                            and e.text == f"{kind} refused: user {role!r} is not authorised")
     assert call(oms, "POST", "/v1/risk/post-trade", role=role)[0] == 403
+    if role == "viewer":  # nor anything else
+        for path in ("/v1/allocations", "/v1/rebalance"):
+            assert call(oms, "POST", path, {}, role=role)[1]["error"] == "FORBIDDEN"
     assert status(oms, order_id) == "NEW"  # nothing was switched
     assert call(oms, "GET", "/v1/risk/controls", role=role)[1]["kill_switches"] == []
     assert not any(isinstance(e, RiskChanged) and e.user == role for e in oms.journaled.events)
