@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -24,6 +25,7 @@ from pathlib import Path
 import quickfix as fix
 
 from gateways.fix_door import FixDoor
+from gateways.fix_recovery import SentMark, journaled_after, rewind
 from gateways.fix_session import (
     SPEC_DIR,
     Endpoint,
@@ -157,6 +159,11 @@ class TraderGateway(fix.Application):
         self.endpoint: Endpoint | None = None
         self.door: FixDoor | None = None
         self._inner_dir = ""
+        # recovery (bind_journal): reports held until start, the sent mark
+        self._lock = threading.Lock()
+        self._held: list[tuple[int, list[Event]]] | None = None
+        self._sent: SentMark | None = None
+        self.recovered_reports = 0
 
     def start(self, run_dir: Path) -> None:
         """The quickfix acceptor on a Unix socket in a private directory, the front door
@@ -170,6 +177,7 @@ class TraderGateway(fix.Application):
         inner.bind(inner_path)
         inner.listen(socket.SOMAXCONN)
         self.endpoint = Endpoint(self, settings, "acceptor", store_dir=store, listen=inner)
+        self._recover()  # the sessions exist, no trader is on yet
         self.endpoint.start()
         self.door = FixDoor(self.cfg.fix, inner_path, {(s.begin_string, s.target): self.sids[s.target]
                                                        for s in self.sessions}, self.metrics)
@@ -223,16 +231,18 @@ class TraderGateway(fix.Application):
         comp = sid.getTargetCompID().getValue()
         f = fields(msg)
         kind = f.get(35, "")
+        origin = (f"trader.{comp}", int(f.get(34) or 0))  # the journal keeps the last one made durable
         try:
             if kind == "D":
-                self.submit(self._new_order(f, comp))
+                self.submit(self._new_order(f, comp), origin=origin)
             elif kind in ("F", "G"):
-                self.submit(self._amend(f, comp, kind))
+                self.submit(self._amend(f, comp, kind), origin=origin)
             elif kind == "J":
-                self.submit(_allocation(msg, f, comp))
+                self.submit(_allocation(msg, f, comp), origin=origin)
             elif kind == "H":
                 self.submit(StatusRequest(session=comp, cl_ord_id=_required(f, 11, "ClOrdID"),
-                                          symbol=f.get(55, ""), side=_SIDES.get(f.get(54, "1"), Side.BUY)))
+                                          symbol=f.get(55, ""), side=_SIDES.get(f.get(54, "1"), Side.BUY)),
+                            origin=origin)
             else:
                 send(business_reject(sid.getBeginString().getValue(), kind, 3,
                                      f"message type {kind} is not supported", f.get(34)), sid)
@@ -256,7 +266,7 @@ class TraderGateway(fix.Application):
         return NewOrder(
             session=comp, cl_ord_id=cl, account=self._account(f, comp), symbol=symbol, side=side,
             ord_type=ord_type, qty=qty, price=_price(f, 44, "Price"), stop_px=_price(f, 99, "StopPx"), tif=tif,
-            expire_time=_utc_ns(f.get(126)), ex_destination=f.get(100), poss_resend=f.get(97) == "Y",
+            expire_time=_utc_ns(f.get(126)), ex_destination=f.get(100), poss_resend=f.get(97) == "Y" or f.get(43) == "Y",
         )
 
     def _account(self, f: dict[int, str], comp: str) -> str:
@@ -298,15 +308,60 @@ class TraderGateway(fix.Application):
         ), sid)
 
     # ------------------------------------------------------------------ reports out
+    def bind_journal(self, run_dir: Path, journal_path: Path, marks: dict[str, int],
+                     committed: Callable[[], int]) -> None:
+        """Recovery (gateways.fix_recovery), before the engine starts: how far the journal holds
+        each session's messages, and where its reports come from. Reports are held until
+        `start` has sent those the journal holds and no session was ever given."""
+        self._journal_path, self._marks, self._committed = journal_path, marks, committed
+        self._sent = SentMark(run_dir / "fix-trader-store" / "reports.sent", committed())
+        self._held = []
+
+    def _recover(self) -> None:
+        """Rewind each session to the message after its last durable one; queue, in journal
+        order, the reports of every record after the sent mark, then those held meanwhile.
+        No trader is logged on yet: quickfix keeps them in the store, and a trader's logon
+        gets them by resend (PossDupFlag=Y) before any new message."""
+        if self._held is None:
+            return
+        with self._lock:
+            for comp, sid in self.sids.items():
+                rewind(sid, self._marks.get(f"trader.{comp}"))
+            last = self._sent.value
+            for seq, ev in journaled_after(self._journal_path, last):
+                self.recovered_reports += self._send([ev])
+                last = seq
+            for batch_last, events in self._held:
+                self._send(events[max(0, last - (batch_last - len(events))):])
+                last = max(last, batch_last)
+            self._held = None
+            self._sent.write(last)
+        if self.recovered_reports:
+            log.warning("trader sessions: %d reports journaled but never sent go out first", self.recovered_reports)
+
     def on_events(self, events: list[Event]) -> None:
-        """Runtime listener: every trader-facing event, after it is durable, to its session."""
+        """Runtime listener: every trader-facing event, after it is durable, to its session;
+        then the sent mark moves past them."""
+        with self._lock:
+            if self._held is not None:
+                self._held.append((self._committed(), events))
+                return
+            self._send(events)
+            if self._sent is not None:
+                self._sent.write(self._committed())
+
+    def _send(self, events: list[Event]) -> int:
+        n = 0
         for ev in events:
             r = trader_report(ev)
             if r is not None and r.session in self.sids:
+                n += 1
                 send(self._message(r), self.sids[r.session])
             elif type(ev) in _ALLOCATION_EVENTS and ev.user in self.sids:  # type: ignore[union-attr]
+                n += 1
                 sid = self.sids[ev.user]  # type: ignore[union-attr]
                 send(allocation_ack(self.begin[ev.user], *_ack(ev)), sid)  # type: ignore[union-attr, arg-type]
+        return n
 
     def _message(self, r: TraderReport) -> fix.Message:
         if r.msg_type == "9":

@@ -24,12 +24,14 @@ from gateways.fix_session import (
     Endpoint, FixSession, field, fields, market_data_request, msg_type, raw_message, send, utc_timestamp,
     write_settings,
 )
+from gateways.fix_recovery import rewind
 from oms.config import Config, VenueConfig
 from oms.fixed import FixedPointError, price_str, to_price, to_qty, to_rounded_price
 from oms.model import (
     ChildCancelSent,
     ChildOrderSent,
     ChildReplaceSent,
+    ChildInDoubt,
     ChildStatusRequested,
     Command,
     Event,
@@ -39,6 +41,7 @@ from oms.model import (
     OrdType,
     VenueCancelReject,
     VenueExecReport,
+    VenueNotice,
     VenueReject,
     VenueStatus,
 )
@@ -99,7 +102,7 @@ def _quote(msg: fix.Message, venue: str, begin_string: str) -> MarketData:
 class VenueLink(fix.Application):
     """The OMS's session with one venue."""
 
-    def __init__(self, venue: VenueConfig, our_comp_id: str, submit: Callable[[Command], None],
+    def __init__(self, venue: VenueConfig, our_comp_id: str, submit: Callable[..., None],
                  symbols: list[str], on_quote: Callable[[MarketData], None]) -> None:
         super().__init__()
         self.venue = venue
@@ -114,10 +117,17 @@ class VenueLink(fix.Application):
         self.stopping = False  # a logout from here on is ours, not a fault
         self.endpoint: Endpoint | None = None
 
-    def start(self, run_dir: Path) -> None:
+    def start(self, run_dir: Path, last_durable: int | None = None) -> None:
+        """Sequence numbers persist (FileStore) and are not reset at logon unless the venue's
+        rules say so, so the venue resends what the OMS missed; the session expects the
+        message after `last_durable`, the last one whose command the journal holds."""
+        store = run_dir / "fix-venue-store"
         settings = write_settings(run_dir / f"fix-venue-{self.venue.name}.cfg", "initiator", self.venue.host,
-                                  self.venue.port, [self.session])
-        self.endpoint = Endpoint(self, settings, "initiator")
+                                  self.venue.port, [self.session], store_dir=store,
+                                  reset_on_logon=self.venue.reset_on_logon)
+        self.endpoint = Endpoint(self, settings, "initiator", store_dir=store)
+        if not self.venue.reset_on_logon:
+            rewind(self.sid, last_durable)
         self.endpoint.start()
 
     def stop(self) -> None:
@@ -160,6 +170,8 @@ class VenueLink(fix.Application):
         name = self.venue.name
         try:
             if kind == "W":
+                if field(msg.getHeader(), 43) == "Y":
+                    return  # a quote resent after a reconnect is stale
                 md = _quote(msg, name, self.venue.begin_string)
                 self.submit(md)
                 self.on_quote(md)
@@ -169,31 +181,48 @@ class VenueLink(fix.Application):
                         self.quoted.set()
                 return
             f = fields(msg)
+            origin = (f"venue.{name}", int(f.get(34) or 0))  # the journal keeps the last one made durable
             if kind == "8":
                 et = venue_exec_type(f, self.venue.begin_string)
                 if et is None:
-                    log.warning("venue %s: unknown ExecType %s", name, f.get(150))
+                    self.submit(VenueNotice(venue=name, kind="unknown_exec_type", cl_ord_id=f.get(11, ""),
+                                            text=f"ExecType (150) {f.get(150)!r} for ClOrdID {f.get(11)}: not applied"),
+                                origin=origin)
                     return
                 self.submit(VenueExecReport(
                     venue=name, cl_ord_id=f.get(11, ""), exec_id=f.get(17, ""), exec_type=et,
                     last_qty=_num(f.get(32), to_qty), last_px=_num(f.get(31), to_price),
                     order_qty=_num(f.get(38), to_qty) if et is ExecType.REPLACED else None,
                     exec_ref_id=f.get(19), orig_cl_ord_id=f.get(41), text=f.get(58, ""),
-                    **(_status_fields(f) if et is ExecType.ORDER_STATUS else {}),
-                ))
+                    poss_dup=f.get(43) == "Y", **(_status_fields(f) if et is ExecType.ORDER_STATUS else {}),
+                ), origin=origin)
             elif kind == "9":
                 self.submit(VenueCancelReject(venue=name, cl_ord_id=f.get(11, ""), orig_cl_ord_id=f.get(41, ""),
-                                              reason=int(f.get(102) or 99), text=f.get(58, "")))
-            elif kind == "j" and f.get(379):
-                self.submit(VenueReject(venue=name, cl_ord_id=f[379], text=f.get(58, "")))
+                                              reason=int(f.get(102) or 99), text=f.get(58, "")), origin=origin)
             elif kind == "Y" or (kind == "j" and f.get(372) == "V"):
                 log.warning("venue %s refused market data: %s", name, f.get(58) or f.get(281) or "")
                 self.quoted.set()
+            elif kind == "j":
+                self._business_reject(f, origin)
         except Exception:  # a venue's message never takes the OMS down
             log.exception("venue %s: cannot process %s", name, kind)
 
+    def _business_reject(self, f: dict[int, str], origin: tuple[str, int]) -> None:
+        """BusinessMessageReject: of a status request, the children asked are in doubt; of an
+        order, cancel or replace naming its ClOrdID, a venue reject; anything else an anomaly."""
+        name, ref, cl = self.venue.name, f.get(372, ""), f.get(379, "")
+        text = f.get(58) or f"BusinessRejectReason (380) {f.get(380, '?')}"
+        if ref == "H":
+            self.submit(VenueNotice(venue=name, kind="status_refused", cl_ord_id=cl, text=text), origin=origin)
+        elif ref in ("D", "F", "G") and cl:
+            self.submit(VenueReject(venue=name, cl_ord_id=cl, text=text), origin=origin)
+        else:
+            self.submit(VenueNotice(venue=name, kind="business_reject", cl_ord_id=cl,
+                                    text=f"{text} (RefMsgType {ref or '?'}, RefSeqNum {f.get(45, '?')})"),
+                        origin=origin)
+
     # ------------------------------------------------------------------ child orders out
-    def request_status(self, ev: ChildStatusRequested) -> None:
+    def request_status(self, ev: ChildStatusRequested | ChildInDoubt) -> None:
         if not self.up:
             return  # asked again at the next reconnect
         send(raw_message(self.venue.begin_string, "H", [(11, ev.cl_ord_id), (55, ev.symbol), (54, ev.side.value)]),
@@ -217,6 +246,8 @@ class VenueLink(fix.Application):
             if ev.price is not None and ord_type in (OrdType.LIMIT, OrdType.STOP_LIMIT):  # type: ignore[union-attr]
                 body.append((44, price_str(ev.price)))  # type: ignore[union-attr]
         if t is ChildOrderSent:
+            if ev.resend:  # type: ignore[union-attr]
+                body.append((97, "Y"))  # PossResend: the venue had not seen it, and may check the ClOrdID
             if ev.stop_px is not None:  # type: ignore[union-attr]
                 body.append((99, price_str(ev.stop_px)))  # type: ignore[union-attr]
             body.append((59, ev.tif.value))  # type: ignore[union-attr]
@@ -228,14 +259,15 @@ class VenueLink(fix.Application):
 class VenueGateway:
     """All venue links; sends the engine's child-order events to the right one."""
 
-    def __init__(self, cfg: Config, submit: Callable[[Command], None]) -> None:
+    def __init__(self, cfg: Config, submit: Callable[..., None]) -> None:
         symbols = [i.symbol for i in cfg.instruments]
         self.links = {v.name: VenueLink(v, cfg.fix.comp_id, submit, symbols, self._quote) for v in cfg.venues}
         self.md_listeners: list[Callable[[MarketData], None]] = []  # venue quotes, besides the engine
 
-    def start(self, run_dir: Path) -> None:
-        for link in self.links.values():
-            link.start(run_dir)
+    def start(self, run_dir: Path, marks: dict[str, int] | None = None) -> None:
+        """`marks`: the journal's last durable MsgSeqNum per source (`venue.<name>`)."""
+        for name, link in self.links.items():
+            link.start(run_dir, (marks or {}).get(f"venue.{name}"))
 
     def wait_for_quotes(self, venues: list[str], timeout: float) -> list[str]:
         """Wait until these venues have quoted every instrument; the names of those that did not."""
@@ -260,5 +292,5 @@ class VenueGateway:
                 continue
             if t is ChildOrderSent or t is ChildCancelSent or t is ChildReplaceSent:
                 link.send_child(ev)  # type: ignore[arg-type]
-            elif t is ChildStatusRequested:
+            elif t is ChildStatusRequested or (t is ChildInDoubt and ev.ask):  # type: ignore[union-attr]
                 link.request_status(ev)  # type: ignore[arg-type]

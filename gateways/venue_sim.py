@@ -100,9 +100,10 @@ class VenueSimulator(fix.Application):
     # ------------------------------------------------------------------ lifecycle
     def start(self, run_dir: Path) -> None:
         sessions = [FixSession(self.venue.begin_string, self.venue.venue_comp_id, c) for c in self.venue.clients]
+        store = run_dir / f"venue-{self.venue.name}-store"  # sequence numbers survive a restart: resend works
         settings = write_settings(run_dir / f"venue-{self.venue.name}.cfg", "acceptor", self.venue.host,
-                                  self.venue.port, sessions)
-        self.endpoint = Endpoint(self, settings, "acceptor")
+                                  self.venue.port, sessions, store_dir=store, reset_on_logon=self.venue.reset_on_logon)
+        self.endpoint = Endpoint(self, settings, "acceptor", store_dir=store)
         self.endpoint.start()
         loops = [self._liquidity_loop] if self.sim.depth > 0 else []
         if self.sim.disconnect_every_s > 0:
@@ -190,11 +191,12 @@ class VenueSimulator(fix.Application):
             account=o.account, text=text, ord_rej_reason=reason,
         ), o.session))
 
-    def _reject_new(self, msg: fix.Message, sid: fix.SessionID, reason: int, text: str, out: Outbox) -> None:
+    def _reject_new(self, msg: fix.Message, sid: fix.SessionID, reason: int, text: str, out: Outbox,
+                    exec_type: ExecType = ExecType.REJECTED) -> None:
         qty = field(msg, 38) or "0"
         out.append((execution_report(
             sid.getBeginString().getValue(), order_id="NONE", exec_id=self._next_exec_id(),
-            exec_type=ExecType.REJECTED, ord_status=OrdStatus.REJECTED, cl_ord_id=field(msg, 11) or "",
+            exec_type=exec_type, ord_status=OrdStatus.REJECTED, cl_ord_id=field(msg, 11) or "",
             symbol=field(msg, 55) or "", side=field(msg, 54) or "1", order_qty=_int_or_zero(qty), cum_qty=0,
             leaves_qty=0, avg_px=Decimal(0), text=text, ord_rej_reason=reason,
         ), sid))
@@ -334,9 +336,13 @@ class VenueSimulator(fix.Application):
         self._after(o, res, out, acked=True)
 
     def _on_status(self, msg: fix.Message, sid: fix.SessionID, out: Outbox) -> None:
+        if not self.sim.status_requests:
+            out.append((business_reject(sid.getBeginString().getValue(), "H", 3, "Unsupported Message Type",
+                                        field(msg.getHeader(), 34)), sid))
+            return
         o = self._lookup(sid, field(msg, 11))
-        if o is None:
-            self._reject_new(msg, sid, 5, "unknown order", out)
+        if o is None:  # G.1.a: an order status of Rejected, unknown order
+            self._reject_new(msg, sid, 5, "unknown order", out, ExecType.ORDER_STATUS)
             return
         self._er(o, ExecType.ORDER_STATUS, out)
 

@@ -13,7 +13,7 @@ from typing import Literal
 import msgspec
 import numpy as np
 
-from oms.engine import ReferenceData
+from oms.engine import ReferenceData, VenuePolicy
 from oms.fixed import MAX_FX, MAX_QTY, FixedPointError, to_money, to_price
 from oms.model import Account, Instrument
 from oms.positions import rates_for
@@ -123,6 +123,7 @@ class SimConfig(_Base):
     reject_rate: float = 0.0  # share of new orders rejected at random
     disconnect_every_s: float = 0.0  # drop every session this often (0: never)
     self_trade: Literal["none", "cancel_newest", "cancel_oldest", "cancel_both", "decrement"] = "cancel_newest"
+    status_requests: bool = True  # False: OrderStatusRequest gets a BusinessMessageReject, as some venues do
 
 
 class VenueConfig(_Base):
@@ -133,6 +134,12 @@ class VenueConfig(_Base):
     comp_id: str = ""  # the venue's CompID; defaults to its name
     clients: list[str] = msgspec.field(default_factory=lambda: ["OMS"])  # CompIDs that may log on
     market_data: bool = True  # subscribe to the venue's quotes (MarketDataRequest) at each logon
+    # recovery: sequence numbers are kept across restarts (the venue resends what the OMS
+    # missed) unless the venue's rules want a reset at every logon
+    reset_on_logon: bool = False
+    ack_timeout_s: float = 5.0  # no answer to an order, cancel, replace or status request: in doubt
+    on_timeout: Literal["status", "cancel"] = "status"  # "cancel": also cancel an order left in doubt
+    unknown_child: Literal["resend", "reject"] = "resend"  # a child the venue never received
     sim: SimConfig = SimConfig()
 
     @property
@@ -224,6 +231,8 @@ class Config(_Base):
             entitlements={**{s.comp_id: frozenset(s.accounts) for s in self.fix.sessions},
                           **self.api_entitlements()},
             ref_prices={i.symbol: to_price(i.ref_price) for i in self.instruments},
+            venue_policies={v.name: VenuePolicy(int(v.ack_timeout_s * 1e9), v.on_timeout, v.unknown_child)
+                            for v in self.venues},
         )
 
 
@@ -317,6 +326,8 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
     for n, v in enumerate(cfg.venues):
         if not 0 <= v.port <= 65535:
             fail(f"venues[{n}].port", f"port {v.port} is not between 0 and 65535")
+        if not 0 < v.ack_timeout_s <= 3600:
+            fail(f"venues[{n}].ack_timeout_s", "must be above 0 and at most 3600 seconds")
         if v.sim.enabled and v.port == 0:
             fail(f"venues[{n}].port", f"simulated venue {v.name} needs a port")
         if v.sim.enabled and not is_loopback(v.host):

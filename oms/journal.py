@@ -172,6 +172,11 @@ class Journal:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
+    def metas(self, prefix: str) -> dict[str, str]:
+        """Every meta value whose key starts with `prefix`, by the rest of the key."""
+        rows = self._db.execute("SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
+        return {k[len(prefix):]: v for k, v in rows}
+
     # ------------------------------------------------------------------ reading
     @property
     def last_seq(self) -> int:

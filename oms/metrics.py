@@ -33,6 +33,8 @@ class Metrics:
         )
         self.journal_records = Gauge("oms_journal_last_seq", "Sequence of the last durable journal record", registry=r)
         self.orders = Gauge("oms_orders", "Orders known to the engine", registry=r)
+        self.recovered = Gauge("oms_recovered", "What start-up took over from the journal: orders, open_children, "
+                               "children_in_doubt, unsent_reports", ["what"], registry=r)
         self.stream_published = Gauge("oms_stream_published_seq", "Last journal sequence published to NATS; "
                                       "oms_journal_last_seq minus this is the stream's lag", registry=r)
         self.stream_backlog = Gauge("oms_stream_backlog_events", "Events read from the journal, not yet "

@@ -13,7 +13,9 @@ from pathlib import Path
 from oms.config import Config
 from oms.metrics import Metrics
 from oms.positions import Book as PositionBook
-from oms.runtime import Runtime, open_engine
+from oms.router import INTERNAL
+from oms.runtime import IN_MARK, Runtime, open_engine
+from oms.states import TERMINAL
 
 log = logging.getLogger("oms.system")
 
@@ -44,12 +46,16 @@ class System:
             self.metrics.serve(self.cfg.metrics.host, self.cfg.metrics.port)
             log.info("metrics on http://%s:%d/metrics", self.cfg.metrics.host, self.cfg.metrics.port)
         self.runtime = Runtime(self.engine, self.journal, self.cfg, self.metrics)
+        # the last durable MsgSeqNum of each FIX source: sessions resume after it (gateways.fix_recovery)
+        marks = {source: int(seq) for source, seq in self.journal.metas(IN_MARK).items()}
         if self.with_fix:
             from gateways.fix_trader import TraderGateway
             from gateways.fix_venue import VenueGateway
 
             self.venue_links = VenueGateway(self.cfg, self.runtime.submit)
             self.trader = TraderGateway(self.cfg, self.runtime.submit, self.metrics)
+            self.trader.bind_journal(self.run_dir, self.cfg.journal_path(self.base), marks,
+                                     lambda: self.journal.last_seq)
             # children out first: they are on the way to the fill; the trader's acknowledgement is not
             self.runtime.listeners += [self.venue_links.on_events, self.trader.on_events]
         if self.with_streams:
@@ -63,13 +69,30 @@ class System:
                                fix_sessions(self.cfg, self.trader, self.venue_links))
             self.api.start()
         if self.venue_links is not None and self.trader is not None:
-            self.venue_links.start(self.run_dir)
+            self.venue_links.start(self.run_dir, marks)
             # the simulators' first quotes before the first order: reference prices from the first moment
             late = self.venue_links.wait_for_quotes([sim.venue.name for sim in self.sims], 10.0)
             if late:
                 log.warning("no quotes yet from %s", ", ".join(late))
             self.runtime.barrier()  # and the engine has them
             self.trader.start(self.run_dir)
+            self._report_recovery()
+
+    def _report_recovery(self) -> None:
+        """What start-up took over from the journal, in one log line and in metrics."""
+        def count(engine):
+            state = engine.state
+            open_children = [ch for ch in state.children.values() if ch.venue != INTERNAL and ch.status not in TERMINAL]
+            return len(state.orders), len(open_children), sum(1 for ch in open_children if ch.doubt)
+
+        orders, children, doubt = self.runtime.query(count)
+        unsent = self.trader.recovered_reports if self.trader is not None else 0
+        for what, n in (("orders", orders), ("open_children", children), ("children_in_doubt", doubt),
+                        ("unsent_reports", unsent)):
+            self.metrics.recovered.labels(what).set(n)
+        log.info("recovered %d orders, %d open child orders (%d in doubt), %d reports journaled but not sent "
+                 "(now queued first); open child orders are being reconciled with their venues",
+                 orders, children, doubt, unsent)
 
     def _start_streams(self) -> None:
         from gateways.stream_process import StreamerProcess

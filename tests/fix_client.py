@@ -38,7 +38,10 @@ class FixClient(fix.Application):
     """A FIX peer: an initiator (a trader) by default, or an acceptor (a venue played by the test)."""
 
     def __init__(self, tmp: Path, port: int, sender: str, target: str, begin_string: str = "FIX.4.4",
-                 role: str = "initiator", logon_fields: dict[int, str] | None = None, wait_logon: bool = True) -> None:
+                 role: str = "initiator", logon_fields: dict[int, str] | None = None, wait_logon: bool = True,
+                 store_dir: Path | None = None) -> None:
+        """`store_dir`: a FileStore there and sequence numbers kept across logons (resend
+        works); without it a memory store and a reset at every logon."""
         super().__init__()
         self.session = FixSession(begin_string, sender, target)
         self.sid = self.session.session_id()
@@ -48,8 +51,8 @@ class FixClient(fix.Application):
         self.logon_fields = logon_fields or {}
         self.wait_logon = wait_logon
         settings = write_settings(tmp / f"{role}-{sender}-{port}.cfg", role, "127.0.0.1", port,  # type: ignore[arg-type]
-                                  [self.session])
-        self.endpoint = Endpoint(self, settings, role)  # type: ignore[arg-type]
+                                  [self.session], store_dir=store_dir, reset_on_logon=store_dir is None)
+        self.endpoint = Endpoint(self, settings, role, store_dir=store_dir)  # type: ignore[arg-type]
         self._n = 0
 
     def __enter__(self) -> FixClient:

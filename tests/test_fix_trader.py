@@ -46,6 +46,7 @@ default_account = "DEMO3"
 name = "TV"
 port = {venue_port}
 begin_string = "FIX.4.4"
+reset_on_logon = true  # the venue played by the test keeps no sequence numbers across its restarts
 [venues.sim]
 enabled = false
 [[accounts]]

@@ -1,0 +1,84 @@
+"""After any crash the trader, the OMS and the venue agree on every order and fill.
+
+Real parts in processes of their own (tests/crash_harness.py): `oms run` is killed with
+SIGKILL under load and restarted; the venue simulator is killed or frozen; a venue that
+refuses status requests leaves its children in doubt, visibly.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.crash_harness import CrashRig
+
+
+def wait_for(cond, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def rig(tmp_path: Path):
+    r = CrashRig(tmp_path)
+    yield r
+    r.stop()
+
+
+def test_sigkill_under_load_loses_nothing_and_books_every_venue_fill(rig: CrashRig) -> None:
+    rig.start()
+    load = rig.load(rate=200, seconds=5)
+    wait_for(lambda: len(rig.trader.got) > 150, 30, "no load reached the trader")
+    rig.kill(rig.oms)  # mid-stream: orders in flight on both sessions
+    rig.start_oms()
+    load.join()
+    wait_for(lambda: rig.trader.logged_on.is_set(), 60, "the trader did not log on again")
+    v = rig.verdict()
+    assert v.clean(), v.row()
+    assert v.orders_sent > 300 and v.position_venue != 0 and v.in_doubt == 0, v.row()
+
+
+def test_a_venue_killed_and_frozen_leaves_nothing_unbooked(tmp_path: Path) -> None:
+    """The venue freezes (SIGSTOP) with orders in flight: they time out into doubt, visibly;
+    then it is killed and restarted from its store: the OMS reconciles every child."""
+    rig = CrashRig(tmp_path, ack_timeout_s=1.0)
+    try:
+        rig.start()
+        load = rig.load(rate=100, seconds=2)
+        wait_for(lambda: len(rig.trader.got) > 60, 30, "no load reached the trader")
+        os.kill(rig.venue.pid, signal.SIGSTOP)
+        load.join()
+        wait_for(lambda: any("in doubt at XSIM" in m.get(58, "") for m in rig.trader.got), 20,
+                 "no child went into doubt while the venue was frozen")
+        os.kill(rig.venue.pid, signal.SIGCONT)
+        rig.kill(rig.venue)
+        rig.start_venue()
+        v = rig.verdict()
+        assert not v.vanished and not v.acked_lost and not v.unbooked_venue_fills, v.row()
+        assert not v.children_sent_twice and not v.reports_missing and not v.duplicates_without_possdup, v.row()
+        assert v.position_oms == v.position_venue and v.in_doubt == 0, v.row()
+    finally:
+        rig.stop()
+
+
+def test_a_venue_that_refuses_status_requests_leaves_children_in_doubt_visibly(tmp_path: Path) -> None:
+    rig = CrashRig(tmp_path, status_requests=False)
+    try:
+        rig.start()
+        rig.trader.new_order("R1", "AAPL", "1", "100", "95.00", account="ACC")  # rests at the venue
+        wait_for(lambda: any(m.get(11) == "R1" and m.get(39) == "0" for m in rig.trader.got), 20, "R1 not acked")
+        rig.kill(rig.oms)
+        rig.start_oms()  # reconciles R1's child: the venue answers the status request with a reject
+        wait_for(lambda: any(m.get(11) == "R1" and "refuses status requests" in m.get(58, "")
+                             for m in rig.trader.got), 60, "the trader was not told the child is in doubt")
+        told = next(m for m in rig.trader.got if "refuses status requests" in m.get(58, ""))
+        assert told.get(150) == "I" and told.get(39) == "0" and "XSIM" in told[58]
+        log = Path(rig.oms.log_path).read_text()  # type: ignore[attr-defined]
+        assert "anomaly child_in_doubt" in log and "recovered 1 orders, 1 open child orders" in log
+    finally:
+        rig.stop()
