@@ -157,6 +157,7 @@ class HttpServer:
                                 timeout_keep_alive=30, timeout_graceful_shutdown=2,
                                 h11_max_incomplete_event_size=MAX_HEAD, server_header=False)
         self.server = uvicorn.Server(config)
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # our own line says where it listens
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, name=name,
                                        daemon=True)
 

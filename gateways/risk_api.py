@@ -203,9 +203,12 @@ class RiskApi:
         @get("/v1/risk/limits")
         @threaded
         def get_limits(request: Request) -> dict[str, Any]:
-            """Configured limits and how much of each is used now."""
+            """The limit rules in force (configured, then set at runtime) and how much of each is used now."""
             acting(request)
-            return {"utilisation": query(api.runtime, utilisation)}
+            return query(api.runtime, lambda e: {
+                "rules": [{"control": r.control, "value": r.value, "scope": r.scope, "account": r.account,
+                           "symbol": r.symbol, "soft_pct": r.soft_pct} for r in e.compliance.rules],
+                "utilisation": utilisation(e)})
 
         @post("/v1/risk/limits", status_code=200)
         @threaded

@@ -208,7 +208,10 @@ def test_limits_show_their_utilisation_and_a_new_limit_applies(oms):
     got, body = call(oms, "POST", "/v1/risk/limits", {"control": "max_open_orders", "value": 4, "scope": "account",
                                                       "account": "ACC2", "reason": "tighter for the afternoon"})
     assert got == 200, body
-    rows = call(oms, "GET", "/v1/risk/limits", role="viewer")[1]["utilisation"]
+    limits = call(oms, "GET", "/v1/risk/limits", role="viewer")[1]
+    assert limits["rules"][-1] == {"control": "max_open_orders", "value": "4", "scope": "account", "account": "ACC2",
+                                   "symbol": "", "soft_pct": None}
+    rows = limits["utilisation"]
     (row,) = [r for r in rows if (r["account"], r["control"]) == ("ACC2", "max_open_orders")]
     working = oms.runtime.query(lambda e: sum(1 for o in e.state.orders.values()
                                               if o.account == "ACC2" and o.status.name == "NEW"))
