@@ -127,6 +127,7 @@ class Runtime:
         self._window = cfg.journal.window_us / 1e6
         self._max_batch = cfg.journal.max_batch
         self._timer_interval = timer_interval
+        self._next_timer = time.monotonic() + timer_interval
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="oms-engine", daemon=True)
         self.failed: BaseException | None = None
@@ -175,14 +176,22 @@ class Runtime:
 
     # ------------------------------------------------------------------ loop
     def _take(self) -> list | None:
-        """Block for the first command, then take what is queued (and what arrives within the window)."""
+        """Block for the first command, then take what is queued (and what arrives within the
+        window). A Timer every `timer_interval`, busy or idle: timeouts and expiries must not
+        wait for a quiet moment."""
+        now = time.monotonic()
         try:
-            first = self._q.get(timeout=self._timer_interval)
+            first = self._q.get(timeout=max(0.0, self._next_timer - now))
         except queue.Empty:
-            return [(Timer(), None, None)]
+            first = None
         if first is _STOP:
             return None
-        batch = [first]
+        batch = [] if first is None else [first]
+        if time.monotonic() >= self._next_timer:
+            self._next_timer = time.monotonic() + self._timer_interval
+            batch.append((Timer(), None, None))
+            if first is None:
+                return batch
         deadline = time.perf_counter() + self._window
         while len(batch) < self._max_batch:
             try:
