@@ -23,6 +23,7 @@ from oms.model import (
     AllocationRejected,
     CancelAllocation,
     Anomaly,
+    BestPrice,
     CancelRejected,
     CancelRequest,
     ChildStatusRequested,
@@ -149,6 +150,7 @@ class Engine:
         self._log: list[Event] | None = [] if history is None else None
         self._history: Callable[[], Iterable[Event]] = history or (lambda: self._log or ())
         self.quotes: dict[str, dict[str, MarketData]] = {}  # symbol -> venue -> latest quote
+        self.bbo: dict[str, tuple[int | None, int | None]] = {}  # symbol -> last journaled BestPrice
         self.venues_down: set[str] = set()  # live session status, for the router (not order state)
         self.duplicate_venue_execs = 0
         self._on_anomaly = on_anomaly
@@ -1113,7 +1115,13 @@ class Engine:
 
     # ------------------------------------------------------------------ market data and time
     def _market_data(self, m: MarketData) -> None:
-        self.quotes.setdefault(m.symbol, {})[m.venue] = m
+        quotes = self.quotes.setdefault(m.symbol, {})
+        quotes[m.venue] = m
+        bid = max([q.bid for q in quotes.values() if q.bid], default=None)
+        ask = min([q.ask for q in quotes.values() if q.ask], default=None)
+        if self.bbo.get(m.symbol) != (bid, ask):  # journaled on change only: the prices TCA needs
+            self.bbo[m.symbol] = (bid, ask)
+            self._emit(BestPrice(ts=self._now, symbol=m.symbol, bid=bid, ask=ask))
         ref = (m.bid + m.ask) // 2 if m.bid and m.ask else m.last
         if ref:
             self.compliance.set_reference(m.symbol, ref, self._now)

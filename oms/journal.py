@@ -18,6 +18,8 @@ from pathlib import Path
 
 import msgspec
 
+from oms.model import SCHEMA
+
 log = logging.getLogger("oms.journal")
 
 FORMAT_VERSION = "1"
@@ -26,6 +28,15 @@ _CHUNK = 10_000
 
 class JournalError(Exception):
     """The file cannot be used as a journal; it is left untouched."""
+
+
+def check_schema(path: Path, row: tuple[str] | None) -> int:
+    """The event schema a journal's meta row records (1 before it was recorded); a journal
+    written by a newer OMS is refused rather than misread."""
+    schema = int(row[0]) if row is not None else 1
+    if schema > SCHEMA:
+        raise JournalError(f"{path}: written by a newer OMS (event schema {schema}; this one reads up to {SCHEMA})")
+    return schema
 
 
 class RecoveryReport(msgspec.Struct, frozen=True):
@@ -101,6 +112,9 @@ class Journal:
         version = db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
         if version is None or version[0] != FORMAT_VERSION:
             raise JournalError(f"{self.path}: journal format {version and version[0]!r}, expected {FORMAT_VERSION}")
+        schema = check_schema(self.path, db.execute("SELECT value FROM meta WHERE key='schema'").fetchone())
+        if schema < SCHEMA:  # from now on it may hold this version's events
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
 
     def _verify(self, torn: int, uncommitted: int) -> RecoveryReport | None:
         """Check every record in order; cut the journal at the first one that is not intact."""

@@ -491,6 +491,16 @@ class ComplianceAlert(msgspec.Struct, tag=True, frozen=True, gc=False):
     level: str = "soft"  # soft (order passed), hard (control acted); post-trade: warn, hard, clear
 
 
+class BestPrice(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """The consolidated best bid and offer of a symbol changed (conflated: only a change is
+    journaled). What execution-quality reports price orders and fills against after a restart."""
+
+    ts: int
+    symbol: str
+    bid: int | None
+    ask: int | None
+
+
 class AllocationShare(msgspec.Struct, frozen=True, gc=False):
     account: str
     qty: int
@@ -550,7 +560,12 @@ Event = (
     | AllocationBooked
     | AllocationRejected
     | AllocationCanceled
+    | BestPrice
 )
+
+# version of the journaled events; a journal records the highest that wrote to it, and code
+# reading it refuses a newer one (2: BestPrice)
+SCHEMA = 2
 
 COMMAND_DECODER = msgspec.msgpack.Decoder(Command)
 EVENT_ENCODER = msgspec.msgpack.Encoder()

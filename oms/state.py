@@ -16,6 +16,7 @@ from oms.model import (
     AllocationCanceled,
     AllocationRejected,
     Anomaly,
+    BestPrice,
     CancelRejected,
     ChildCancelSent,
     ChildOrderSent,
@@ -314,4 +315,5 @@ _APPLY = {
     AllocationBooked: OmsState._allocation_booked,
     AllocationRejected: OmsState._no_change,
     AllocationCanceled: OmsState._allocation_canceled,
+    BestPrice: OmsState._no_change,
 }
