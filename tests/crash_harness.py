@@ -42,6 +42,7 @@ port = {fix_port}
 comp_id = "TRADER"
 begin_string = "FIX.4.4"
 accounts = ["ACC"]
+cancel_on_disconnect = {cancel_on_disconnect}
 [[venues]]
 name = "XSIM"
 port = {venue_port}
@@ -132,14 +133,15 @@ class CrashRig:
     """A venue, an OMS and a trader in three processes' worth of parts, on loopback."""
 
     def __init__(self, tmp: Path, *, fsync: bool = True, ack_timeout_s: float = 3.0, status_requests: bool = True,
-                 market_data: bool = True) -> None:
+                 market_data: bool = True, cancel_on_disconnect: bool = False) -> None:
         self.tmp = tmp
         self.fix_port, self.venue_port = free_port(), free_port()
         self.cfg_path = tmp / "oms.toml"
         self.cfg_path.write_text(CONFIG.format(fix_port=self.fix_port, venue_port=self.venue_port,
                                                fsync=str(fsync).lower(), ack_timeout_s=ack_timeout_s,
                                                status_requests=str(status_requests).lower(),
-                                               market_data=str(market_data).lower()))
+                                               market_data=str(market_data).lower(),
+                                               cancel_on_disconnect=str(cancel_on_disconnect).lower()))
         (tmp / "oms").mkdir(exist_ok=True)
         (tmp / "venue").mkdir(exist_ok=True)
         self.oms: subprocess.Popen | None = None
@@ -176,6 +178,10 @@ class CrashRig:
     def start(self) -> None:
         self.start_venue()
         self.start_oms()
+        self.start_trader()
+
+    def start_trader(self) -> None:
+        """A trader on its FileStore: a new one after a stop carries on from the same numbers."""
         self.trader = Trader(self.tmp, self.fix_port)
         self.trader.endpoint.start()
         assert self.trader.logged_on.wait(30), "the trader could not log on"

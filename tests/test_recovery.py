@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.crash_harness import CrashRig
+from tests.crash_harness import CrashRig, _store_messages
 
 
 def wait_for(cond, timeout: float, what: str) -> None:
@@ -80,5 +80,27 @@ def test_a_venue_that_refuses_status_requests_leaves_children_in_doubt_visibly(t
         assert told.get(150) == "I" and told.get(39) == "0" and "XSIM" in told[58]
         log = Path(rig.oms.log_path).read_text()  # type: ignore[attr-defined]
         assert "anomaly child_in_doubt" in log and "recovered 1 orders, 1 open child orders" in log
+    finally:
+        rig.stop()
+
+
+def test_a_trader_that_comes_back_gets_what_it_missed_by_resend(tmp_path: Path) -> None:
+    """The trader goes away (its orders are canceled on disconnect meanwhile) and comes back
+    on its own store: the OMS answers its resend request from the session store."""
+    rig = CrashRig(tmp_path, cancel_on_disconnect=True)
+    try:
+        rig.start()
+        rig.trader.new_order("R1", "AAPL", "1", "100", "95.00", account="ACC")
+        wait_for(lambda: any(m.get(11) == "R1" and m.get(39) == "0" for m in rig.trader.got), 20, "R1 not acked")
+        rig.trader.endpoint.stop()
+        venue_store = tmp_path / "venue" / "run" / "venue-XSIM-store"
+        wait_for(lambda: any(m.get(150) == "4" for m in _store_messages(venue_store)), 20,
+                 "the order was not canceled at the venue while the trader was away")
+        rig.start_trader()
+        wait_for(lambda: any(m.get(11) == "R1" and m.get(39) == "4" for m in rig.trader.got), 20,
+                 "the cancel made while the trader was away never reached it")
+        missed = [m for m in rig.trader.got if m.get(11) == "R1" and m.get(39) in ("6", "4")]
+        assert [m[39] for m in missed] == ["6", "4"] and all(m.get(43) == "Y" for m in missed)  # resent, in order
+        assert "cancel on disconnect" in missed[0].get(58, "")
     finally:
         rig.stop()
