@@ -43,20 +43,18 @@ from nats.js.errors import Error as JetStreamError
 
 from oms.journal import JournalReader
 from oms.model import (
-    EVENT_DECODER, AllocationBooked, AllocationCanceled, AllocationRejected, CancelRejected, ChildOrderSent, ChildUpdated, ComplianceAlert, Event, ExecType, ExecutionReport,
-    MarketData, OrderAccepted, OrderRejected, RiskChanged, Side,
+    EVENT_DECODER, AllocationBooked, AllocationCanceled, AllocationRejected, CancelRejected, ComplianceAlert, Event,
+    ExecutionReport, MarketData, OrderAccepted, OrderRejected, RiskChanged,
 )
-from oms.positions import Book, VenueFills
+from oms.positions import Book, Ledger, VenueFills
 
 log = logging.getLogger("gateways.nats_stream")
 
 SCHEMA = "2"  # 2: Position.venues
 STREAMS = {"OMS_ORDERS": "oms.orders.>", "OMS_COMPLIANCE": "oms.compliance.>", "OMS_ALLOCATIONS": "oms.allocations.>"}
-ALLOCATION_VENUE = "allocation"  # where a position's allocated shares show in its per-venue fills
 DUPLICATE_WINDOW_S = 24 * 3600.0
 _WINDOW = 256  # JetStream messages in flight
 _POLL_S = 0.5  # when nothing is handed over, how often the journal's end is checked
-_FILLS = frozenset({ExecType.TRADE, ExecType.TRADE_CANCEL, ExecType.TRADE_CORRECT})
 
 
 class Position(msgspec.Struct, tag=True, frozen=True):
@@ -154,10 +152,8 @@ class NatsStreamer:
         self.metrics = metrics
         self.published = self._read_mark()
         self.accounts: dict[str, str] = {}  # order_id -> account
-        self.fills: dict[str, tuple[int, int]] = {}  # order_id -> (cum qty, cum value) already counted
-        self.child_venues: dict[str, str] = {}  # child_id -> venue
-        self.fill_venues: dict[str, str] = {}  # parent ExecID of a fill -> its venue, until its report
         self.positions = positions
+        self.ledger = Ledger(positions) if positions is not None else None
         self.interval = positions_interval_ms / 1000
         self.changed: dict[str, set[str]] = {}  # account -> symbols changed since its last publish
         self.sent_at: dict[str, float] = {}  # account -> loop time of its last positions publish
@@ -510,17 +506,13 @@ class NatsStreamer:
     def _messages(self, ev: Event) -> Iterator[tuple[str, object]]:
         """(subject, payload) of the JetStream messages of one event; a fill also moves the positions."""
         t = type(ev)
+        if self.ledger is not None and (moved := self.ledger.apply(ev)) is not None:
+            self._touch(*moved)
         if t is OrderAccepted:
             self.accounts[ev.order_id] = ev.order.account  # type: ignore[union-attr]
             yield f"oms.orders.{token(ev.order.account)}", ev  # type: ignore[union-attr]
         elif t is ExecutionReport:
             yield f"oms.orders.{token(ev.account)}", ev  # type: ignore[union-attr]
-            if ev.exec_type in _FILLS:  # type: ignore[union-attr]
-                self._fill(ev)  # type: ignore[arg-type]
-        elif t is ChildOrderSent:
-            self.child_venues[ev.child_id] = ev.venue  # type: ignore[union-attr]
-        elif t is ChildUpdated and ev.fill_exec_id is not None:  # type: ignore[union-attr]
-            self.fill_venues[ev.fill_exec_id] = self.child_venues.get(ev.child_id, "")  # type: ignore[union-attr]
         elif t is OrderRejected:
             yield f"oms.orders.{token(ev.order.account)}", ev  # type: ignore[union-attr]
             if ev.reason.startswith("RISK_"):  # type: ignore[union-attr]
@@ -534,7 +526,6 @@ class NatsStreamer:
             yield f"oms.compliance.alert.{token(ev.control)}", ev  # type: ignore[union-attr]
         elif t is AllocationBooked or t is AllocationCanceled:
             booking = ev if t is AllocationBooked else ev.booking  # type: ignore[union-attr]
-            self._allocated(booking, 1 if t is AllocationBooked else -1)  # type: ignore[arg-type]
             for account in (booking.account, *(s.account for s in booking.shares)):  # type: ignore[union-attr]
                 yield f"oms.allocations.{token(account)}", ev
         elif t is AllocationRejected:
@@ -543,46 +534,6 @@ class NatsStreamer:
                 yield "oms.compliance.reject", ev
         elif t is RiskChanged:
             yield "oms.compliance.change", ev
-
-    def _fill(self, ev: ExecutionReport) -> None:
-        """A fill, bust or correction moves the position by its change of CumQty and value,
-        at the venue of the child the fill came from (its ChildUpdated comes just before)."""
-        venue = self.fill_venues.pop(ev.exec_id, "")
-        book = self.positions
-        if book is None or ev.account not in book.accounts or ev.symbol not in book.symbols:
-            return
-        cum, value = self.fills.get(ev.order_id, (0, 0))
-        self.fills[ev.order_id] = (ev.cum_qty, ev.cum_value)
-        d_qty, d_value = ev.cum_qty - cum, ev.cum_value - value
-        sign = 1 if ev.side is Side.BUY else -1
-        if d_qty and (d_qty > 0) == (d_value > 0):  # a fill, or a bust of one: the change itself
-            book.fill(ev.account, ev.symbol, sign * d_qty, abs(d_value))
-        elif d_qty or d_value:  # a correction: out at the old quantity and value, in at the new ones
-            if cum:
-                book.fill(ev.account, ev.symbol, -sign * cum, value)
-            if ev.cum_qty:
-                book.fill(ev.account, ev.symbol, sign * ev.cum_qty, ev.cum_value)
-        book.at_venue(ev.account, ev.symbol, venue, sign > 0, d_qty, d_value)
-        self._touch([ev.account], ev.symbol)
-
-    def _allocated(self, ev: AllocationBooked, way: int) -> None:
-        """The block's account gives the shares up for their value, the targets take theirs:
-        each at the block's average price, so the block's account realizes nothing (way -1:
-        a cancel, the same moves the other way)."""
-        book = self.positions
-        if book is None or ev.symbol not in book.symbols:
-            return
-        sign = way * (1 if ev.side is Side.BUY else -1)
-        # the block's account transfers (realizes nothing); the targets trade at the block's
-        # price, except on a cancel, which takes back exactly what came in
-        moves = [(ev.account, -sign * ev.qty, ev.value, book.transfer)] + [
-            (s.account, sign * s.qty, s.value, book.fill if way > 0 else book.transfer) for s in ev.shares]
-        moved = [account for account, *_ in moves if account in book.accounts]
-        for account, qty, value, move in moves:
-            if account in book.accounts:
-                move(account, ev.symbol, qty, value)
-                book.at_venue(account, ev.symbol, ALLOCATION_VENUE, qty > 0, abs(qty), value)
-        self._touch(moved, ev.symbol)
 
     def _touch(self, accounts: list[str], symbol: str) -> None:
         """These accounts' positions in symbol changed: publish them (coalesced)."""

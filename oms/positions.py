@@ -24,9 +24,21 @@ import numpy as np
 from numba import literally, njit
 
 from oms.fixed import MAX_FIGURE
+from oms.model import (
+    AllocationBooked,
+    AllocationCanceled,
+    ChildOrderSent,
+    ChildUpdated,
+    Event,
+    ExecType,
+    ExecutionReport,
+    Side,
+)
 from oms.saturating import clamp, fits, largest, plus, sat_add, sat_sum, scaled, times
 
 SCALE = 10**6
+ALLOCATION_VENUE = "allocation"  # where a position's allocated shares show in its per-venue fills
+FILL_TYPES = frozenset({ExecType.TRADE, ExecType.TRADE_CANCEL, ExecType.TRADE_CORRECT})
 
 
 class VenueFills(msgspec.Struct):
@@ -112,6 +124,72 @@ class Book:
         a, i = self.accounts[account], self.symbols[symbol]
         q = int(self.qty[a, i])
         return None if q == 0 else abs(int(self.cost[a, i])) // abs(q)
+
+
+class Ledger:
+    """The one path from journaled events to a Book: the positions stream and the P&L
+    report both follow it, so they tie out by construction."""
+
+    def __init__(self, book: Book) -> None:
+        self.book = book
+        self.fills: dict[str, tuple[int, int]] = {}  # order_id -> (cum qty, cum value) already counted
+        self.child_venues: dict[str, str] = {}  # child_id -> venue
+        self.fill_venues: dict[str, str] = {}  # parent ExecID of a fill -> its venue, until its report
+
+    def apply(self, ev: Event) -> tuple[list[str], str] | None:
+        """Move the positions an event moves: (the accounts moved, the symbol), or None."""
+        t = type(ev)
+        if t is ExecutionReport and ev.exec_type in FILL_TYPES:  # type: ignore[union-attr]
+            return self._fill(ev)  # type: ignore[arg-type]
+        if t is ChildOrderSent:
+            self.child_venues[ev.child_id] = ev.venue  # type: ignore[union-attr]
+        elif t is ChildUpdated and ev.fill_exec_id is not None:  # type: ignore[union-attr]
+            self.fill_venues[ev.fill_exec_id] = self.child_venues.get(ev.child_id, "")  # type: ignore[union-attr]
+        elif t is AllocationBooked:
+            return self._allocated(ev, 1)  # type: ignore[arg-type]
+        elif t is AllocationCanceled:
+            return self._allocated(ev.booking, -1)  # type: ignore[union-attr]
+        return None
+
+    def _fill(self, ev: ExecutionReport) -> tuple[list[str], str] | None:
+        """A fill, bust or correction moves the position by its change of CumQty and value,
+        at the venue of the child the fill came from (its ChildUpdated comes just before)."""
+        venue = self.fill_venues.pop(ev.exec_id, "")
+        book = self.book
+        if ev.account not in book.accounts or ev.symbol not in book.symbols:
+            return None
+        cum, value = self.fills.get(ev.order_id, (0, 0))
+        self.fills[ev.order_id] = (ev.cum_qty, ev.cum_value)
+        d_qty, d_value = ev.cum_qty - cum, ev.cum_value - value
+        sign = 1 if ev.side is Side.BUY else -1
+        if d_qty and (d_qty > 0) == (d_value > 0):  # a fill, or a bust of one: the change itself
+            book.fill(ev.account, ev.symbol, sign * d_qty, abs(d_value))
+        elif d_qty or d_value:  # a correction: out at the old quantity and value, in at the new ones
+            if cum:
+                book.fill(ev.account, ev.symbol, -sign * cum, value)
+            if ev.cum_qty:
+                book.fill(ev.account, ev.symbol, sign * ev.cum_qty, ev.cum_value)
+        book.at_venue(ev.account, ev.symbol, venue, sign > 0, d_qty, d_value)
+        return [ev.account], ev.symbol
+
+    def _allocated(self, ev: AllocationBooked, way: int) -> tuple[list[str], str] | None:
+        """The block's account gives the shares up for their value, the targets take theirs:
+        each at the block's average price, so the block's account realizes nothing (way -1:
+        a cancel, the same moves the other way)."""
+        book = self.book
+        if ev.symbol not in book.symbols:
+            return None
+        sign = way * (1 if ev.side is Side.BUY else -1)
+        # the block's account transfers (realizes nothing); the targets trade at the block's
+        # price, except on a cancel, which takes back exactly what came in
+        moves = [(ev.account, -sign * ev.qty, ev.value, book.transfer)] + [
+            (s.account, sign * s.qty, s.value, book.fill if way > 0 else book.transfer) for s in ev.shares]
+        moved = [account for account, *_ in moves if account in book.accounts]
+        for account, qty, value, move in moves:
+            if account in book.accounts:
+                move(account, ev.symbol, qty, value)
+                book.at_venue(account, ev.symbol, ALLOCATION_VENUE, qty > 0, abs(qty), value)
+        return moved, ev.symbol
 
 
 def rates_for(bases: list[str], currencies: list[str], usd: dict[str, int]) -> np.ndarray:
