@@ -226,13 +226,14 @@ class Compliance:
 
     def digest(self) -> bytes:
         """Everything the events derived, canonically encoded for the state hash: exposure,
-        cash and open orders, breaches, kill switches, limit changes, overrides, message
-        and execution windows. Not the market's reference prices, which are not events."""
+        cash and open orders, breaches, last fill prices, kill switches, limit changes,
+        overrides, message and execution windows. Not the market's reference prices, which
+        are not events."""
         def canon(d: dict) -> list:
             return sorted(((k, list(v) if isinstance(v, deque) else v) for k, v in d.items()), key=repr)
 
         return msgspec.msgpack.encode((
-            self.book.tobytes(), self.acct.tobytes(), self.breach.tobytes(), canon(self.kill),
+            self.book.tobytes(), self.acct.tobytes(), self.breach.tobytes(), self.last_fill.tobytes(), canon(self.kill),
             canon(self.overrides), self.rules, canon({k: astuple(t) for k, t in self.tracked.items()}),
             canon(self.windows), canon(self.recent), canon(self.orders_sent), canon(self.executions),
             canon(self.exec_windows), sorted(self.exec_throttled), canon(self.anchors),
