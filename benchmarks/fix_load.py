@@ -1,7 +1,7 @@
 """FIX load generator: order round trip and sustained throughput through the OMS on its
 embedded default, side by side with a bare quickfix echo acceptor in Python.
 
-Run: .venv/bin/python -m benchmarks.fix_load [--orders 2000] [--window 20]
+Run: .venv/bin/python -m benchmarks.fix_load [--orders 2000] [--window 20] [--consoles 5]
 
 Round trip: NewOrderSingle sent -> terminal ExecutionReport received, one order at a
 time (p50, p99). Throughput: `window` orders outstanding, orders per second until all
@@ -13,6 +13,10 @@ run in another (as `oms sim-venue` runs them; their quotes reach the OMS over FI
 OMS process holds what `oms run` holds besides them — engine, journal, compliance, the
 FIX gateways and the NATS publisher.
 
+With --consoles N the OMS leg runs twice, with no console and with N console clients
+following the live feed (server-sent events, in a process of their own as browsers
+would be), and the throughputs are compared.
+
 For a load run the default's message throttles, duplicate check, repeated-execution
 throttle and daily credit are switched off (a load test trips them by design); every
 other pre-trade limit and post-trade rule stays on.
@@ -20,6 +24,7 @@ other pre-trade limit and post-trade rule stays on.
 from __future__ import annotations
 
 import argparse
+import http.client
 import multiprocessing
 import statistics
 import tempfile
@@ -178,7 +183,25 @@ def run_echo(tmp: Path, orders: int, window: int) -> dict:
         ep.stop()
 
 
-def run_oms(tmp: Path, orders: int, window: int, fsync: bool = True, streams: bool = True) -> dict:
+def follow_consoles(port: int, token: str, n: int, stop, updates) -> None:
+    """n console clients following the feed, as browsers would; updates counts what they got."""
+
+    def follow() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("GET", "/v1/console/stream", headers={"Authorization": f"Bearer {token}"})
+        resp = conn.getresponse()
+        while not stop.is_set() and (line := resp.fp.readline()):
+            if line.startswith(b"event: "):
+                with updates.get_lock():
+                    updates.value += 1
+
+    for _ in range(n):
+        threading.Thread(target=follow, daemon=True).start()
+    stop.wait()
+
+
+def run_oms(tmp: Path, orders: int, window: int, fsync: bool = True, streams: bool = True,
+            consoles: int = 0) -> dict:
     cfg = load(DEFAULT_CONFIG)
     cfg = msgspec.structs.replace(cfg, journal=msgspec.structs.replace(cfg.journal, fsync=fsync))
     risk = msgspec.structs.replace(
@@ -187,7 +210,8 @@ def run_oms(tmp: Path, orders: int, window: int, fsync: bool = True, streams: bo
     cfg = msgspec.structs.replace(
         cfg, risk=risk, fix=msgspec.structs.replace(cfg.fix, port=free_port()),
         metrics=msgspec.structs.replace(cfg.metrics, port=free_port()),
-        nats=msgspec.structs.replace(cfg.nats, port=free_port()), api=msgspec.structs.replace(cfg.api, enabled=False),
+        nats=msgspec.structs.replace(cfg.nats, port=free_port()),
+        api=msgspec.structs.replace(cfg.api, enabled=consoles > 0, port=free_port()),
         venues=[msgspec.structs.replace(v, port=free_port()) for v in cfg.venues])
     ctx = multiprocessing.get_context("spawn")
     stop_venues = ctx.Event()
@@ -195,12 +219,18 @@ def run_oms(tmp: Path, orders: int, window: int, fsync: bool = True, streams: bo
     venues.start()
     system = System(cfg, tmp, venues=False, streams=streams)
     system.start()
+    stop_consoles, updates = ctx.Event(), ctx.Value("q", 0)
+    if consoles:
+        ctx.Process(target=follow_consoles, args=(cfg.api.port, cfg.api.users[0].token, consoles, stop_consoles,
+                                                  updates), name="consoles", daemon=True).start()
     try:
         assert system.venue_links is not None
         late = system.venue_links.wait_for_quotes([v.name for v in cfg.venues], 30)
         assert not late, f"no quotes from {late}"
-        return measured_apart(cfg.fix.port, "OMS", "CLIENT2", "FIX.4.4", tmp, orders, window)
+        return {**measured_apart(cfg.fix.port, "OMS", "CLIENT2", "FIX.4.4", tmp, orders, window),
+                "console_updates": updates.value}
     finally:
+        stop_consoles.set()
         system.stop()
         stop_venues.set()
         venues.join(10)
@@ -235,7 +265,17 @@ def main() -> None:
     p.add_argument("--window", type=int, default=20)
     p.add_argument("--no-fsync", action="store_true", help="journal without fsync, to show what durability costs")
     p.add_argument("--no-nats", action="store_true", help="without the NATS streams (their publisher shares the GIL)")
+    p.add_argument("--consoles", type=int, default=0, help="also run the OMS with this many live console clients")
     a = p.parse_args()
+    if a.consoles:
+        with tempfile.TemporaryDirectory() as d, tempfile.TemporaryDirectory() as e:
+            alone = run_oms(Path(d), a.orders, a.window, fsync=not a.no_fsync, streams=not a.no_nats)
+            watched = run_oms(Path(e), a.orders, a.window, fsync=not a.no_fsync, streams=not a.no_nats,
+                              consoles=a.consoles)
+        print(f"OMS alone: {alone['orders_per_s']:.0f} orders/s; with {a.consoles} live consoles "
+              f"({watched['console_updates']} updates received): {watched['orders_per_s']:.0f} orders/s, "
+              f"{watched['orders_per_s'] / alone['orders_per_s']:.2f}x")
+        return
     with tempfile.TemporaryDirectory() as d:
         echo = run_echo(Path(d), a.orders, a.window)
         oms = run_oms(Path(d), a.orders, a.window, fsync=not a.no_fsync, streams=not a.no_nats)

@@ -153,6 +153,8 @@ class Console:
                 with self._lock:
                     events, self._pending = self._pending, []
                 touched, children, alerts, changed = self._digest(events)
+                if not self._viewers:  # nobody to show orders to: only the charts' samples go on
+                    touched, children = set(), set()
                 now = time.monotonic()
                 full = changed or now - self._last_full >= FULL_S
                 if not (touched or children or alerts or full):
