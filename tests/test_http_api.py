@@ -127,6 +127,8 @@ def test_refusals_carry_their_status_and_reason_and_change_nothing(oms):
     cases = [
         ({"alloc_id": "X", "order_id": "none", "targets": [{"account": "ACC1", "qty": 1}]}, 404, "UNKNOWN_ORDER"),
         ({"alloc_id": "X", "order_id": order_id, "targets": [{"account": "ACC1", "qty": 51}]}, 422, "OVER_ALLOCATION"),
+        ({"alloc_id": "X", "order_id": order_id, "targets": [{"account": "ACC1", "qty": -5}]}, 400, "BAD_REQUEST"),
+        ({"alloc_id": "X", "order_id": order_id, "targets": [{"account": "ACC1", "weight": " 1"}]}, 400, "BAD_NUMBER"),
         ({"alloc_id": "X", "order_id": order_id, "targets": [{"account": "NOPE", "qty": 1}]}, 422, "UNKNOWN_ACCOUNT"),
         ({"alloc_id": "X", "order_id": order_id, "targets": [{"account": "ACC1", "qty": 1, "weight": "1"}]}, 400,
          "BAD_ALLOCATION"),

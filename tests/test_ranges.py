@@ -250,6 +250,7 @@ BAD_RANGES = [
      "1000000000000"),
     ("fx rate", "\n[fx]\nEUR = '2000000'\n", "fx.EUR", "1000000"),
     ("adv", "\n[risk.adv]\nAAPL = 10000000000000\n", "risk.adv.AAPL", str(MAX_QTY)),
+    ("locate", "\n[[risk.locates]]\naccount = 'A'\nsymbol = 'AAPL'\nqty = -1\n", "risk.locates[0].qty", str(MAX_QTY)),
 ]
 
 
