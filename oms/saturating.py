@@ -51,7 +51,7 @@ def mul_div(x, m, d):
     ax = abs(x)
     q, r = ax // d, ax % d  # x*m/d = q*m + r*m/d, r < d
     whole = sat_mul(q, m)
-    # r*m/d by long multiplication over the bits of m: h*d + l = r * (the bits so far), l < d
+    # r*m/d by long multiplication over the bits of m: h*d + low = r * (the bits so far), low < d
     h, low = 0, 0
     for bit in range(62, -1, -1):
         h, low = 2 * h, 2 * low
