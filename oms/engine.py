@@ -943,8 +943,10 @@ class Engine:
 
     def _venue_fill(self, ch: ChildOrder, o: ParentOrder, r: VenueExecReport) -> None:
         q, px = r.last_qty, r.last_px
-        if q <= 0 or px <= 0:
-            self._anomaly("bad_fill", f"fill {r.exec_id} from {r.venue}: LastQty {q} LastPx {px}")
+        if q <= 0 or px <= 0 or px > MAX_PRICE or q * px > MAX_NOTIONAL:
+            self._anomaly("bad_fill", f"fill {r.exec_id} from {r.venue}: LastQty {q} LastPx {price_str(px)} (a fill "
+                                      f"is positive, at most {price_str(MAX_PRICE)} and {price_str(MAX_NOTIONAL)} in "
+                                      f"value)", alert=True)
             return
         child_cum, cum = ch.cum_qty + q, o.cum_qty + q
         if child_cum > ch.qty or cum > o.order_qty:
@@ -967,8 +969,10 @@ class Engine:
             return
         old_q, old_px = fill
         new_q, new_px = (0, 0) if r.exec_type is ExecType.TRADE_CANCEL else (r.last_qty, r.last_px)
-        if r.exec_type is ExecType.TRADE_CORRECT and (new_q <= 0 or new_px <= 0):
-            self._anomaly("bad_fill", f"correction {r.exec_id}: LastQty {new_q} LastPx {new_px}")
+        if r.exec_type is ExecType.TRADE_CORRECT and (new_q <= 0 or new_px <= 0 or new_px > MAX_PRICE
+                                                      or new_q * new_px > MAX_NOTIONAL):
+            self._anomaly("bad_fill", f"correction {r.exec_id}: LastQty {new_q} LastPx {price_str(new_px)}",
+                          alert=True)
             return
         dq = new_q - old_q
         child_cum, cum = ch.cum_qty + dq, o.cum_qty + dq

@@ -209,3 +209,20 @@ def test_the_engine_gets_a_timer_while_it_is_busy(tmp_path):
     t.join()
     runtime.stop()
     assert len(timers) >= 5, timers
+
+
+def test_a_fill_at_an_absurd_price_is_an_anomaly_not_a_journal_it_cannot_write():
+    """A venue's fill whose value no order could have (LastPx 10^15 per share) would make
+    figures the journal cannot encode: refused as a journaled anomaly with an alert."""
+    from oms.model import EVENT_ENCODER
+
+    d = desk()
+    d.nos("A", 100)
+    d.v_ack("A")
+    before = d.book()
+    evs = d.engine.handle(VenueExecReport(venue="V1", cl_ord_id=d.child("A").cl_ord_id, exec_id="F1",
+                                          exec_type=ExecType.TRADE, last_qty=100, last_px=10**21))
+    assert kinds(evs) == ["Anomaly", "ComplianceAlert"] and evs[0].kind == "bad_fill"
+    assert d.book() == before
+    for ev in evs:
+        EVENT_ENCODER.encode(ev)
