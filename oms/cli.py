@@ -54,7 +54,48 @@ def _parser() -> argparse.ArgumentParser:
                           "(default: %(default)s)")
     rep.add_argument("--until", type=int, default=0, metavar="SEQ",
                      help="stop after journal record SEQ (inspect the state just before a record that fails)")
+    report = sub.add_parser("report", help="reports from the journal: blotter, allocations, P&L, compliance, TCA",
+                            description=(
+        "Write reports of one trading date (UTC) or a range from the journal (the config's, or --journal; "
+        "a running OMS's journal can be read): orders, executions, allocations, positions, compliance, "
+        "tca-orders, tca-children, tca-summary, venues (groups: blotter, tca, all). The same journal gives "
+        "the same bytes."))
+    report.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="TOML config (default: %(default)s)")
+    report.add_argument("--journal", type=Path, help="journal file (default: the config's)")
+    report.add_argument("--date", help="trading date YYYY-MM-DD (default: the journal's last)")
+    report.add_argument("--to", help="last date of a range starting at --date")
+    report.add_argument("--report", action="append", default=[], metavar="NAME",
+                        help="a report or group (repeatable; default: all)")
+    report.add_argument("--format", default="csv", choices=["csv", "parquet", "json"])
+    report.add_argument("--charts", choices=["png", "svg"], help="also draw the charts in this format")
+    report.add_argument("--out", type=Path, default=None, help="directory (default: <run_dir>/reports)")
     return p
+
+
+def _report(args: argparse.Namespace) -> int:
+    import time
+
+    from oms import reporting
+    from oms.reporting.facts import Reader, date_of
+
+    cfg = load(args.config)
+    journal = args.journal or cfg.journal_path(Path.cwd())
+    t0 = time.perf_counter()
+    try:
+        first = args.date
+        if first is None:
+            reader = Reader(journal)
+            first = date_of(reader.span()[1])
+            reader.close()
+        paths = reporting.write(cfg, journal, args.out or cfg.run_path(Path.cwd()) / "reports", first, args.to,
+                                args.report, args.format, args.charts)
+    except reporting.ReportError as exc:
+        print(f"oms report: {exc}", file=sys.stderr)
+        return 2
+    for path in paths:
+        print(path)
+    log.info("%d files in %.2f s", len(paths), time.perf_counter() - t0)
+    return 0
 
 
 def _stop_event() -> threading.Event:
@@ -162,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        return {"run": _run, "replay": _replay, "sim-venue": _sim_venue, "tail": _tail}[args.command](args)
+        return {"run": _run, "replay": _replay, "sim-venue": _sim_venue, "tail": _tail,
+                "report": _report}[args.command](args)
     except ConfigError as exc:
         print(f"oms: bad config: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,106 @@
+"""Reports from the journal: what `oms report`, the HTTP API, the console and the
+end-of-day schedule all call. One pass reads the journal (`facts`), each report is an
+Arrow table (`tables`), written as CSV, Parquet or JSON, with charts in PNG or SVG.
+The same journal and dates give the same bytes."""
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+import pyarrow as pa
+
+from oms.config import Config
+from oms.reporting import tables
+from oms.reporting.facts import Facts, ReportError, day_bounds, read_facts
+
+REPORTS: dict[str, Callable[[Facts], pa.Table]] = {
+    "orders": tables.orders,
+    "executions": tables.executions,
+    "allocations": tables.allocations,
+    "positions": tables.positions,
+    "compliance": tables.compliance,
+    "tca-orders": tables.tca_orders,
+    "tca-children": tables.tca_children,
+    "tca-summary": tables.tca_summary,
+    "venues": tables.venues,
+}
+GROUPS = {"blotter": ("orders", "executions"), "tca": ("tca-orders", "tca-children", "tca-summary", "venues"),
+          "all": tuple(REPORTS)}
+FORMATS = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet", "json": "application/json"}
+CHARTS = ("slippage", "venues", "pnl")
+CHART_FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
+
+__all__ = ["REPORTS", "GROUPS", "FORMATS", "CHARTS", "ReportError", "names", "encode", "chart", "make", "write"]
+
+
+def names(wanted: list[str] | tuple[str, ...]) -> list[str]:
+    """Report names, groups expanded, in catalogue order; an unknown name is a ReportError."""
+    out: set[str] = set()
+    for n in wanted or ("all",):
+        if n in GROUPS:
+            out.update(GROUPS[n])
+        elif n in REPORTS:
+            out.add(n)
+        else:
+            raise ReportError(f"unknown report {n!r}: one of {', '.join([*REPORTS, *GROUPS])}")
+    return [n for n in REPORTS if n in out]
+
+
+def encode(table: pa.Table, fmt: str) -> bytes:
+    """The table as CSV (header row; decimals as written, times in ISO 8601 UTC), Parquet or
+    JSON (an array of objects; decimals as strings, to stay exact)."""
+    buf = io.BytesIO()
+    if fmt == "csv":
+        import pyarrow.csv as csv
+
+        csv.write_csv(table, buf)
+    elif fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, buf, compression="zstd")
+    elif fmt == "json":
+        cast = table.cast(pa.schema([pa.field(f.name, pa.string()) if pa.types.is_timestamp(f.type) else f
+                                     for f in table.schema]))
+        return msgspec.json.encode(cast.to_pylist())
+    else:
+        raise ReportError(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
+    return buf.getvalue()
+
+
+def make(cfg: Config, journal: Path, first: str, last: str | None = None) -> Facts:
+    """The facts of the trading dates first..last (UTC, inclusive) from a journal."""
+    start, end = day_bounds(first, last)
+    return read_facts(cfg, journal, start, end)
+
+
+def chart(facts: Facts, name: str, fmt: str) -> bytes:
+    from oms.reporting import charts
+
+    if name not in CHARTS:
+        raise ReportError(f"unknown chart {name!r}: one of {', '.join(CHARTS)}")
+    if fmt not in CHART_FORMATS:
+        raise ReportError(f"unknown chart format {fmt!r}: one of {', '.join(CHART_FORMATS)}")
+    return charts.render(facts, name, fmt)
+
+
+def write(cfg: Config, journal: Path, out: Path, first: str, last: str | None = None,
+          reports: list[str] | tuple[str, ...] = (), fmt: str = "csv", chart_fmt: str | None = None) -> list[Path]:
+    """Write the reports (and charts) of first..last into `out`: <report>-<dates>.<format>."""
+    wanted = names(reports)
+    if fmt not in FORMATS:
+        raise ReportError(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
+    facts = make(cfg, journal, first, last)
+    out.mkdir(parents=True, exist_ok=True)
+    dates = first if not last or last == first else f"{first}_{last}"
+    written = []
+    for n in wanted:
+        path = out / f"{n}-{dates}.{fmt}"
+        path.write_bytes(encode(REPORTS[n](facts), fmt))
+        written.append(path)
+    for c in CHARTS if chart_fmt else ():
+        path = out / f"chart-{c}-{dates}.{chart_fmt}"
+        path.write_bytes(chart(facts, c, chart_fmt))  # type: ignore[arg-type]
+        written.append(path)
+    return written

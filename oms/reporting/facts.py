@@ -1,0 +1,390 @@
+"""One pass over the journal: the facts every report is computed from.
+
+The journal is read on a read-only connection (a running OMS keeps writing; WAL lets a
+reader see what is committed), in sequence order, decoded in bulk. Everything a report
+shows comes from journaled events: orders and children from their events, prices from
+`BestPrice` (the consolidated best bid and offer, journaled by the engine on each
+change), positions through `oms.positions.Ledger` (the positions stream's own path).
+Same journal and range, same facts: nothing depends on the clock or the host.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import struct
+from pathlib import Path
+
+import msgspec
+import numpy as np
+
+from oms.config import Config
+from oms.journal import FORMAT_VERSION, JournalError, check_schema
+from oms.model import (
+    AllocationBooked,
+    AllocationCanceled,
+    AllocationRejected,
+    BestPrice,
+    CancelRejected,
+    ChildOrderSent,
+    ChildReplaceSent,
+    ChildUpdated,
+    ComplianceAlert,
+    Event,
+    ExecType,
+    ExecutionReport,
+    OrderAccepted,
+    OrderRejected,
+    OrdStatus,
+    RiskChanged,
+    Side,
+)
+from oms.positions import FILL_TYPES, SCALE, Book, Ledger
+from oms.states import TERMINAL
+
+DAY_NS = 86_400 * 10**9
+_CHUNK = 20_000
+_EVENTS = msgspec.msgpack.Decoder(list[Event])
+_ACKED = frozenset({OrdStatus.NEW, OrdStatus.PARTIALLY_FILLED, OrdStatus.FILLED})
+
+
+class ReportError(Exception):
+    """Input a report cannot be made from: said plainly, nothing written."""
+
+
+class Order(msgspec.Struct, gc=False):
+    """A parent order as the reports see it: its terms, its arrival and how it went."""
+
+    order_id: str
+    session: str
+    cl_ord_id: str  # the trader's first ClOrdID
+    account: str
+    symbol: str
+    side: Side
+    ord_type: str
+    tif: str
+    qty: int
+    price: int | None
+    route: str  # the venue or routing policy it was accepted for
+    arrival_ts: int
+    bid: int | None  # consolidated best bid and offer when it arrived
+    ask: int | None
+    status: OrdStatus = OrdStatus.PENDING_NEW
+    cum_qty: int = 0
+    cum_value: int = 0
+    first_fill_ts: int = 0
+    done_ts: int = 0  # when it reached a terminal status
+    last_ts: int = 0
+    children: int = 0
+    text: str = ""
+
+
+class Child(msgspec.Struct, gc=False):
+    child_id: str
+    order_id: str
+    venue: str
+    cl_ord_id: str
+    qty: int
+    price: int | None
+    sent_ts: int
+    bid: int | None
+    ask: int | None
+    status: OrdStatus = OrdStatus.PENDING_NEW
+    cum_qty: int = 0
+    cum_value: int = 0
+    ack_ts: int = 0
+    first_fill_ts: int = 0
+    last_ts: int = 0
+
+
+class Fill(msgspec.Struct, gc=False):
+    """A trade, bust or correction reported to the trader, with the child and venue ExecID it came from."""
+
+    ts: int
+    order_id: str
+    exec_id: str
+    exec_type: ExecType
+    exec_ref_id: str | None
+    qty: int  # signed change of the order's CumQty (negative for a bust)
+    value: int  # change of its executed value
+    last_qty: int
+    last_px: int
+    child_id: str
+    venue: str
+    venue_exec_id: str
+
+
+def day_bounds(first: str, last: str | None = None) -> tuple[int, int]:
+    """[start, end) in ns of the UTC trading dates first..last (inclusive)."""
+    try:
+        a = dt.date.fromisoformat(first)
+        b = dt.date.fromisoformat(last or first)
+    except ValueError as exc:
+        raise ReportError(f"not a date (YYYY-MM-DD): {exc}") from None
+    if b < a:
+        raise ReportError(f"the range ends ({b}) before it starts ({a})")
+    epoch = dt.date(1970, 1, 1)
+    return (a - epoch).days * DAY_NS, ((b - epoch).days + 1) * DAY_NS
+
+
+def date_of(ns: int) -> str:
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=ns // DAY_NS)).isoformat()
+
+
+class Reader:
+    """A journal opened for reports: read-only, checked (exists, is a journal, not from a
+    newer OMS, not empty)."""
+
+    def __init__(self, path: Path) -> None:
+        if not Path(path).is_file():
+            raise ReportError(f"{path}: no such journal")
+        self.path = Path(path)
+        self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        try:
+            meta = dict(self.db.execute("SELECT key, value FROM meta WHERE key IN ('format', 'schema')"))
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise ReportError(f"{path}: not an OMS journal ({exc})") from None
+        try:
+            if meta.get("format") != FORMAT_VERSION:
+                raise JournalError(f"{path}: journal format {meta.get('format')!r}, expected {FORMAT_VERSION}")
+            check_schema(self.path, (meta["schema"],) if "schema" in meta else None)
+        except JournalError as exc:
+            self.db.close()
+            raise ReportError(str(exc)) from None
+        self.last_seq = self.db.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0]
+        if not self.last_seq:
+            self.db.close()
+            raise ReportError(f"{path}: the journal is empty: nothing to report")
+
+    def span(self) -> tuple[int, int]:
+        """The first and last event timestamps (ns)."""
+        ts = []
+        for seq in (1, self.last_seq):
+            row = self.db.execute("SELECT payload FROM records WHERE seq = ?", (seq,)).fetchone()
+            ts.append(_EVENTS.decode(b"\x91" + row[0])[0].ts)
+        return ts[0], ts[1]
+
+    def events(self, until: int):
+        """Events in journal order up to record `until`, decoded a chunk at a time."""
+        last = 0
+        while last < until:
+            rows = self.db.execute("SELECT payload FROM records WHERE seq > ? AND seq <= ? ORDER BY seq",
+                                   (last, min(until, last + _CHUNK))).fetchall()
+            if not rows:
+                return
+            last += _CHUNK
+            yield from _EVENTS.decode(b"\xdd" + struct.pack(">I", len(rows)) + b"".join([r[0] for r in rows]))
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class Facts:
+    """What happened in [start, end): orders and children active in it (with their whole
+    history), fills, allocations, compliance events, prices (to end + 60 s, for markouts)
+    and positions at both ends."""
+
+    MARKOUT_TAIL_NS = 60 * 10**9
+
+    def __init__(self, cfg: Config, start: int, end: int) -> None:
+        self.cfg, self.start, self.end = cfg, start, end
+        self.orders: dict[str, Order] = {}
+        self.children: dict[str, Child] = {}
+        self.active: set[str] = set()  # orders with an event in range
+        self.fills: list[Fill] = []
+        self.allocations: list[AllocationBooked | AllocationCanceled | AllocationRejected] = []
+        self.compliance: list[OrderRejected | CancelRejected | AllocationRejected | ComplianceAlert | RiskChanged] = []
+        self.bbo: dict[str, tuple[int | None, int | None]] = {}
+        self.quotes: dict[str, tuple[list[int], list[int], list[int]]] = {}  # symbol -> ts, bid, ask
+        self.symbols = [i.symbol for i in cfg.instruments]
+        self.accounts = [a.id for a in cfg.accounts]
+        self.currency = {i.symbol: i.currency for i in cfg.instruments}
+        self.base = {a.id: a.base_currency for a in cfg.accounts}
+        self.book = Book(self.accounts, self.symbols, cfg.fx_rates())
+        self.ledger = Ledger(self.book)
+        self.opening: tuple[np.ndarray, ...] | None = None
+        self.closing_bbo: dict[str, tuple[int | None, int | None]] | None = None
+        self.opening_gross: dict[tuple[str, str], tuple[int, int, int, int]] = {}
+        self.closing_gross: dict[tuple[str, str], tuple[int, int, int, int]] = {}
+        self.pnl_curve: list[tuple[int, int]] = []  # (ts, realized P&L of all accounts, base currencies summed)
+        self._realized_total = 0
+        self._last_realized = self.book.realized
+        self._fill_child: dict[str, tuple[str, str]] = {}  # parent ExecID -> (child_id, venue ExecID)
+        self.events_read = 0
+
+    # ------------------------------------------------------------------ the pass
+    def read(self, reader: Reader) -> Facts:
+        first, last = reader.span()
+        self.journal_end = last  # no price is known after it: a markout beyond it is empty
+        if last < self.start or first >= self.end:
+            raise ReportError(f"no events from {date_of(self.start)} to {date_of(self.end - 1)}: the journal "
+                              f"{reader.path} covers {date_of(first)} to {date_of(last)}")
+        handlers = {OrderAccepted: self._accepted, ExecutionReport: self._report, ChildOrderSent: self._child_sent,
+                    ChildReplaceSent: self._child_replaced, ChildUpdated: self._child_updated,
+                    BestPrice: self._price, OrderRejected: self._compliance, CancelRejected: self._compliance,
+                    ComplianceAlert: self._compliance, RiskChanged: self._compliance,
+                    AllocationBooked: self._allocation, AllocationCanceled: self._allocation,
+                    AllocationRejected: self._allocation}
+        start, end, tail = self.start, self.end, self.end + self.MARKOUT_TAIL_NS
+        apply, moves = self.ledger.apply, _MOVES
+        n = 0
+        for ev in reader.events(reader.last_seq):
+            n += 1
+            ts = ev.ts
+            if ts >= start and self.opening is None:
+                self._open()
+            if ts >= end:
+                if self.closing_bbo is None:
+                    self._close()
+                if ts >= tail:
+                    break
+                if type(ev) is BestPrice:
+                    self._price(ev, False)
+                continue
+            h = handlers.get(type(ev))
+            if h is not None:
+                h(ev, ts >= start)
+            if type(ev) in moves:
+                moved = apply(ev)
+                if moved is not None and ts >= start:
+                    self._moved(moved, ts)
+        if self.opening is None:
+            self._open()
+        if self.closing_bbo is None:
+            self._close()
+        self.events_read = n
+        return self
+
+    def _open(self) -> None:
+        """The range starts: positions as they stand are the opening ones."""
+        b = self.book
+        self.opening = (b.qty.copy(), b.cost.copy(), b.realized.copy())
+        self.opening_gross = self._gross()
+        self._last_realized = b.realized.copy()
+
+    def _close(self) -> None:
+        """The range ends: closing positions, marked at the mid of the consolidated best bid
+        and offer as it stood (later prices serve markouts only)."""
+        self.closing_bbo = dict(self.bbo)
+        self.closing_gross = self._gross()
+        b = self.book
+        for symbol, (bid, ask) in self.closing_bbo.items():
+            if bid and ask and symbol in b.symbols:
+                b.marks[b.symbols[symbol]] = (bid + ask) // 2
+        b.mark_all()
+
+    def _gross(self) -> dict[tuple[str, str], tuple[int, int, int, int]]:
+        """(bought, sold, buy value, sell value) per position, over its venues."""
+        out = {}
+        for key, venues in self.ledger.book.venues.items():
+            v = venues.values()
+            out[key] = (sum(x.bought for x in v), sum(x.sold for x in v), sum(x.buy_value for x in v),
+                        sum(x.sell_value for x in v))
+        return out
+
+    def _moved(self, moved: tuple[list[str], str], ts: int) -> None:
+        """Follow the realized P&L of all accounts (each in its base currency, summed) for
+        the intraday chart."""
+        b, last = self.book, self._last_realized
+        i = b.symbols[moved[1]]
+        total = self._realized_total
+        for account in moved[0]:
+            a = b.accounts[account]
+            r = int(b.realized[a, i])
+            total += (r - int(last[a, i])) * int(b.rates[a, i]) // SCALE
+            last[a, i] = r
+        self._realized_total = total
+        self.pnl_curve.append((ts, total))
+
+    def _price(self, ev: BestPrice, _in_range: bool = True) -> None:
+        self.bbo[ev.symbol] = (ev.bid, ev.ask)
+        q = self.quotes.get(ev.symbol)
+        if q is None:
+            q = self.quotes[ev.symbol] = ([], [], [])
+        q[0].append(ev.ts)
+        q[1].append(ev.bid or 0)
+        q[2].append(ev.ask or 0)
+
+    def _accepted(self, ev: OrderAccepted, in_range: bool) -> None:
+        o = ev.order
+        bid, ask = self.bbo.get(o.symbol, (None, None))
+        self.orders[ev.order_id] = Order(
+            ev.order_id, o.session, o.cl_ord_id, o.account, o.symbol, o.side, o.ord_type.value, o.tif.value, o.qty,
+            o.price, ev.venue, ev.ts, bid, ask, last_ts=ev.ts)
+        if in_range:
+            self.active.add(ev.order_id)
+
+    def _report(self, ev: ExecutionReport, in_range: bool) -> None:
+        o = self.orders.get(ev.order_id)
+        if o is None:
+            return
+        if in_range:
+            self.active.add(ev.order_id)
+        et = ev.exec_type
+        if et in FILL_TYPES:
+            child_id, venue_exec = self._fill_child.pop(ev.exec_id, ("", ""))
+            ch = self.children.get(child_id)
+            value = ev.cum_value - o.cum_value
+            if ch is not None:
+                ch.cum_value += value
+            if in_range:
+                self.fills.append(Fill(ev.ts, ev.order_id, ev.exec_id, et, ev.exec_ref_id, ev.cum_qty - o.cum_qty,
+                                       value, ev.last_qty, ev.last_px, child_id, ch.venue if ch is not None else "",
+                                       venue_exec))
+            if et is ExecType.TRADE and not o.first_fill_ts:
+                o.first_fill_ts = ev.ts
+        o.status, o.cum_qty, o.cum_value, o.qty, o.last_ts = ev.ord_status, ev.cum_qty, ev.cum_value, ev.order_qty, ev.ts
+        if ev.price is not None:
+            o.price = ev.price
+        if ev.text:
+            o.text = ev.text
+        if ev.ord_status in TERMINAL and not o.done_ts:
+            o.done_ts = ev.ts
+
+    def _child_sent(self, ev: ChildOrderSent, in_range: bool) -> None:
+        if ev.resend and ev.child_id in self.children:
+            return
+        bid, ask = self.bbo.get(ev.symbol, (None, None))
+        self.children[ev.child_id] = Child(ev.child_id, ev.order_id, ev.venue, ev.cl_ord_id, ev.qty, ev.price, ev.ts,
+                                           bid, ask, last_ts=ev.ts)
+        o = self.orders.get(ev.order_id)
+        if o is not None:
+            o.children += 1
+
+    def _child_replaced(self, ev: ChildReplaceSent, in_range: bool) -> None:
+        ch = self.children.get(ev.child_id)
+        if ch is not None:
+            ch.qty, ch.price = ev.qty, ev.price
+
+    def _child_updated(self, ev: ChildUpdated, in_range: bool) -> None:
+        ch = self.children.get(ev.child_id)
+        if ch is None:
+            return
+        if ev.fill_exec_id is not None:
+            self._fill_child[ev.fill_exec_id] = (ev.child_id, ev.venue_exec_id or "")
+            if ev.cum_qty > ch.cum_qty and not ch.first_fill_ts:
+                ch.first_fill_ts = ev.ts
+        if not ch.ack_ts and ev.status in _ACKED:
+            ch.ack_ts = ev.ts
+        ch.status, ch.cum_qty, ch.qty, ch.price, ch.last_ts = ev.status, ev.cum_qty, ev.qty, ev.price, ev.ts
+
+    def _compliance(self, ev, in_range: bool) -> None:
+        if in_range:
+            self.compliance.append(ev)
+
+    def _allocation(self, ev, in_range: bool) -> None:
+        if in_range:
+            self.allocations.append(ev)
+            if type(ev) is AllocationRejected:
+                self.compliance.append(ev)
+
+
+_MOVES = frozenset({ExecutionReport, ChildOrderSent, ChildUpdated, AllocationBooked, AllocationCanceled})
+
+
+def read_facts(cfg: Config, journal: Path, start: int, end: int) -> Facts:
+    reader = Reader(journal)
+    try:
+        return Facts(cfg, start, end).read(reader)
+    finally:
+        reader.close()

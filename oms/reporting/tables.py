@@ -1,0 +1,526 @@
+"""The reports, as Arrow tables computed from `Facts`.
+
+Money and prices are exact: decimal columns built from the fixed-point integers (scale 6;
+average prices scale 10, rounded half-even once). Only ratios, basis points and
+percentiles of latencies are floats or derived figures, for reading. Basis points are
+computed from exact integers with one correctly rounded division (Python's int / int),
+so a figure worked out by hand from the same prices is equal to the last bit.
+
+Signs: slippage is a cost (positive: bought above, or sold below, the benchmark);
+a markout is a gain (positive: the mid moved the fill's way after it, e.g. up after a buy).
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import pyarrow as pa
+
+from oms.fixed import AVGPX_DECIMALS, PRICE_DECIMALS, PRICE_SCALE
+from oms.model import (
+    AllocationBooked,
+    AllocationCanceled,
+    AllocationRejected,
+    CancelRejected,
+    ComplianceAlert,
+    ExecType,
+    OrderRejected,
+    OrdStatus,
+    RiskChanged,
+    SetKillSwitch,
+    SetLimit,
+    SetOverride,
+    Side,
+)
+from oms.positions import SCALE
+from oms.reporting.facts import Child, Facts, Order
+
+MARKOUTS_S = (1, 5, 60)
+_TS = pa.timestamp("ns", tz="UTC")
+_NS_PER_US = 1000
+
+
+# ---------------------------------------------------------------- columns
+def fixed(values: list[int | None], scale: int = PRICE_DECIMALS) -> pa.Array:
+    """Fixed-point integers as an exact decimal column (None: null)."""
+    n = len(values)
+    valid = [v is not None for v in values]
+    ints = np.fromiter((v or 0 for v in values), np.int64, n)
+    words = np.empty(2 * n, np.int64)
+    words[0::2], words[1::2] = ints, ints >> 63  # 128-bit little-endian two's complement
+    validity = None if all(valid) else pa.array(valid, pa.bool_()).buffers()[1]
+    return pa.Array.from_buffers(pa.decimal128(28, scale), n, [validity, pa.py_buffer(words)])
+
+
+def times(values: Iterable[int]) -> pa.Array:
+    """ns timestamps, UTC; 0 (never) is null."""
+    return pa.array([v or None for v in values], _TS)
+
+
+def avg_px(values: list[int], qtys: list[int]) -> pa.Array:
+    """value / qty at scale 10, rounded half-even once (as the FIX AvgPx); null without a quantity."""
+    shift = 10 ** (AVGPX_DECIMALS - PRICE_DECIMALS)
+    out: list[int | None] = []
+    for v, q in zip(values, qtys):
+        if q <= 0:
+            out.append(None)
+            continue
+        d, r = divmod(v * shift, q)
+        out.append(d + 1 if 2 * r > q or (2 * r == q and d % 2) else d)
+    return fixed(out, AVGPX_DECIMALS)
+
+
+def bps(num: int, den: int) -> float | None:
+    """num / den in basis points, one correctly rounded division of exact integers."""
+    return None if not den else num * 10_000 / den
+
+
+def percentile(sorted_values: list[int], q: float) -> int | None:
+    """Nearest-rank percentile: an observed value, exact and deterministic."""
+    if not sorted_values:
+        return None
+    return sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)]
+
+
+def mid(bid: int | None, ask: int | None) -> int | None:
+    """Mid of the consolidated best bid and offer, rounded down to the last decimal; None without both sides."""
+    return (bid + ask) // 2 if bid and ask else None
+
+
+def _sign(side: Side) -> int:
+    return 1 if side is Side.BUY else -1
+
+
+def _us(later: int, earlier: int) -> int | None:
+    return (later - earlier) // _NS_PER_US if later and earlier else None
+
+
+def _table(columns: dict[str, pa.Array | list]) -> pa.Table:
+    return pa.table({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in columns.items()})
+
+
+# ---------------------------------------------------------------- blotter
+def orders(f: Facts) -> pa.Table:
+    """Every parent order active in the range, each followed by its child orders."""
+    rows: list[tuple[Order, Child | None]] = []
+    by_parent: dict[str, list[Child]] = {}
+    for ch in f.children.values():
+        if ch.order_id in f.active:
+            by_parent.setdefault(ch.order_id, []).append(ch)
+    for oid in f.orders:
+        if oid in f.active:
+            o = f.orders[oid]
+            rows.append((o, None))
+            rows.extend((o, ch) for ch in by_parent.get(oid, ()))
+    def col(parent: Callable[[Order], object], child: Callable[[Child], object]) -> list:
+        return [parent(o) if ch is None else child(ch) for o, ch in rows]
+
+    return _table({
+        "kind": ["parent" if ch is None else "child" for _, ch in rows],
+        "order_id": [o.order_id for o, _ in rows],
+        "child_id": [None if ch is None else ch.child_id for _, ch in rows],
+        "cl_ord_id": col(lambda o: o.cl_ord_id, lambda c: c.cl_ord_id),
+        "session": [o.session for o, _ in rows],
+        "account": [o.account for o, _ in rows],
+        "symbol": [o.symbol for o, _ in rows],
+        "side": [o.side.name for o, _ in rows],
+        "ord_type": [o.ord_type for o, _ in rows],
+        "tif": [o.tif for o, _ in rows],
+        "route": col(lambda o: o.route, lambda c: c.venue),
+        "qty": col(lambda o: o.qty, lambda c: c.qty),
+        "price": fixed(col(lambda o: o.price, lambda c: c.price)),
+        "status": col(lambda o: o.status.name, lambda c: c.status.name),
+        "cum_qty": col(lambda o: o.cum_qty, lambda c: c.cum_qty),
+        "cum_value": fixed(col(lambda o: o.cum_value, lambda c: c.cum_value)),
+        "avg_px": avg_px(col(lambda o: o.cum_value, lambda c: c.cum_value), col(lambda o: o.cum_qty, lambda c: c.cum_qty)),
+        "created": times(col(lambda o: o.arrival_ts, lambda c: c.sent_ts)),
+        "acked": times(col(lambda o: 0, lambda c: c.ack_ts)),
+        "first_fill": times(col(lambda o: o.first_fill_ts, lambda c: c.first_fill_ts)),
+        "done": times(col(lambda o: o.done_ts, lambda c: 0)),
+        "last_update": times(col(lambda o: o.last_ts, lambda c: c.last_ts)),
+        "text": col(lambda o: o.text, lambda c: ""),
+    })
+
+
+def later_mids(f: Facts) -> dict[int, list[int | None]]:
+    """Per horizon and fill: the consolidated mid that long after the fill (None: no
+    two-sided price then, a bust or correction, or past the journal's end)."""
+    out: dict[int, list[int | None]] = {h: [None] * len(f.fills) for h in MARKOUTS_S}
+    by_symbol: dict[str, list[int]] = {}
+    for k, x in enumerate(f.fills):
+        if x.exec_type is ExecType.TRADE and x.last_px:
+            by_symbol.setdefault(f.orders[x.order_id].symbol, []).append(k)
+    for symbol, ks in by_symbol.items():
+        q = f.quotes.get(symbol)
+        if q is None:
+            continue
+        qts = np.asarray(q[0], np.int64)
+        mids = [mid(b, a) for b, a in zip(q[1], q[2])]
+        fts = np.fromiter((f.fills[k].ts for k in ks), np.int64, len(ks))
+        for h in MARKOUTS_S:
+            at = fts + h * 10**9
+            col = out[h]
+            for k, i, t in zip(ks, (np.searchsorted(qts, at, side="right") - 1).tolist(), at.tolist()):
+                if i >= 0 and t <= f.journal_end:
+                    col[k] = mids[i]
+    return out
+
+
+def executions(f: Facts) -> pa.Table:
+    """Every trade, bust and correction, with the child, venue and venue ExecID, and its markouts."""
+    fills, orders_ = f.fills, f.orders
+    parents = [orders_[x.order_id] for x in fills]
+    later = later_mids(f)
+    signs = [_sign(o.side) for o in parents]
+    marks = {h: [None if m is None else bps(s * (m - x.last_px), x.last_px) for m, s, x in zip(later[h], signs, fills)]
+             for h in MARKOUTS_S}
+    return _table({
+        "ts": times(x.ts for x in fills),
+        "order_id": [x.order_id for x in fills],
+        "cl_ord_id": [o.cl_ord_id for o in parents],
+        "account": [o.account for o in parents],
+        "symbol": [o.symbol for o in parents],
+        "side": [o.side.name for o in parents],
+        "exec_id": [x.exec_id for x in fills],
+        "exec_type": [x.exec_type.name for x in fills],
+        "exec_ref_id": [x.exec_ref_id for x in fills],
+        "last_qty": [x.last_qty for x in fills],
+        "last_px": fixed([x.last_px for x in fills]),
+        "qty_change": [x.qty for x in fills],
+        "value_change": fixed([x.value for x in fills]),
+        "child_id": [x.child_id for x in fills],
+        "venue": [x.venue for x in fills],
+        "venue_exec_id": [x.venue_exec_id for x in fills],
+        **{f"markout_{h}s_bps": pa.array(marks[h], pa.float64()) for h in MARKOUTS_S},
+    })
+
+
+# ---------------------------------------------------------------- allocations
+def allocations(f: Facts) -> pa.Table:
+    """One row per target of each booking, its cancel, and each refusal."""
+    rows = []
+    for ev in f.allocations:
+        if type(ev) is AllocationRejected:
+            rows.append((ev.ts, "rejected", ev.alloc_id, ev.user, ev.order_id, "", "", "", ev.account, None, None,
+                         f"{ev.reason}: {ev.text}"))
+            continue
+        booking = ev if type(ev) is AllocationBooked else ev.booking
+        status = "booked" if type(ev) is AllocationBooked else "canceled"
+        for s in booking.shares:
+            rows.append((ev.ts, status, booking.alloc_id, ev.user, booking.order_id, booking.account, booking.symbol,
+                         booking.side.name, s.account, s.qty, s.value, ""))
+    cols = list(zip(*rows)) if rows else [[] for _ in range(12)]
+    return _table({
+        "ts": times(cols[0]), "status": list(cols[1]), "alloc_id": list(cols[2]), "user": list(cols[3]),
+        "order_id": list(cols[4]), "block_account": list(cols[5]), "symbol": list(cols[6]), "side": list(cols[7]),
+        "account": list(cols[8]), "qty": pa.array(cols[9], pa.int64()), "value": fixed(list(cols[10])),
+        "avg_px": avg_px([v or 0 for v in cols[10]], [q or 0 for q in cols[9]]), "text": list(cols[11]),
+    })
+
+
+# ---------------------------------------------------------------- positions and P&L
+def positions(f: Facts) -> pa.Table:
+    """Per account and symbol with a position or a trade: opening, bought, sold, closing,
+    realized (in the range) and unrealized (at the closing mark), in the instrument's
+    currency and the account's base currency; then a total per account in its base currency."""
+    b = f.book
+    assert f.opening is not None
+    q0, c0, r0 = f.opening
+    rows = []
+    for acc, a in b.accounts.items():
+        total_r = total_u = 0
+        lines = []
+        for sym, i in b.symbols.items():
+            g0 = f.opening_gross.get((acc, sym), (0, 0, 0, 0))
+            g1 = f.closing_gross.get((acc, sym), (0, 0, 0, 0))
+            qty0, qty1 = int(q0[a, i]), int(b.qty[a, i])
+            if not (qty0 or qty1 or g1 != g0):
+                continue
+            cost0, cost1, rate = int(c0[a, i]), int(b.cost[a, i]), int(b.rates[a, i])
+            realized = int(b.realized[a, i]) - int(r0[a, i])
+            mark = int(b.marks[i]) or None
+            unrealized = qty1 * mark - cost1 if mark and qty1 else 0
+            unrealized_base = int(b.unrealized[a, i])
+            realized_base = realized * rate // SCALE
+            total_r += realized_base
+            total_u += unrealized_base
+            lines.append((acc, sym, f.currency[sym], qty0, abs(cost0) // abs(qty0) if qty0 else None,
+                          g1[0] - g0[0], g1[2] - g0[2], g1[1] - g0[1], g1[3] - g0[3],
+                          qty1, abs(cost1) // abs(qty1) if qty1 else None, mark, realized, unrealized,
+                          f.base[acc], realized_base, unrealized_base))
+        if lines:
+            rows += lines
+            rows.append((acc, None, None, None, None, None, None, None, None, None, None, None, None, None,
+                         f.base[acc], total_r, total_u))
+    cols = list(zip(*rows)) if rows else [[] for _ in range(17)]
+    ints = lambda k: pa.array(cols[k], pa.int64())  # noqa: E731
+    return _table({
+        "account": list(cols[0]), "symbol": list(cols[1]), "currency": list(cols[2]),
+        "opening_qty": ints(3), "opening_avg_px": fixed(list(cols[4])),
+        "bought": ints(5), "bought_value": fixed(list(cols[6])), "sold": ints(7), "sold_value": fixed(list(cols[8])),
+        "closing_qty": ints(9), "closing_avg_px": fixed(list(cols[10])), "mark": fixed(list(cols[11])),
+        "realized": fixed(list(cols[12])), "unrealized": fixed(list(cols[13])),
+        "base_currency": list(cols[14]), "realized_base": fixed(list(cols[15])),
+        "unrealized_base": fixed(list(cols[16])),
+    })
+
+
+# ---------------------------------------------------------------- compliance
+def _change(c: RiskChanged) -> tuple[str, str, str, str]:
+    """(control, level, account, symbol) of an authorised change."""
+    ch = c.change
+    if type(ch) is SetKillSwitch:
+        mode = "reduce_only" if ch.reduce_only else "allow_reducing" if ch.allow_reducing else "on"
+        return "kill_switch", mode if ch.on else "off", ch.key if ch.scope == "account" else "", \
+            ch.key if ch.scope == "instrument" else ""
+    if type(ch) is SetLimit:
+        return ch.control, f"limit {ch.scope} {ch.value}", ch.account, ch.symbol
+    if type(ch) is SetOverride:
+        return ch.control, "override", ch.account, ""
+    return "reenable_executions", "reenable", "", ch.symbol
+
+
+def compliance(f: Facts) -> pa.Table:
+    """Every reject (by control for compliance refusals, by reason otherwise), every alert
+    (soft, post-trade warn/hard/clear) and every authorised change with its user and reason."""
+    import msgspec
+
+    rows = []
+    for ev in f.compliance:
+        t = type(ev)
+        if t is OrderRejected:
+            o = ev.order
+            rows.append((ev.ts, "reject", _control(ev.reason), "", o.account, o.symbol, o.session, o.cl_ord_id,
+                         ev.reason, ev.text))
+        elif t is CancelRejected:
+            parent = f.orders.get(ev.order_id or "")
+            rows.append((ev.ts, "cancel_reject" if not ev.replace else "replace_reject", _control(ev.reason), "",
+                         parent.account if parent else "", parent.symbol if parent else "", ev.session, ev.cl_ord_id,
+                         ev.reason, ev.text))
+        elif t is AllocationRejected:
+            rows.append((ev.ts, "allocation_reject", _control(ev.reason), "", ev.account, "", ev.user, ev.alloc_id,
+                         ev.reason, ev.text))
+        elif t is ComplianceAlert:
+            rows.append((ev.ts, "alert", ev.control, ev.level, ev.account, ev.symbol, "", ev.order_id or "", "",
+                         ev.text))
+        else:
+            control, level, account, symbol = _change(ev)
+            rows.append((ev.ts, "change", control, level, account, symbol, ev.user, "", ev.reason,
+                         msgspec.json.encode(ev.change).decode()))
+    cols = list(zip(*rows)) if rows else [[] for _ in range(10)]
+    names = ("ts", "kind", "control", "level", "account", "symbol", "who", "ref", "reason", "text")
+    return _table({n: times(c) if n == "ts" else list(c) for n, c in zip(names, cols)})
+
+
+def _control(reason: str) -> str:
+    """The compliance control a RISK_* reason names; other reasons stand as themselves."""
+    return reason[5:].lower() if reason.startswith("RISK_") else reason.lower()
+
+
+# ---------------------------------------------------------------- execution quality
+class _Tca:
+    """Per order (parent or child): arrival and interval-VWAP slippage, fill rate, times."""
+
+    def __init__(self, f: Facts) -> None:
+        # per symbol: fills in time order and running sums, for the VWAP of any interval
+        trades: dict[str, list[tuple[int, int, int]]] = {}
+        for x in f.fills:
+            if x.exec_type is ExecType.TRADE:
+                trades.setdefault(f.orders[x.order_id].symbol, []).append((x.ts, x.last_qty, x.last_qty * x.last_px))
+        self.vwap_index: dict[str, tuple[list[int], list[int], list[int]]] = {}
+        for sym, rows in trades.items():
+            rows.sort(key=lambda r: r[0])
+            ts, cq, cv, q, v = [], [0], [0], 0, 0
+            for t, lq, lv in rows:
+                q, v = q + lq, v + lv
+                ts.append(t)
+                cq.append(q)
+                cv.append(v)
+            self.vwap_index[sym] = (ts, cq, cv)
+
+    def vwap(self, symbol: str, start: int, end: int) -> tuple[int, int]:
+        """(qty, value) of every fill in the symbol, all orders, from start to end inclusive."""
+        ts, cq, cv = self.vwap_index.get(symbol, ([], [0], [0]))
+        i, j = bisect.bisect_left(ts, start), bisect.bisect_right(ts, end)
+        return cq[j] - cq[i], cv[j] - cv[i]
+
+    def row(self, side: Side, symbol: str, qty: int, cum_qty: int, cum_value: int, bid: int | None,
+            ask: int | None, arrival: int, first_fill: int, last_fill: int, done: int) -> tuple:
+        s = _sign(side)
+        m = mid(bid, ask)
+        vq, vv = self.vwap(symbol, arrival, last_fill) if cum_qty else (0, 0)
+        # avg - benchmark over benchmark, in exact integers: (value - m * qty) / (m * qty)
+        arrival_bps = bps(s * (cum_value - m * cum_qty), m * cum_qty) if m and cum_qty else None
+        vwap_bps = bps(s * (cum_value * vq - vv * cum_qty), vv * cum_qty) if vq and cum_qty else None
+        return (m, arrival_bps, (vv, vq) if vq else None, vwap_bps, cum_qty / qty if qty else None,
+                _us(first_fill, arrival), _us(done, arrival))
+
+
+def _last_fills(f: Facts) -> tuple[dict[str, int], dict[str, int]]:
+    parents: dict[str, int] = {}
+    children: dict[str, int] = {}
+    for x in f.fills:
+        if x.exec_type is ExecType.TRADE:
+            parents[x.order_id] = x.ts
+            if x.child_id:
+                children[x.child_id] = x.ts
+    return parents, children
+
+
+def _vwap_px(values: list[tuple[int, int] | None]) -> pa.Array:
+    return avg_px([v[0] if v else 0 for v in values], [v[1] if v else 0 for v in values])
+
+
+def _tca_rows(f: Facts) -> tuple[list[Order], list[tuple], list[Child], list[tuple]]:
+    tca = _Tca(f)
+    last_parent, last_child = _last_fills(f)
+    parents = [f.orders[oid] for oid in f.orders if oid in f.active]
+    prow = [tca.row(o.side, o.symbol, o.qty, o.cum_qty, o.cum_value, o.bid, o.ask, o.arrival_ts, o.first_fill_ts,
+                    last_parent.get(o.order_id, 0), o.done_ts) for o in parents]
+    kids = [ch for ch in f.children.values() if ch.order_id in f.active]
+    crow = []
+    for ch in kids:
+        o = f.orders[ch.order_id]
+        done = ch.last_ts if ch.status.name in _DONE else 0
+        crow.append(tca.row(o.side, o.symbol, ch.qty, ch.cum_qty, ch.cum_value, ch.bid, ch.ask, ch.sent_ts,
+                            ch.first_fill_ts, last_child.get(ch.child_id, 0), done))
+    return parents, prow, kids, crow
+
+
+_DONE = frozenset(s.name for s in (OrdStatus.FILLED, OrdStatus.CANCELED, OrdStatus.REJECTED, OrdStatus.EXPIRED,
+                                   OrdStatus.DONE_FOR_DAY))
+
+
+def _tca_columns(rows: list[tuple]) -> dict[str, pa.Array]:
+    cols = list(zip(*rows)) if rows else [[] for _ in range(7)]
+    return {
+        "arrival_mid": fixed(list(cols[0])),
+        "arrival_slippage_bps": pa.array(cols[1], pa.float64()),
+        "interval_vwap": _vwap_px(list(cols[2])),
+        "vwap_slippage_bps": pa.array(cols[3], pa.float64()),
+        "fill_rate": pa.array(cols[4], pa.float64()),
+        "first_fill_us": pa.array(cols[5], pa.int64()),
+        "complete_us": pa.array(cols[6], pa.int64()),
+    }
+
+
+def tca_orders(f: Facts) -> pa.Table:
+    """Execution quality per parent order."""
+    parents, rows, _, _ = _tca_rows(f)
+    return _table({
+        "order_id": [o.order_id for o in parents], "cl_ord_id": [o.cl_ord_id for o in parents],
+        "account": [o.account for o in parents], "symbol": [o.symbol for o in parents],
+        "side": [o.side.name for o in parents], "route": [o.route for o in parents],
+        "qty": [o.qty for o in parents], "cum_qty": [o.cum_qty for o in parents],
+        "avg_px": avg_px([o.cum_value for o in parents], [o.cum_qty for o in parents]),
+        "arrival": times(o.arrival_ts for o in parents),
+        "arrival_bid": fixed([o.bid for o in parents]), "arrival_ask": fixed([o.ask for o in parents]),
+        **_tca_columns(rows),
+        "status": [o.status.name for o in parents],
+    })
+
+
+def tca_children(f: Facts) -> pa.Table:
+    """Execution quality per child order (at its venue), priced from when it was sent."""
+    _, _, kids, rows = _tca_rows(f)
+    return _table({
+        "child_id": [c.child_id for c in kids], "order_id": [c.order_id for c in kids],
+        "venue": [c.venue for c in kids], "symbol": [f.orders[c.order_id].symbol for c in kids],
+        "side": [f.orders[c.order_id].side.name for c in kids], "qty": [c.qty for c in kids],
+        "cum_qty": [c.cum_qty for c in kids],
+        "avg_px": avg_px([c.cum_value for c in kids], [c.cum_qty for c in kids]),
+        "sent": times(c.sent_ts for c in kids), "acked": times(c.ack_ts for c in kids),
+        "arrival_bid": fixed([c.bid for c in kids]), "arrival_ask": fixed([c.ask for c in kids]),
+        **_tca_columns(rows),
+        "status": [c.status.name for c in kids],
+    })
+
+
+def tca_summary(f: Facts) -> pa.Table:
+    """Rolled up per account, symbol, routing policy (parents) and venue (children): the
+    slippage of a group is its total cost over its total benchmark value (exact sums)."""
+    parents, prow, kids, crow = _tca_rows(f)
+    groups: dict[tuple[str, str], list] = {}
+    for o, r in zip(parents, prow):
+        for dim, key in (("account", o.account), ("symbol", o.symbol), ("policy", o.route)):
+            groups.setdefault((dim, key), []).append((o.side, o.qty, o.cum_qty, o.cum_value, r))
+    for ch, r in zip(kids, crow):
+        groups.setdefault(("venue", ch.venue), []).append((f.orders[ch.order_id].side, ch.qty, ch.cum_qty,
+                                                           ch.cum_value, r))
+    out = []
+    for (dim, key), members in sorted(groups.items()):
+        cost = bench = vcost = vbench = qty = filled = value = 0
+        first, done = [], []
+        for side, q, cq, cv, (m, _, vw, _, _, ff, comp) in members:
+            s = _sign(side)
+            qty, filled, value = qty + q, filled + cq, value + cv
+            if m and cq:
+                cost, bench = cost + s * (cv - m * cq), bench + m * cq
+            if vw and cq:  # the order's fills at the interval's VWAP: cq * vv / vq, kept exact over a common scale
+                vv, vq = vw
+                vcost += s * (cv * vq - vv * cq) * 10**6 // vq
+                vbench += vv * cq * 10**6 // vq
+            if ff is not None:
+                first.append(ff)
+            if comp is not None:
+                done.append(comp)
+        first.sort()
+        done.sort()
+        out.append((dim, key, len(members), qty, filled, filled / qty if qty else None, value, bps(cost, bench),
+                    bps(vcost, vbench), percentile(first, 0.5), percentile(done, 0.5)))
+    cols = list(zip(*out)) if out else [[] for _ in range(11)]
+    return _table({
+        "dimension": list(cols[0]), "key": list(cols[1]), "orders": pa.array(cols[2], pa.int64()),
+        "qty": pa.array(cols[3], pa.int64()), "cum_qty": pa.array(cols[4], pa.int64()),
+        "fill_rate": pa.array(cols[5], pa.float64()), "value": fixed(list(cols[6])),
+        "arrival_slippage_bps": pa.array(cols[7], pa.float64()), "vwap_slippage_bps": pa.array(cols[8], pa.float64()),
+        "first_fill_p50_us": pa.array(cols[9], pa.int64()), "complete_p50_us": pa.array(cols[10], pa.int64()),
+    })
+
+
+def venues(f: Facts) -> pa.Table:
+    """Per venue: fill ratio (filled over sent quantity), reject rate, acknowledgement and
+    first-fill latency percentiles from the child being sent, and markouts after its fills
+    (the fills' gain at the later mid over their value, exact sums)."""
+    stats: dict[str, dict] = {}
+    for ch in f.children.values():
+        if ch.order_id not in f.active:
+            continue
+        s = stats.setdefault(ch.venue, {"n": 0, "qty": 0, "filled": 0, "rejected": 0, "ack": [], "fill": []})
+        s["n"] += 1
+        s["qty"] += ch.qty
+        s["filled"] += ch.cum_qty
+        s["rejected"] += ch.status is OrdStatus.REJECTED
+        if ch.ack_ts:
+            s["ack"].append(_us(ch.ack_ts, ch.sent_ts))
+        if ch.first_fill_ts:
+            s["fill"].append(_us(ch.first_fill_ts, ch.sent_ts))
+    later = later_mids(f)
+    gains: dict[tuple[str, int], list[int]] = {}
+    for k, x in enumerate(f.fills):
+        if x.venue in stats and x.exec_type is ExecType.TRADE:
+            stats[x.venue]["fills"] = stats[x.venue].get("fills", 0) + 1
+            s = _sign(f.orders[x.order_id].side)
+            for h in MARKOUTS_S:
+                m = later[h][k]
+                if m is not None:
+                    g = gains.setdefault((x.venue, h), [0, 0])
+                    g[0] += s * (m - x.last_px) * x.last_qty
+                    g[1] += x.last_px * x.last_qty
+    rows = []
+    for v in sorted(stats):
+        s = stats[v]
+        ack, fill = sorted(s["ack"]), sorted(s["fill"])
+        rows.append((v, s["n"], s.get("fills", 0), s["qty"], s["filled"], s["filled"] / s["qty"] if s["qty"] else None,
+                     s["rejected"], s["rejected"] / s["n"], *(percentile(ack, q) for q in (0.5, 0.9, 0.99)),
+                     *(percentile(fill, q) for q in (0.5, 0.9, 0.99)),
+                     *(bps(*gains[(v, h)]) if (v, h) in gains else None for h in MARKOUTS_S)))
+    names = ["venue", "children", "fills", "qty", "cum_qty", "fill_ratio", "rejected", "reject_rate",
+             "ack_p50_us", "ack_p90_us", "ack_p99_us", "first_fill_p50_us", "first_fill_p90_us", "first_fill_p99_us",
+             *(f"markout_{h}s_bps" for h in MARKOUTS_S)]
+    types = [pa.string(), pa.int64(), pa.int64(), pa.int64(), pa.int64(), pa.float64(), pa.int64(), pa.float64(),
+             *[pa.int64()] * 6, *[pa.float64()] * 3]
+    cols = list(zip(*rows)) if rows else [[] for _ in names]
+    return pa.table({n: pa.array(c, t) for n, c, t in zip(names, cols, types)})

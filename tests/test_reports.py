@@ -1,0 +1,233 @@
+"""Reports from the journal: a small scripted day with known quotes and fills, whose TCA
+figures are worked out here by hand; P&L against the positions stream's own code; bad input."""
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pytest
+
+from oms import reporting
+from oms.config import AccountConfig, Config, InstrumentConfig, SimConfig, VenueConfig
+from oms.journal import Journal
+from oms.model import EVENT_ENCODER, MarketData, SCHEMA, Side
+from oms.positions import Book
+from oms.reporting import tables
+from oms.reporting.facts import ReportError
+from tests.harness import Desk, px
+
+DAY = "2026-11-30"
+T0 = int(dt.datetime(2026, 11, 30, 10, tzinfo=dt.timezone.utc).timestamp()) * 10**9
+S = 10**9
+CFG = Config(
+    venues=[VenueConfig(name=v, sim=SimConfig(enabled=False)) for v in ("V1", "V2")], default_venue="V1",
+    instruments=[InstrumentConfig(symbol=s) for s in ("AAPL", "MSFT", "SPY", "ES", "BOND")],
+    accounts=[AccountConfig(id=a) for a in ("ACC1", "ACC2", "OTHER")],
+)
+
+
+def quote(d: Desk, at: int, venue: str, bid: str, ask: str) -> None:
+    d.now = T0 + at
+    d.run(MarketData(symbol="AAPL", venue=venue, bid=px(bid), ask=px(ask)))
+
+
+def scripted_day(d: Desk) -> None:
+    """Known quotes and fills (times after 10:00 UTC):
+    0 s     V1 99.98/100.02, V2 99.99/100.03   -> best 99.99/100.02, mid 100.005
+    1 s     A1 buy 300 AAPL limit 100.05, acked
+    2 s     A1 fill 100 @ 100.01
+    2.5 s   V1 100.00/100.04                   -> best 100.00/100.03, mid 100.015
+    3 s     A1 fill 200 @ 100.03 (filled)
+    10 s    V2 100.09/100.13, V1 100.10/100.14 -> best 100.10/100.13, mid 100.115
+    20 s    B1 sell 100 AAPL (ACC2) market, acked 20.5 s, fill 60 @ 100.09 at 21 s; canceled at 30 s
+    90 s    V1 100.20/100.24                   -> best 100.20/100.13 (crossed across venues), mid 100.165
+    """
+    quote(d, 0, "V1", "99.98", "100.02")
+    quote(d, 0, "V2", "99.99", "100.03")
+    d.now = T0 + 1 * S
+    d.nos("A1", 300, "100.05")
+    d.v_ack("A1")
+    d.now = T0 + 2 * S
+    d.v_fill("A1", 100, "100.01")
+    quote(d, 2 * S + S // 2, "V1", "100.00", "100.04")
+    d.now = T0 + 3 * S
+    d.v_fill("A1", 200, "100.03")
+    quote(d, 10 * S, "V2", "100.09", "100.13")
+    quote(d, 10 * S, "V1", "100.10", "100.14")
+    d.now = T0 + 20 * S
+    d.nos("B1", 100, None, ord_type="1", side=Side.SELL, account="ACC2")
+    d.now = T0 + 20 * S + S // 2
+    d.v_ack("B1")
+    d.now = T0 + 21 * S
+    d.v_fill("B1", 60, "100.09")
+    d.now = T0 + 30 * S
+    d.cancel("B2", "B1")
+    d.v_canceled("B1")
+    quote(d, 90 * S, "V1", "100.20", "100.24")
+
+
+def write_journal(path: Path, events) -> Path:
+    with Journal(path, fsync=False) as j:
+        j.append([EVENT_ENCODER.encode(ev) for ev in events])
+        j.commit()
+    return path
+
+
+@pytest.fixture
+def day(tmp_path: Path) -> Path:
+    d = Desk()
+    scripted_day(d)
+    return write_journal(tmp_path / "journal.db", d.events)
+
+
+def _d(text: str) -> Decimal:
+    return Decimal(text)
+
+
+def test_tca_by_hand(day: Path) -> None:
+    facts = reporting.make(CFG, day, DAY)
+    t = {r["cl_ord_id"]: r for r in tables.tca_orders(facts).to_pylist()}
+    a, b = t["A1"], t["B1"]
+    # A1: arrival mid 100.005; average (100 x 100.01 + 200 x 100.03) / 300 = 100.02333...
+    assert a["arrival_mid"] == _d("100.005000")
+    value, qty, mid = 100 * 100_010_000 + 200 * 100_030_000, 300, 100_005_000
+    assert a["arrival_slippage_bps"] == (value - mid * qty) * 10_000 / (mid * qty)
+    assert a["arrival_slippage_bps"] == pytest.approx(1.8332, abs=1e-4)  # bought above the mid: a cost
+    # interval VWAP, 1 s to 3 s: only A1's own fills -> no slippage against it
+    assert a["interval_vwap"] == _d("100.0233333333") and a["vwap_slippage_bps"] == 0.0
+    assert a["fill_rate"] == 1.0 and a["first_fill_us"] == 1_000_000 and a["complete_us"] == 2_000_000
+    # B1: sold 60 of 100 at 100.09 against the mid 100.115 at 20 s: 2.497 bps below it, a cost
+    assert b["arrival_mid"] == _d("100.115000")
+    assert b["arrival_slippage_bps"] == -1 * (60 * 100_090_000 - 100_115_000 * 60) * 10_000 / (100_115_000 * 60)
+    assert b["fill_rate"] == 0.6 and b["first_fill_us"] == 1_000_000 and b["complete_us"] == 10_000_000
+    assert b["status"] == "CANCELED" and b["route"] == "V1"
+
+    ex = tables.executions(facts).to_pylist()
+    assert [(e["cl_ord_id"], e["last_qty"], e["last_px"], e["venue"]) for e in ex] == [
+        ("A1", 100, _d("100.010000"), "V1"), ("A1", 200, _d("100.030000"), "V1"), ("B1", 60, _d("100.090000"), "V1")]
+    assert all(e["venue_exec_id"] and e["child_id"] for e in ex)
+    # markouts: the mid 1 s, 5 s and 60 s after each fill, against its price, signed by side
+    f1, f2, f3 = ex
+
+    def mo(side: int, later_mid: int, price: int) -> float:
+        return side * (later_mid - price) * 10_000 / price
+
+    assert (f1["markout_1s_bps"], f1["markout_5s_bps"], f1["markout_60s_bps"]) == (
+        mo(1, 100_015_000, 100_010_000), mo(1, 100_015_000, 100_010_000), mo(1, 100_115_000, 100_010_000))
+    assert (f2["markout_1s_bps"], f2["markout_5s_bps"], f2["markout_60s_bps"]) == (
+        mo(1, 100_015_000, 100_030_000), mo(1, 100_015_000, 100_030_000), mo(1, 100_115_000, 100_030_000))
+    # the sale at 21 s: 100.115 until 90 s; 60 s later is 81 s
+    assert (f3["markout_1s_bps"], f3["markout_60s_bps"]) == (mo(-1, 100_115_000, 100_090_000),) * 2
+
+    v = tables.venues(facts).to_pylist()
+    assert [(r["venue"], r["children"], r["fills"], r["qty"], r["cum_qty"], r["rejected"]) for r in v] == [
+        ("V1", 2, 3, 400, 360, 0)]
+    assert v[0]["fill_ratio"] == 0.9 and v[0]["ack_p50_us"] == 0 and v[0]["ack_p99_us"] == 500_000
+    gain = (100_015_000 - 100_010_000) * 100 + (100_015_000 - 100_030_000) * 200 - (100_115_000 - 100_090_000) * 60
+    assert v[0]["markout_1s_bps"] == gain * 10_000 / (100 * 100_010_000 + 200 * 100_030_000 + 60 * 100_090_000)
+
+    summary = {(r["dimension"], r["key"]): r for r in tables.tca_summary(facts).to_pylist()}
+    acc1 = summary[("account", "ACC1")]
+    assert acc1["arrival_slippage_bps"] == a["arrival_slippage_bps"] and acc1["orders"] == 1
+    sym = summary[("symbol", "AAPL")]
+    cost = (value - mid * qty) - (60 * 100_090_000 - 100_115_000 * 60)
+    assert sym["arrival_slippage_bps"] == cost * 10_000 / (mid * qty + 100_115_000 * 60)
+    assert sym["fill_rate"] == 360 / 400 and summary[("policy", "V1")]["orders"] == 2
+
+
+def test_blotter_and_compliance(day: Path) -> None:
+    facts = reporting.make(CFG, day, DAY)
+    orders = tables.orders(facts).to_pylist()
+    assert [(r["kind"], r["cl_ord_id"], r["status"], r["cum_qty"]) for r in orders] == [
+        ("parent", "A1", "FILLED", 300), ("child", orders[1]["cl_ord_id"], "FILLED", 300),
+        ("parent", "B1", "CANCELED", 60), ("child", orders[3]["cl_ord_id"], "CANCELED", 60)]
+    assert orders[0]["avg_px"] == _d("100.0233333333") and orders[1]["cum_value"] == _d("30007.000000")
+    assert orders[1]["route"] == "V1" and orders[1]["acked"] is not None
+
+
+def test_positions_tie_out_with_the_stream(day: Path) -> None:
+    """The P&L report's closing figures are those the positions stream's code gives for
+    the same events and mark; opening + bought - sold = closing."""
+    from gateways.nats_stream import NatsStreamer
+    from oms.reporting.facts import Reader
+
+    facts = reporting.make(CFG, day, DAY)
+    rows = {(r["account"], r["symbol"]): r for r in tables.positions(facts).to_pylist()}
+    stream = NatsStreamer("nats://127.0.0.1:1", day, day.parent,
+                          positions=Book([a.id for a in CFG.accounts], [i.symbol for i in CFG.instruments],
+                                         CFG.fx_rates()))
+    reader = Reader(day)
+    for ev in reader.events(reader.last_seq):
+        list(stream._messages(ev))
+    reader.close()
+    book = stream.positions
+    i = book.symbols["AAPL"]
+    book.prices(np.array([i]), np.array([100_165_000]))  # the closing mid
+    for account in ("ACC1", "ACC2"):
+        pos = stream.position(account, "AAPL")
+        r = rows[(account, "AAPL")]
+        assert r["closing_qty"] == pos.qty and r["mark"] == Decimal(pos.mark) / 10**6
+        assert r["realized"] == Decimal(pos.realized) / 10**6
+        assert r["unrealized_base"] == Decimal(pos.unrealized) / 10**6
+        assert r["opening_qty"] + r["bought"] - r["sold"] == r["closing_qty"]
+    assert rows[("ACC1", "AAPL")]["bought_value"] == _d("30007")
+    assert rows[("ACC2", "AAPL")]["unrealized"] == (Decimal("100.09") - Decimal("100.165")) * 60  # short 60
+    assert rows[("ACC1", None)]["unrealized_base"] == rows[("ACC1", "AAPL")]["unrealized_base"]
+
+
+def test_same_journal_same_bytes(day: Path, tmp_path: Path) -> None:
+    out = []
+    for k in range(2):
+        paths = reporting.write(CFG, day, tmp_path / f"out{k}", DAY, fmt="parquet", chart_fmt="svg")
+        out.append([p.read_bytes() for p in paths])
+    assert out[0] == out[1] and len(out[0]) == len(reporting.REPORTS) + len(reporting.CHARTS)
+    for fmt in ("csv", "json"):
+        a = reporting.write(CFG, day, tmp_path / "a", DAY, reports=["blotter"], fmt=fmt)
+        b = reporting.write(CFG, day, tmp_path / "b", DAY, reports=["blotter"], fmt=fmt)
+        assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+    assert b"100.010000" in (tmp_path / "a" / f"executions-{DAY}.csv").read_bytes()
+
+
+def test_bad_input(day: Path, tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match=f"no events from 2026-11-29 to 2026-11-29: .* covers {DAY} to {DAY}"):
+        reporting.make(CFG, day, "2026-11-29")
+    with pytest.raises(ReportError, match="not a date"):
+        reporting.make(CFG, day, "30/11/2026")
+    with pytest.raises(ReportError, match="no such journal"):
+        reporting.make(CFG, tmp_path / "none.db", DAY)
+    Journal(tmp_path / "empty.db").close()
+    with pytest.raises(ReportError, match="the journal is empty"):
+        reporting.make(CFG, tmp_path / "empty.db", DAY)
+    db = sqlite3.connect(day)
+    db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA + 1),))
+    db.commit()
+    db.close()
+    with pytest.raises(ReportError, match=f"written by a newer OMS \\(event schema {SCHEMA + 1}"):
+        reporting.make(CFG, day, DAY)
+    with pytest.raises(ReportError, match="unknown report"):
+        reporting.names(["blotters"])
+    (tmp_path / "junk.db").write_bytes(b"not sqlite at all" * 100)
+    with pytest.raises(ReportError, match="not an OMS journal"):
+        reporting.make(CFG, tmp_path / "junk.db", DAY)
+
+
+def test_cli(day: Path, tmp_path: Path, capsys) -> None:
+    from oms.cli import main
+    from oms.config import load
+
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text('default_venue = "V1"\n' + "".join(f'[[venues]]\nname = "{v}"\nsim = {{enabled = false}}\n'
+                                                     for v in ("V1", "V2"))
+                   + "".join(f'[[instruments]]\nsymbol = "{s}"\n' for s in ("AAPL", "MSFT", "SPY", "ES", "BOND"))
+                   + "".join(f'[[accounts]]\nid = "{a}"\n' for a in ("ACC1", "ACC2", "OTHER")))
+    assert msgspec.structs.asdict(load(cfg)) == msgspec.structs.asdict(CFG)
+    assert main(["report", "--config", str(cfg), "--journal", str(day), "--out", str(tmp_path / "r"),
+                 "--report", "tca", "--format", "json"]) == 0
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == sorted(
+        f"{n}-{DAY}.json" for n in reporting.GROUPS["tca"])
+    assert main(["report", "--config", str(cfg), "--journal", str(day), "--date", "2026-12-25"]) == 2
+    assert "no events from 2026-12-25" in capsys.readouterr().err
