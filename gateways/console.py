@@ -122,7 +122,9 @@ class Console:
         self._pending: list[Event] = []
         self._viewers: set[_Viewer] = set()
         self.alerts: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
-        self.samples: collections.deque[dict[str, Any]] = collections.deque(maxlen=600)  # the charts: 10 minutes
+        # the charts: every second for the last 10 minutes, and one a minute for the day before that
+        self.samples: collections.deque[dict[str, Any]] = collections.deque(maxlen=600)
+        self.history: collections.deque[dict[str, Any]] = collections.deque(maxlen=24 * 60)
         self._accepted: dict[str, int] = {}  # order id -> acceptance ts, until the venue's first answer
         self._round_trips: collections.deque[tuple[float, int]] = collections.deque()  # (when, ns) of the last minute
         self._new_orders = 0
@@ -162,6 +164,9 @@ class Console:
                 update = await loop.run_in_executor(None, self._read, touched, children, full)
                 if full:
                     update["sample"] = self._sample(update.pop("book"), now)
+                    if len(self.samples) == self.samples.maxlen and (
+                            not self.history or self.samples[0]["t"] - self.history[-1]["t"] >= 60_000):
+                        self.history.append(self.samples[0])  # about to leave the last 10 minutes
                     self.samples.append(update["sample"])
                 update["alerts"] = alerts
                 encoded: dict[frozenset[str] | None, str] = {}  # one encoding per set of accounts seen
@@ -238,7 +243,7 @@ class Console:
         elapsed = now - self._last_full if self._last_full else FULL_S
         rate, self._new_orders, self._last_full = self._new_orders / max(elapsed, TICK_S), 0, now
         return {"t": int(time.time() * 1000), "pnl": book["pnl"], "exposure": book["exposure"],
-                "sectors": self.sectors, "orders_per_s": round(rate, 1),
+                "orders_per_s": round(rate, 1),
                 "p50_ms": _percentile(trips, 50), "p99_ms": _percentile(trips, 99)}
 
     # ------------------------------------------------------------------ routes
@@ -265,7 +270,8 @@ class Console:
 
         out = query(self.runtime, read)
         out["positions"] = out.pop("book")["positions"]
-        out.update(sessions=self.risk.sessions(), alerts=list(self.alerts), samples=list(self.samples))
+        out.update(sessions=self.risk.sessions(), alerts=list(self.alerts), sectors=self.sectors,
+                   samples=[*self.history, *self.samples])
         return out
 
     async def _follow(self, viewer: _Viewer, snapshot: dict[str, Any]) -> AsyncIterator[ServerSentEventMessage]:

@@ -3,7 +3,7 @@
 "use strict";
 
 const S = { me: null, orders: new Map(), alerts: [], positions: [], pnl: {}, limits: [], controls: {}, sessions: {},
-            venuesDown: [], samples: [], open: new Set() };
+            venuesDown: [], samples: [], sectors: {}, open: new Set() };
 const $ = (id) => document.getElementById(id);
 const COLORS = ["#1565c0", "#c62828", "#2e7d32", "#f0a500", "#6a1b9a", "#00838f", "#5d4037"];
 const WORKING = new Set(["PENDING_NEW", "NEW", "PARTIALLY_FILLED", "PENDING_CANCEL", "PENDING_REPLACE"]);
@@ -48,6 +48,7 @@ function connect() {
     s.orders.forEach((o) => S.orders.set(o.order_id, o));
     S.alerts = s.alerts.slice().reverse();
     S.samples = s.samples;
+    S.sectors = s.sectors;
     take(s);
     $("feed").textContent = "live"; $("feed").className = "badge up";
   });
@@ -56,7 +57,7 @@ function connect() {
     u.orders.forEach((o) => S.orders.set(o.order_id, o));
     for (const a of u.alerts) S.alerts.unshift(a);
     S.alerts.length = Math.min(S.alerts.length, 200);
-    if (u.sample) { S.samples.push(u.sample); if (S.samples.length > 600) S.samples.shift(); }
+    if (u.sample) { S.samples.push(u.sample); if (S.samples.length > 2040) S.samples.shift(); }
     take(u);
   });
   source.onerror = () => { $("feed").textContent = "reconnecting"; $("feed").className = "badge down"; };
@@ -217,7 +218,7 @@ function renderCharts() {
   for (const book of Object.values(last ? last.exposure : {})) {
     for (const [sym, v] of Object.entries(book)) {
       bySymbol[sym] = (bySymbol[sym] || 0) + parseFloat(v);
-      const sector = last.sectors[sym] || "other";
+      const sector = S.sectors[sym] || "other";
       bySector[sector] = (bySector[sector] || 0) + parseFloat(v);
     }
   }
