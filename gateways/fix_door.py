@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import resource
 import selectors
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -125,10 +128,11 @@ class _Peer:
 class FixDoor:
     """One thread: accepts traders on host:port, splices admitted sessions to `inner`."""
 
-    def __init__(self, cfg: FixConfig, inner: str, sessions: dict[tuple[str, str], fix.SessionID],
-                 metrics: Metrics) -> None:
+    def __init__(self, cfg: FixConfig, sessions: dict[tuple[str, str], fix.SessionID], metrics: Metrics) -> None:
         """sessions: (BeginString, trader CompID) -> the acceptor's SessionID."""
-        self.cfg, self.inner, self.sessions, self.metrics = cfg, inner, sessions, metrics
+        self.cfg, self.sessions, self.metrics = cfg, sessions, metrics
+        self._dir = tempfile.mkdtemp(prefix="oms-fix-")  # mode 0700, and short (Unix socket paths: 107 bytes)
+        self.inner = os.path.join(self._dir, "acceptor")
         self.registered = fix.Session.isSessionRegistered  # a quickfix connection of the session is alive
         self._floor = _fd_floor(cfg.max_pending + 4 * len(sessions) + 16)
         self._sel = selectors.DefaultSelector()
@@ -137,6 +141,13 @@ class FixDoor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.sock: socket.socket | None = None
+
+    def inner_listener(self) -> socket.socket:
+        """The socket the quickfix acceptor behind the door accepts on (gateways.fix_session.Endpoint)."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(self.inner)
+        s.listen(socket.SOMAXCONN)
+        return s
 
     def start(self) -> None:
         self.sock = self._high(listener(self.cfg.host, self.cfg.port))
@@ -156,6 +167,7 @@ class FixDoor:
             self._sel.unregister(self.sock)
             self.sock.close()
         self._sel.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
 
     # ------------------------------------------------------------------ the loop
     def _loop(self) -> None:

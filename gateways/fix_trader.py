@@ -12,10 +12,6 @@ from __future__ import annotations
 import calendar
 import hmac
 import logging
-import os
-import shutil
-import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -158,7 +154,6 @@ class TraderGateway(fix.Application):
                       for b in set(self.begin.values())}
         self.endpoint: Endpoint | None = None
         self.door: FixDoor | None = None
-        self._inner_dir = ""
         # recovery (bind_journal): reports held until start, the sent mark
         self._lock = threading.Lock()
         self._held: list[tuple[int, list[Event]]] | None = None
@@ -171,16 +166,11 @@ class TraderGateway(fix.Application):
         store = run_dir / "fix-trader-store"
         settings = write_settings(run_dir / "fix-trader.cfg", "acceptor", self.cfg.fix.host, self.cfg.fix.port,
                                   self.sessions, store_dir=store, reset_on_logon=False, dictionary=False)
-        self._inner_dir = tempfile.mkdtemp(prefix="oms-fix-")  # mode 0700, and short (Unix socket paths: 107 bytes)
-        inner_path = os.path.join(self._inner_dir, "acceptor")
-        inner = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        inner.bind(inner_path)
-        inner.listen(socket.SOMAXCONN)
-        self.endpoint = Endpoint(self, settings, "acceptor", store_dir=store, listen=inner)
+        self.door = FixDoor(self.cfg.fix, {(s.begin_string, s.target): self.sids[s.target] for s in self.sessions},
+                            self.metrics)
+        self.endpoint = Endpoint(self, settings, "acceptor", store_dir=store, listen=self.door.inner_listener())
         self._recover()  # the sessions exist, no trader is on yet
         self.endpoint.start()
-        self.door = FixDoor(self.cfg.fix, inner_path, {(s.begin_string, s.target): self.sids[s.target]
-                                                       for s in self.sessions}, self.metrics)
         self.door.start()
         log.info("trader FIX acceptor as %s, sessions %s", self.cfg.fix.comp_id, ", ".join(self.sids))
 
@@ -190,8 +180,6 @@ class TraderGateway(fix.Application):
             self.endpoint.stop()
         if self.door is not None:
             self.door.stop()
-        if self._inner_dir:
-            shutil.rmtree(self._inner_dir, ignore_errors=True)
 
     # ------------------------------------------------------------------ session level
     def onCreate(self, sid: fix.SessionID) -> None:
