@@ -15,9 +15,9 @@ import secrets
 import time
 from typing import Any
 
-from litestar import Litestar, Request, Response, delete, get, post
+from litestar import Litestar, Request, Response, Router, delete, get, post
 from litestar.datastructures import Cookie
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.params import FromPath, RawBody
@@ -88,6 +88,12 @@ class Users:
         return session[1] if session is not None else ""
 
 
+async def _the_document_only(request: Request) -> None:
+    """Paths below the OpenAPI document are 404 like any other (Litestar's own page there is HTML)."""
+    if request.path_params:
+        raise NotFoundException(f"no route {request.url.path}")
+
+
 def _json_refusal(request: Request, exc: Exception) -> Response:
     if isinstance(exc, ApiError):
         return Response(exc.body, status_code=exc.status)
@@ -115,8 +121,10 @@ class HttpApi:
             route_handlers=[*self._allocation_routes(), *self._session_routes(), *self.risk.routes(self.users),
                             *self.console.routes(self.users)],
             exception_handlers={Exception: _json_refusal, HTTPException: _json_refusal, 404: _json_refusal},
-            openapi_config=OpenAPIConfig(title="OMS: allocation, risk and operations API", version="1",
-                                         path="/v1/openapi.json", render_plugins=[JsonRenderPlugin(path="/")]),
+            openapi_config=OpenAPIConfig(
+                title="OMS: allocation, risk and operations API", version="1", render_plugins=[JsonRenderPlugin(path="/")],
+                openapi_router=Router("/v1/openapi.json", route_handlers=[], include_in_schema=False,
+                                      before_request=_the_document_only)),
             request_max_body_size=MAX_BODY, on_startup=[self.console.start], on_shutdown=[self.console.stop],
             logging_config=None,
         )

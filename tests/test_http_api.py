@@ -308,7 +308,8 @@ def test_rebalance_sizes_in_the_instruments_currency(oms):
 def test_every_refusal_is_json_including_the_protocols_own(oms):
     auth = f"Authorization: Bearer {PM}\r\n".encode()
     for method, path, status in (("TRACE", "/v1/health", 405), ("HEAD", "/v1/allocations", 405),
-                                 ("GET", "/v1/nothing", 404), ("DELETE", "/v1/health", 405)):
+                                 ("GET", "/v1/nothing", 404), ("DELETE", "/v1/health", 405),
+                                 ("GET", "/v1/openapi.json/x", 404), ("GET", "/nothing", 404)):
         got = raw(oms, f"{method} {path} HTTP/1.1\r\nHost: x\r\n".encode() + auth + b"\r\n")
         assert got.startswith(f"HTTP/1.1 {status}".encode()) and b"content-type: application/json" in got.lower(), got
     cases = ((b"GET /v1/" + b"x" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, b"URI_TOO_LONG"),
