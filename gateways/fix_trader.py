@@ -20,6 +20,7 @@ from pathlib import Path
 
 import quickfix as fix
 
+from gateways.drop_copy import DropCopies, copy_of
 from gateways.fix_door import FixDoor
 from gateways.fix_recovery import SentMark, journaled_after, rewind
 from gateways.fix_session import (
@@ -146,6 +147,7 @@ class TraderGateway(fix.Application):
         self.submit = submit
         self.metrics = metrics
         self.by_comp: dict[str, SessionConfig] = {s.comp_id: s for s in cfg.fix.sessions}
+        self.drop_copies = DropCopies(cfg.fix.sessions)
         self.sessions = [FixSession(s.begin_string, cfg.fix.comp_id, s.comp_id) for s in cfg.fix.sessions]
         self.sids = {s.target: s.session_id() for s in self.sessions}
         self.begin = {s.target: s.begin_string for s in self.sessions}
@@ -220,6 +222,11 @@ class TraderGateway(fix.Application):
         f = fields(msg)
         kind = f.get(35, "")
         origin = (f"trader.{comp}", int(f.get(34) or 0))  # the journal keeps the last one made durable
+        if comp in self.drop_copies.comps:
+            send(business_reject(sid.getBeginString().getValue(), kind, 3,
+                                 f"{comp} is a drop-copy session: it receives reports and sends no orders",
+                                 f.get(34)), sid)
+            return
         try:
             if kind == "D":
                 self.submit(self._new_order(f, comp), origin=origin)
@@ -296,6 +303,10 @@ class TraderGateway(fix.Application):
         ), sid)
 
     # ------------------------------------------------------------------ reports out
+    def logged_on(self, comp: str) -> bool:
+        session = fix.Session.lookupSession(self.sids[comp])
+        return bool(session is not None and session.isLoggedOn())
+
     def bind_journal(self, run_dir: Path, journal_path: Path, marks: dict[str, int],
                      committed: Callable[[], int]) -> None:
         """Recovery (gateways.fix_recovery), before the engine starts: how far the journal holds
@@ -317,7 +328,7 @@ class TraderGateway(fix.Application):
                 rewind(sid, self._marks.get(f"trader.{comp}"))
             last = self._sent.value
             for seq, ev in journaled_after(self._journal_path, last):
-                self.recovered_reports += self._send([ev])
+                self.recovered_reports += self._send([ev], recovered=True)
                 last = seq
             for batch_last, events in self._held:
                 self._send(events[max(0, last - (batch_last - len(events))):])
@@ -338,10 +349,15 @@ class TraderGateway(fix.Application):
             if self._sent is not None:
                 self._sent.write(self._committed())
 
-    def _send(self, events: list[Event]) -> int:
+    def _send(self, events: list[Event], recovered: bool = False) -> int:
+        """Each event's report to its trader session, and to the drop copies of its account
+        (`recovered`: reports the journal held past the sent mark at start-up)."""
         n = 0
         for ev in events:
             r = trader_report(ev)
+            if r is not None and r.msg_type == "8":
+                for comp in self.drop_copies.targets(r.account):
+                    send(copy_of(self._message(r, self.begin[comp]), recovered), self.sids[comp])
             if r is not None and r.session in self.sids:
                 n += 1
                 send(self._message(r), self.sids[r.session])
@@ -351,14 +367,16 @@ class TraderGateway(fix.Application):
                 send(allocation_ack(self.begin[ev.user], *_ack(ev)), sid)  # type: ignore[union-attr, arg-type]
         return n
 
-    def _message(self, r: TraderReport) -> fix.Message:
+    def _message(self, r: TraderReport, begin: str = "") -> fix.Message:
+        """The report in the FIX version of its session (or of `begin`'s)."""
+        begin = begin or self.begin[r.session]
         if r.msg_type == "9":
-            return cancel_reject(self.begin[r.session], order_id=r.order_id, cl_ord_id=r.cl_ord_id, orig_cl_ord_id=r.orig_cl_ord_id or "",
+            return cancel_reject(begin, order_id=r.order_id, cl_ord_id=r.cl_ord_id, orig_cl_ord_id=r.orig_cl_ord_id or "",
                                  ord_status=r.ord_status, replace=r.cxl_rej_response_to == "2",
                                  reason=r.cxl_rej_reason or 0, text=r.text)
         assert r.exec_type is not None
         return execution_report(
-            self.begin[r.session], order_id=r.order_id, exec_id=r.exec_id, exec_type=r.exec_type,
+            begin, order_id=r.order_id, exec_id=r.exec_id, exec_type=r.exec_type,
             ord_status=r.ord_status, cl_ord_id=r.cl_ord_id, orig_cl_ord_id=r.orig_cl_ord_id, symbol=r.symbol,
             side=r.side.value, order_qty=r.order_qty, cum_qty=r.cum_qty, leaves_qty=r.leaves_qty,
             avg_px=r.avg_px, last_qty=r.last_qty, last_px=r.last_px, price=r.price, account=r.account or None,

@@ -55,6 +55,9 @@ class SessionConfig(_Base):
     password: str = ""
     cancel_on_disconnect: bool = False
     default_account: str = ""  # for orders without Account (1); none: they need one unless one account
+    # a drop copy for the back office: receives a copy (CopyMsgIndicator 797=Y) of every trader-facing
+    # ExecutionReport of its accounts, whichever session the order came from; sends no orders
+    drop_copy: bool = False
 
 
 class FixConfig(_Base):
@@ -228,7 +231,7 @@ class Config(_Base):
             default_route=self.default_venue if self.default_policy == "direct" else self.default_policy.upper(),
             reroute_on_reject=self.reroute_on_reject,
             internal_cross=self.internal_cross,
-            entitlements={**{s.comp_id: frozenset(s.accounts) for s in self.fix.sessions},
+            entitlements={**{s.comp_id: frozenset(s.accounts) for s in self.fix.sessions if not s.drop_copy},
                           **self.api_entitlements()},
             ref_prices={i.symbol: to_price(i.ref_price) for i in self.instruments},
             venue_policies={v.name: VenuePolicy(int(v.ack_timeout_s * 1e9), v.on_timeout, v.unknown_child)
@@ -291,6 +294,9 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
         for acc in s.accounts:
             if acc not in accounts:
                 fail(f"fix.sessions[{n}].accounts", f"unknown account {acc!r}")
+        if s.drop_copy and (s.cancel_on_disconnect or s.default_account or not s.accounts):
+            fail(f"fix.sessions[{n}]", f"drop-copy session {s.comp_id} sends no orders (no cancel_on_disconnect "
+                                       "nor default_account) and needs the accounts it receives copies of")
         if s.default_account and s.default_account not in s.accounts:
             fail(f"fix.sessions[{n}].default_account", f"{s.default_account!r} is not one of the session's "
                                                        f"accounts {s.accounts}")
