@@ -43,8 +43,8 @@ STATIC = Path(__file__).with_name("console")
 TICK_S = 0.1  # at most 10 updates a second
 FULL_S = 1.0  # positions, limits, sessions and a chart sample: once a second
 _QUEUE = 256  # updates a browser may fall behind by before it is dropped (it reconnects to a fresh snapshot)
-_HEADERS = {"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'", "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "no-store"}
+_HEADERS = {"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+            "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 
 def _order_row(engine: Engine, order_id: str) -> dict[str, Any] | None:

@@ -9,7 +9,6 @@ the reason (`error`) and saying why (`text`).
 """
 from __future__ import annotations
 
-import logging
 import re
 import threading
 import time
@@ -29,8 +28,6 @@ from oms.model import (
 from oms.reasons import Reason
 from oms.runtime import Runtime
 from risk.kernel import B_BUYS, B_POS, B_SELLS
-
-log = logging.getLogger("gateways.http_api")
 
 _WAIT_S = 10.0  # for the engine's answer; past it: 503, and the command may still be applied
 _STATUS = {Reason.UNKNOWN_ORDER.name: 404, Reason.DUPLICATE_ALLOC_ID.name: 409}

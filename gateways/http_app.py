@@ -122,8 +122,8 @@ class HttpApi:
                             *self.console.routes(self.users)],
             exception_handlers={Exception: _json_refusal, HTTPException: _json_refusal, 404: _json_refusal},
             openapi_config=OpenAPIConfig(
-                title="OMS: allocation, risk and operations API", version="1", render_plugins=[JsonRenderPlugin(path="/")],
-                openapi_router=Router("/v1/openapi.json", route_handlers=[], include_in_schema=False,
+                title="OMS: allocation, risk and operations API", version="1",
+                render_plugins=[JsonRenderPlugin(path="/")], openapi_router=Router("/v1/openapi.json", route_handlers=[], include_in_schema=False,
                                       before_request=_the_document_only)),
             request_max_body_size=MAX_BODY, on_startup=[self.console.start], on_shutdown=[self.console.stop],
             logging_config=None,

@@ -152,10 +152,10 @@ class HttpServer:
                  name: str = "oms-http") -> None:
         self.sock = socket.create_server((host, port), reuse_port=False)  # a bind error is raised here, by name
         protocol = type("Protocol", (_Protocol,), {"deadline_s": deadline_s, "max_connections": max_connections})
-        config = uvicorn.Config(_bounded(app), interface="asgi3", http=protocol, ws="none", lifespan="on", log_config=None,
-                                access_log=False, proxy_headers=False,
-                                timeout_keep_alive=30, timeout_graceful_shutdown=2,
-                                h11_max_incomplete_event_size=MAX_HEAD, server_header=False)
+        config = uvicorn.Config(_bounded(app), interface="asgi3", http=protocol, ws="none", lifespan="on",
+                                log_config=None, access_log=False, proxy_headers=False, timeout_keep_alive=30,
+                                timeout_graceful_shutdown=2, h11_max_incomplete_event_size=MAX_HEAD,
+                                server_header=False)
         self.server = uvicorn.Server(config)
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # our own line says where it listens
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, name=name,

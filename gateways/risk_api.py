@@ -81,7 +81,7 @@ def utilisation(engine: Engine) -> list[dict[str, Any]]:
     """Each configured limit of an accruing control against its figure now, per account
     (and instrument for positions): the figure a next order of nothing would be checked at."""
     c = engine.compliance
-    lim, _soft, book, acct, inst = c.lim, c.soft, c.book, c.acct, c.inst
+    lim, book, acct, inst = c.lim, c.book, c.acct, c.inst
     accounts, symbols = list(c.accounts), list(c.symbols)
     out = []
     for control in _ACCRUING:

@@ -322,8 +322,9 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
             if acc not in accounts:
                 fail(f"api.users[{n}].accounts", f"unknown account {acc!r}")
         if (u.role == "risk") != (u.name in cfg.risk.admins):
+            where = "in" if u.name in cfg.risk.admins else "not in"
             fail(f"api.users[{n}].role", f"{u.name!r}: role risk and a place in risk.admins go together "
-                                          f"(role {u.role!r}, {'' if u.name in cfg.risk.admins else 'not '}in risk.admins)")
+                                          f"(role {u.role!r}, {where} risk.admins)")
     if not 0 < cfg.api.request_timeout_s <= 300 or cfg.api.max_connections < 1:
         fail("api", "request_timeout_s must be above 0 and at most 300, max_connections at least 1")
     if cfg.api.enabled and not cfg.api.users and not is_loopback(cfg.api.host):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.fix_client import FixClient, tags
-from tests.test_embedded_default import system  # noqa: F401 - the embedded default, on free ports
+from tests.test_embedded_default import system  # noqa: F401 - the fixture: the embedded default, on free ports
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium: the console's browser tests need Debian's "
