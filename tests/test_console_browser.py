@@ -39,7 +39,7 @@ def signed_in(browser, system, role: str):
     page.goto(f"http://127.0.0.1:{system.cfg.api.port}/")
     page.fill("#token", TOKENS[role])
     page.click("#signin button")
-    page.wait_for_selector("#feed.up", timeout=10_000)
+    page.wait_for_selector("#feed.up", timeout=30_000)  # the first snapshot may wait on a first compile
     assert page.text_content("#who") == f"{'risk-officer' if role == 'risk' else role} ({role})"
     return page
 

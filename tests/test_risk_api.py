@@ -288,3 +288,18 @@ def test_the_console_feed_shows_each_user_only_its_accounts(oms):
     mine = snapshot("trader")  # accounts ACC1
     assert {o["account"] for o in mine["orders"]} == {"ACC1"} and "F1" in {o["cl_ord_id"] for o in mine["orders"]}
     assert {o["account"] for o in snapshot("viewer")["orders"]} == {"ACC1", "ACC2"}
+
+
+@pytest.mark.parametrize("api, key", [
+    ('[[api.users]]\nname = "boss"\ntoken = "boss-token-0123456789"\nrole = "pm"\n', "api.users[0].role"),  # in admins
+    ('[[api.users]]\nname = "ops"\ntoken = "ops-token-0123456789"\nrole = "risk"\n', "api.users[0].role"),  # not
+    ('request_timeout_s = 0\n', "api"),
+])
+def test_config_refuses_roles_out_of_step_with_risk_admins_and_bad_http_limits(tmp_path, api, key):
+    from oms.config import ConfigError, load
+
+    p = tmp_path / "oms.toml"
+    p.write_text(f'[risk]\nadmins = ["boss"]\n[api]\n{api}')
+    with pytest.raises(ConfigError) as err:
+        load(p)
+    assert err.value.key == key
