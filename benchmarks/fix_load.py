@@ -36,10 +36,12 @@ from pathlib import Path
 import msgspec
 import quickfix as fix
 
+from gateways.fix_door import FixDoor
 from gateways.fix_session import Endpoint, FixSession, execution_report, fields, raw_message, send, utc_timestamp, \
     write_settings
-from oms.config import DEFAULT_CONFIG, load
+from oms.config import DEFAULT_CONFIG, FixConfig, load
 from oms.journal import Journal
+from oms.metrics import Metrics
 from oms.model import ExecType, OrdStatus
 from oms.system import System
 from tests.fix_client import free_port
@@ -171,16 +173,23 @@ def measured_apart(port: int, target: str, sender: str, begin_string: str, tmp: 
         return pool.apply(measure, (port, target, sender, begin_string, tmp, orders, window))
 
 
-def run_echo(tmp: Path, orders: int, window: int) -> dict:
+def run_echo(tmp: Path, orders: int, window: int, door: bool = False) -> dict:
+    """The echo acceptor, alone or behind the trader port's front door (gateways.fix_door)."""
     port = free_port()
-    settings = write_settings(tmp / "echo.cfg", "acceptor", "127.0.0.1", port,
-                              [FixSession("FIX.4.4", "ECHO", "LOAD")], dictionary=False)
-    ep = Endpoint(Echo(), settings, "acceptor")
+    session = FixSession("FIX.4.4", "ECHO", "LOAD")
+    settings = write_settings(tmp / "echo.cfg", "acceptor", "127.0.0.1", port, [session], dictionary=False)
+    front = FixDoor(FixConfig(port=port, comp_id="ECHO"), {("FIX.4.4", "LOAD"): session.session_id()},
+                    Metrics()) if door else None
+    ep = Endpoint(Echo(), settings, "acceptor", listen=front.inner_listener() if front else None)
     ep.start()
+    if front:
+        front.start()
     try:
         return measured_apart(port, "ECHO", "LOAD", "FIX.4.4", tmp, orders, window)
     finally:
         ep.stop()
+        if front:
+            front.stop()
 
 
 def follow_consoles(port: int, token: str, n: int, stop, updates) -> None:
@@ -266,7 +275,19 @@ def main() -> None:
     p.add_argument("--no-fsync", action="store_true", help="journal without fsync, to show what durability costs")
     p.add_argument("--no-nats", action="store_true", help="without the NATS streams (their publisher shares the GIL)")
     p.add_argument("--consoles", type=int, default=0, help="also run the OMS with this many live console clients")
+    p.add_argument("--door", action="store_true", help="only the echo's round trip, alone and behind the trader "
+                                                       "port's front door")
     a = p.parse_args()
+    if a.door:  # alternated, three rounds each: a shared machine's load drifts
+        p50s: dict[str, list[float]] = {"echo": [], "door": []}
+        with tempfile.TemporaryDirectory() as d:
+            for _ in range(3):
+                for name in p50s:
+                    p50s[name].append(round(run_echo(Path(d), a.orders, a.window, name == "door")["p50_us"]))
+        echo, door = (statistics.median(p50s[name]) for name in p50s)
+        print(f"p50 round trip, median of three runs: echo {echo:.0f} us {p50s['echo']}, behind the door "
+              f"{door:.0f} us {p50s['door']}: the hop adds {door - echo:.0f} us")
+        return
     if a.consoles:
         with tempfile.TemporaryDirectory() as d, tempfile.TemporaryDirectory() as e:
             alone = run_oms(Path(d), a.orders, a.window, fsync=not a.no_fsync, streams=not a.no_nats)
