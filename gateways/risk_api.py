@@ -123,7 +123,8 @@ class RiskApi:
         self.cfg = cfg
         self.runtime = runtime
         self.sessions = sessions or (lambda: {"traders": [], "venues": []})
-        self.names = {"account": {a.id for a in cfg.accounts}, "session": {s.comp_id for s in cfg.fix.sessions},
+        self.names = {"account": {a.id for a in cfg.accounts},
+                      "session": {s.comp_id for s in cfg.fix.sessions} | set(cfg.api_entitlements()),
                       "instrument": {i.symbol for i in cfg.instruments}, "venue": {v.name for v in cfg.venues}}
 
     # ------------------------------------------------------------------ changes

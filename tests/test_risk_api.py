@@ -171,12 +171,17 @@ def test_a_risk_users_kill_switch_cancels_working_orders_and_is_journaled(oms):
     got, body = call(oms, "POST", "/v1/risk/kill-switch", {"scope": "account", "key": "ACC1", "on": False,
                                                            "reason": "algo fixed"})
     assert got == 200 and call(oms, "GET", "/v1/risk/controls")[1]["kill_switches"] == []
+    for key in ("DESK", "API:pm"):  # a trader's FIX session, an API user's orders
+        switch = {"scope": "session", "key": key, "reason": "check"}
+        assert call(oms, "POST", "/v1/risk/kill-switch", switch)[0] == 200
+        assert call(oms, "POST", "/v1/risk/kill-switch", {**switch, "on": False})[0] == 200
 
 
 @pytest.mark.parametrize("path, body, status_, error, field", [
     ("/v1/risk/kill-switch", {"scope": "galaxy", "key": "ACC1", "reason": "x"}, 400, "BAD_REQUEST", "scope"),
     ("/v1/risk/kill-switch", {"scope": "account", "key": "NOPE", "reason": "x"}, 422, "BAD_FIELD", "key"),
     ("/v1/risk/kill-switch", {"scope": "venue", "key": "V9", "reason": "x"}, 422, "BAD_FIELD", "key"),
+    ("/v1/risk/kill-switch", {"scope": "session", "key": "API:nobody", "reason": "x"}, 422, "BAD_FIELD", "key"),
     ("/v1/risk/kill-switch", {"scope": "firm"}, 400, "BAD_REQUEST", "reason"),
     ("/v1/risk/kill-switch", {"scope": "firm", "reason": "  "}, 400, "BAD_FIELD", "reason"),
     ("/v1/risk/limits", {"control": "max_qty", "value": -5, "reason": "x"}, 422, "BAD_FIELD", "value"),
