@@ -427,7 +427,8 @@ def tca_children(f: Facts) -> pa.Table:
     _, _, kids, rows = _tca_rows(f)
     return _table({
         "child_id": [c.child_id for c in kids], "order_id": [c.order_id for c in kids],
-        "venue": [c.venue for c in kids], "symbol": [f.orders[c.order_id].symbol for c in kids],
+        "venue": [c.venue for c in kids], "account": [f.orders[c.order_id].account for c in kids],
+        "symbol": [f.orders[c.order_id].symbol for c in kids],
         "side": [f.orders[c.order_id].side.name for c in kids], "qty": [c.qty for c in kids],
         "cum_qty": [c.cum_qty for c in kids],
         "avg_px": avg_px([c.cum_value for c in kids], [c.cum_qty for c in kids]),
