@@ -185,7 +185,10 @@ class FixDoor:
                         self._close(key.data[0])
             now = time.monotonic()
             if waiting or now >= due:
-                self._admit_and_expire()
+                try:
+                    self._admit_and_expire()
+                except Exception:
+                    log.exception("FIX door: admission failed")
                 due = now + 0.25
 
     def _event(self, key: selectors.SelectorKey, events: int) -> None:

@@ -142,7 +142,20 @@ BAD_CONFIGS = [
     ("bad limit value", GOOD + "\n[[risk.limits]]\ncontrol = 'max_qty'\nvalue = 'lots'\n", "risk.limits[0].value"),
     ("limit for unknown account", GOOD + "\n[[risk.limits]]\ncontrol = 'max_qty'\nvalue = '5'\nscope = 'account'\n"
      "account = 'ZZ'\n", "risk.limits[0].account"),
+    ("default account not the session's", GOOD.replace('accounts = ["A"]', 'accounts = ["A"]\ndefault_account = "B"'),
+     "fix.sessions[0].default_account"),
+    ("FIX port open without passwords", GOOD + '\n[fix]\nhost = "0.0.0.0"\n', "fix.sessions[0].password"),
+    ("simulated venue off loopback", GOOD.replace("port = 19999", 'port = 19999\nhost = "0.0.0.0"'), "venues[0].host"),
+    ("embedded NATS open without credentials", GOOD + '\n[nats]\nhost = "0.0.0.0"\n', "nats.host"),
+    ("FIX message cap below a Logon", GOOD + "\n[fix]\nmax_message_bytes = 100\n", "fix"),
 ]
+
+
+def test_a_fix_port_beyond_loopback_loads_with_a_password_for_every_session(tmp_path):
+    p = tmp_path / "open.toml"
+    p.write_text(GOOD.replace('accounts = ["A"]', 'accounts = ["A"]\nusername = "c1"\npassword = "secret"')
+                 + '\n[fix]\nhost = "0.0.0.0"\n')
+    assert load(p).fix.host == "0.0.0.0"
 
 
 def test_good_config_loads(tmp_path):
