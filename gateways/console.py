@@ -105,6 +105,8 @@ class _Viewer:
         for key in ("orders", "alerts", "positions", "limits"):
             if key in out:
                 out[key] = [r for r in out[key] if self.sees(r.get("account") or "")]
+        if "pnl" in out:
+            out["pnl"] = {k: v for k, v in out["pnl"].items() if self.sees(k)}
         if "sample" in out:
             out["sample"] = {**out["sample"], "pnl": {k: v for k, v in out["sample"]["pnl"].items() if self.sees(k)},
                              "exposure": {k: v for k, v in out["sample"]["exposure"].items() if self.sees(k)}}
@@ -269,7 +271,8 @@ class Console:
                     "limits": utilisation(e), "controls": controls(e), "venues_down": sorted(e.venues_down)}
 
         out = query(self.runtime, read)
-        out["positions"] = out.pop("book")["positions"]
+        book = out.pop("book")
+        out.update(positions=book["positions"], pnl=book["pnl"])  # the P&L of the positions shown
         out.update(sessions=self.risk.sessions(), alerts=list(self.alerts), sectors=self.sectors,
                    samples=[*self.history, *self.samples])
         return out

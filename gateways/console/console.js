@@ -69,8 +69,8 @@ function take(u) {
   if (u.controls) S.controls = u.controls;
   if (u.sessions) S.sessions = u.sessions;
   if (u.venues_down) S.venuesDown = u.venues_down;
-  if (u.sample) S.pnl = u.sample.pnl;
-  else if (S.samples.length) S.pnl = S.samples[S.samples.length - 1].pnl;
+  if (u.pnl) S.pnl = u.pnl;
+  else if (u.sample) S.pnl = u.sample.pnl;
   if (!dirty) { dirty = true; requestAnimationFrame(render); }
 }
 
