@@ -5,6 +5,7 @@ operator can fix it without reading code.
 """
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import os
 from pathlib import Path
@@ -191,6 +192,15 @@ class ApiConfig(_Base):
 API_OPEN_USER = "api"  # who an API without users acts as
 
 
+class ReportsConfig(_Base):
+    """End-of-day reports written by the OMS itself into <run_dir>/reports/<date>/."""
+
+    at: str = ""  # HH:MM or HH:MM:SS, UTC; "": not scheduled
+    reports: list[str] = []  # names or groups (blotter, tca, all); empty: all
+    format: Literal["csv", "parquet", "json"] = "csv"
+    charts: Literal["", "png", "svg"] = ""  # "": no charts
+
+
 class Config(_Base):
     run_dir: str = "run"
     journal: JournalConfig = JournalConfig()
@@ -210,6 +220,7 @@ class Config(_Base):
     accounts: list[AccountConfig] = []
     risk: RiskConfig = RiskConfig()
     fx: dict[str, str] = {}  # value of one unit of each currency in USD, e.g. EUR = "1.08"
+    reports: ReportsConfig = ReportsConfig()
 
     def run_path(self, base: Path) -> Path:
         run_dir = Path(self.run_dir)
@@ -351,6 +362,18 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
         fail("venues", f"{sorted(reserved)[0]} names a routing policy or the internal crossing book, not a venue")
     if venues and cfg.default_venue not in venues:
         fail("default_venue", f"{cfg.default_venue!r} is not one of the venues {venues}")
+    if cfg.reports.at:
+        try:
+            dt.time.fromisoformat(cfg.reports.at)
+        except ValueError:
+            fail("reports.at", f"{cfg.reports.at!r} is not a time of day HH:MM or HH:MM:SS (UTC)")
+    if cfg.reports.reports:
+        from oms.reporting import ReportError, names  # imports this module, and pyarrow: only when needed
+
+        try:
+            names(cfg.reports.reports)
+        except ReportError as exc:
+            fail("reports.reports", str(exc))
     for ccy, rate in cfg.fx.items():
         try:
             ok = to_price(rate, "fx rate", MAX_FX) > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 import sqlite3
 from decimal import Decimal
 from collections.abc import Callable
@@ -287,3 +288,44 @@ def test_reports_of_a_day_with_a_crash_equal_those_without(tmp_path: Path) -> No
     assert b.events_read > a.events_read  # the restart's quotes, and the same facts
     for name, report in reporting.REPORTS.items():
         assert _ids_by_appearance(report(a).to_pylist()) == _ids_by_appearance(report(b).to_pylist()), name
+
+
+def test_end_of_day_reports_are_written_by_the_schedule(day: Path, tmp_path: Path) -> None:
+    """At the configured time the day's reports land in <reports dir>/<date>/, written by a
+    process of their own; a day without events is said so, and nothing is written."""
+    from oms.config import ReportsConfig
+    from oms.reporting.schedule import EndOfDay, next_run, parse_at
+
+    at = parse_at("22:00")
+    t = dt.datetime(2026, 11, 30, 21, 59, 59, tzinfo=dt.timezone.utc).timestamp()
+    assert next_run(at, t) == t + 1 and next_run(at, t + 2) == t + 1 + 86_400
+    cfg = msgspec.structs.replace(CFG, reports=ReportsConfig(at="22:00", reports=["tca"], format="parquet"))
+    eod = EndOfDay(cfg, day, tmp_path / "reports")
+    assert eod.run(DAY) == 0
+    assert sorted(p.name for p in (tmp_path / "reports" / DAY).iterdir()) == sorted(
+        f"{n}-{DAY}.parquet" for n in reporting.GROUPS["tca"])
+    assert eod.run("2026-12-01") == 2 and not (tmp_path / "reports" / "2026-12-01").exists()
+
+
+def test_end_of_day_config_is_checked(tmp_path: Path) -> None:
+    from oms.config import ConfigError, load
+
+    for text, key in (('[reports]\nat = "25:00"\n', "reports.at"), ('[reports]\nreports = ["pnl"]\n', "reports.reports")):
+        (tmp_path / "c.toml").write_text(text)
+        with pytest.raises(ConfigError, match=key):
+            load(tmp_path / "c.toml")
+
+
+def test_the_schedule_runs_at_its_time(day: Path, tmp_path: Path) -> None:
+    from oms.config import ReportsConfig
+    from oms.reporting.schedule import EndOfDay
+
+    started, fake = time.time(), dt.datetime(2026, 11, 30, 21, 59, 59, 500_000, tzinfo=dt.timezone.utc).timestamp()
+    cfg = msgspec.structs.replace(CFG, reports=ReportsConfig(at="22:00:00", reports=["positions"]))
+    eod = EndOfDay(cfg, day, tmp_path / "reports", clock=lambda: fake + time.time() - started)
+    eod.start()
+    deadline = time.monotonic() + 60
+    while not eod.runs and time.monotonic() < deadline:
+        time.sleep(0.05)
+    eod.stop()
+    assert eod.runs == [(DAY, 0)] and (tmp_path / "reports" / DAY / f"positions-{DAY}.csv").is_file()

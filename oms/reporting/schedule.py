@@ -1,0 +1,86 @@
+"""End of day: the OMS writes the day's reports itself at a configured time (`[reports]
+at = "HH:MM[:SS]"`, UTC) into <run_dir>/reports/<date>/.
+
+The reports run in a process of their own (spawned: a fresh interpreter), so a pass over
+a large journal never competes with the engine for the interpreter lock; they read the
+journal on a read-only connection while trading goes on.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from oms.config import Config
+
+log = logging.getLogger("oms.reporting.schedule")
+
+
+def parse_at(text: str) -> dt.time:
+    """HH:MM or HH:MM:SS, UTC."""
+    return dt.time.fromisoformat(text).replace(tzinfo=dt.timezone.utc)
+
+
+def next_run(at: dt.time, now: float) -> float:
+    """The first time at or after `now` (epoch seconds) the clock reads `at`."""
+    today = dt.datetime.fromtimestamp(now, dt.timezone.utc).date()
+    for day in (today, today + dt.timedelta(days=1)):
+        when = dt.datetime.combine(day, at).timestamp()
+        if when >= now:
+            return when
+    raise AssertionError("unreachable")
+
+
+def _write(cfg: Config, journal: Path, out: Path, date: str) -> None:
+    """In the child process: the reports, or one line saying why not."""
+    from oms import reporting
+
+    r = cfg.reports
+    try:
+        paths = reporting.write(cfg, journal, out, date, reports=r.reports, fmt=r.format, chart_fmt=r.charts or None)
+    except reporting.ReportError as exc:
+        print(f"end-of-day reports of {date}: {exc}", flush=True)
+        raise SystemExit(2) from None
+    print(f"end-of-day reports of {date}: {len(paths)} files in {out}", flush=True)
+
+
+class EndOfDay:
+    def __init__(self, cfg: Config, journal: Path, reports_dir: Path,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.cfg, self.journal, self.dir, self.clock = cfg, journal, reports_dir, clock
+        self.at = parse_at(cfg.reports.at)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="end-of-day", daemon=True)
+        self.runs: list[tuple[str, int]] = []  # (date, exit code) of each run
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("end-of-day reports at %s UTC into %s", self.at.strftime("%H:%M:%S"), self.dir)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _loop(self) -> None:
+        while True:
+            when = next_run(self.at, self.clock())
+            if self._stop.wait(max(0.0, when - self.clock())):
+                return
+            self.run(dt.datetime.fromtimestamp(when, dt.timezone.utc).date().isoformat())
+
+    def run(self, date: str) -> int:
+        """The reports of `date` into <reports dir>/<date>/; the child's exit code (2: nothing to report)."""
+        proc = multiprocessing.get_context("spawn").Process(
+            target=_write, args=(self.cfg, self.journal, self.dir / date, date), name=f"oms-report-{date}")
+        t0 = time.perf_counter()
+        proc.start()
+        proc.join()
+        code = proc.exitcode if proc.exitcode is not None else -1
+        self.runs.append((date, code))
+        (log.info if code == 0 else log.warning)("end-of-day reports of %s: exit %d after %.1f s", date, code,
+                                                 time.perf_counter() - t0)
+        return code
