@@ -128,7 +128,7 @@ function renderAlerts() {
 
 function renderLimits() {
   const body = el("tbody");
-  for (const l of S.limits) {
+  for (const l of [...S.limits].sort((a, b) => b.pct - a.pct)) {  // closest to its limit first
     const level = l.pct >= 100 ? "hard" : l.pct >= 80 ? "warn" : "";
     const bar = el("div", { class: "bar" }, el("div", { class: level }));
     bar.firstChild.style.width = `${Math.min(l.pct, 100)}%`;
