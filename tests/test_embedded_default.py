@@ -2,7 +2,6 @@
 venues, the engine and journal, the trader acceptor and metrics, on free loopback ports."""
 from __future__ import annotations
 
-import ipaddress
 import os
 import urllib.request
 from decimal import Decimal
@@ -14,6 +13,7 @@ import pytest
 from oms.config import load
 from oms.system import System
 from tests.fix_client import FixClient, free_port, tags
+from tests.procnet import family, listeners
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -201,38 +201,10 @@ def test_internal_crossing_over_fix(system, tmp_path):
         assert venues[0] == "INTERNAL" and len(venues) == 2 and venues[1] != "INTERNAL"
 
 
-def _listeners(pids: set[int]) -> set[tuple[str, int]]:
-    """(address, port) of every TCP socket listening in these processes, read from /proc."""
-    inodes = set()
-    for pid in pids:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                link = os.readlink(fd)
-            except OSError:
-                continue
-            if link.startswith("socket:["):
-                inodes.add(int(link[8:-1]))
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            cols = line.split()
-            if cols[3] == "0A" and int(cols[9]) in inodes:
-                addr, port = cols[1].split(":")
-                raw = bytes.fromhex(addr)
-                ip = ipaddress.ip_address(b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4)))  # host order
-                found.add((str(getattr(ip, "ipv4_mapped", None) or ip), int(port, 16)))
-    return found
-
-
-def _family(pid: int) -> set[int]:
-    kids = {int(c) for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()}
-    return {pid}.union(*(_family(k) for k in kids))
-
-
 def test_every_listener_is_on_loopback(system):
     """Every socket of the OMS and of the processes it started (nats-server, the stream
     publisher) listens on 127.0.0.1 only: quickfix's acceptors included."""
-    found = _listeners(_family(os.getpid()))
+    found = listeners(family(os.getpid()))
     cfg = system.cfg
     wanted = {cfg.fix.port, cfg.metrics.port, cfg.api.port, cfg.nats.port, *(v.port for v in cfg.venues)}
     assert wanted <= {port for _addr, port in found}
