@@ -173,9 +173,8 @@ class FixDoor:
     def _loop(self) -> None:
         """Admissions and deadlines are looked at every 20 ms while a Logon waits, else
         every 250 ms: not after every message, which would cost the spliced traffic."""
-        due = 0.0
+        due, waiting = 0.0, False
         while not self._stop.is_set():
-            waiting = any(p.session is not None for p in self._pending)
             for key, events in self._sel.select(0.02 if waiting else 0.25):
                 try:
                     self._event(key, events)
@@ -183,12 +182,14 @@ class FixDoor:
                     log.exception("FIX door: connection failed")
                     if key.data is not None:
                         self._close(key.data[0])
+            waiting = any(p.session is not None for p in self._pending)
             now = time.monotonic()
             if waiting or now >= due:
                 try:
                     self._admit_and_expire()
                 except Exception:
                     log.exception("FIX door: admission failed")
+                waiting = any(p.session is not None for p in self._pending)
                 due = now + 0.25
 
     def _event(self, key: selectors.SelectorKey, events: int) -> None:
