@@ -309,7 +309,7 @@ def execution_report(
     avg_px: Decimal, orig_cl_ord_id: str | None = None, last_qty: int = 0, last_px: int = 0,
     price: int | None = None, account: str | None = None, text: str = "",
     ord_rej_reason: int | None = None, exec_ref_id: str | None = None, ts: int | None = None,
-    ord_type: str | None = None, tif: str | None = None,
+    ord_type: str | None = None, tif: str | None = None, restatement_reason: int | None = None,
 ) -> fix.Message:
     """An ExecutionReport; a reject echoes the order's terms (OrdType, TimeInForce too);
     OrderQty is left out only when the order had no readable one."""
@@ -338,6 +338,8 @@ def execution_report(
         body.append((103, str(fit_reason(begin_string, 103, ord_rej_reason))))
     if exec_ref_id:
         body.append((19, exec_ref_id))
+    if restatement_reason is not None:
+        body.append((378, str(restatement_reason)))
     body.append((60, utc_timestamp(ts)))
     return raw_message(begin_string, "8", body)
 

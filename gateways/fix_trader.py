@@ -381,6 +381,7 @@ class TraderGateway(fix.Application):
             side=r.side.value, order_qty=r.order_qty, cum_qty=r.cum_qty, leaves_qty=r.leaves_qty,
             avg_px=r.avg_px, last_qty=r.last_qty, last_px=r.last_px, price=r.price, account=r.account or None,
             text=r.text, ord_rej_reason=r.ord_rej_reason, exec_ref_id=r.exec_ref_id, ord_type=r.ord_type, tif=r.tif,
+            restatement_reason=r.restatement_reason,
         )
 
 

@@ -6,14 +6,18 @@ operator can fix it without reading code.
 from __future__ import annotations
 
 import datetime as dt
+import datetime as dt
 import ipaddress
 import os
+import zoneinfo
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 import msgspec
 import numpy as np
 
+from oms.calendar import WEEKDAYS, Calendar, parse_hhmm
 from oms.engine import ReferenceData, VenuePolicy
 from oms.fixed import MAX_FX, MAX_QTY, FixedPointError, to_money, to_price
 from oms.model import Account, Instrument
@@ -130,6 +134,27 @@ class SimConfig(_Base):
     status_requests: bool = True  # False: OrderStatusRequest gets a BusinessMessageReject, as some venues do
 
 
+class CalendarConfig(_Base):
+    """The trading day, in local time of `time_zone`: it starts at `open` and ends at `close`
+    on the weekdays that are not holidays."""
+
+    time_zone: str = "UTC"  # an IANA name, e.g. "America/New_York"
+    open: str = "09:30"  # HH:MM
+    close: str = "16:00"
+    holidays: list[str] = []  # YYYY-MM-DD
+    weekdays: list[str] = msgspec.field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
+
+    def calendar(self, venues: list[VenueConfig]) -> Calendar:
+        return Calendar(self.time_zone, parse_hhmm(self.open), parse_hhmm(self.close), frozenset(self.holidays),
+                        frozenset(WEEKDAYS.index(d) for d in self.weekdays),
+                        {v.name: _hours(v.hours) for v in venues if v.hours})
+
+
+def _hours(text: str) -> tuple[int, int]:
+    start, _, end = text.partition("-")
+    return parse_hhmm(start), parse_hhmm(end)
+
+
 class VenueConfig(_Base):
     name: str
     host: str = "127.0.0.1"
@@ -144,6 +169,7 @@ class VenueConfig(_Base):
     ack_timeout_s: float = 5.0  # no answer to an order, cancel, replace or status request: in doubt
     on_timeout: Literal["status", "cancel"] = "status"  # "cancel": also cancel an order left in doubt
     unknown_child: Literal["resend", "reject"] = "resend"  # a child the venue never received
+    hours: str = ""  # "HH:MM-HH:MM" in the calendar's time zone where the venue's differ: routed around outside
     sim: SimConfig = SimConfig()
 
     @property
@@ -220,6 +246,7 @@ class Config(_Base):
     accounts: list[AccountConfig] = []
     risk: RiskConfig = RiskConfig()
     fx: dict[str, str] = {}  # value of one unit of each currency in USD, e.g. EUR = "1.08"
+    calendar: CalendarConfig | None = None  # none: the day starts and ends by operator command only
     reports: ReportsConfig = ReportsConfig()
 
     def run_path(self, base: Path) -> Path:
@@ -247,6 +274,7 @@ class Config(_Base):
             ref_prices={i.symbol: to_price(i.ref_price) for i in self.instruments},
             venue_policies={v.name: VenuePolicy(int(v.ack_timeout_s * 1e9), v.on_timeout, v.unknown_child)
                             for v in self.venues},
+            calendar=self.calendar.calendar(self.venues) if self.calendar else None,
         )
 
 
@@ -354,6 +382,10 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
             fail(f"venues[{n}].sim.reject_rate", "must be between 0 and 1")
         if v.sim.depth < 0 or v.sim.level_qty < 1 or v.sim.tick_ms < 1 or v.sim.level_ticks < 1:
             fail(f"venues[{n}].sim", "depth >= 0, level_qty >= 1, level_ticks >= 1 and tick_ms >= 1 are required")
+    if cfg.calendar is not None:
+        _check_calendar(cfg.calendar, cfg.venues, fail)
+    elif any(v.hours for v in cfg.venues):
+        fail("calendar", "venue hours need a [calendar] (their time zone)")
     venues = [v.name for v in cfg.venues]
     if len(set(venues)) != len(venues):
         fail("venues", "duplicate venue name")
@@ -426,6 +458,36 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
             fail(f"nats.users[{n}]", "give user and password, or nkey (a public key), not both")
         if u.nkey and not u.nkey.startswith("U"):
             fail(f"nats.users[{n}].nkey", "a user's public nkey starts with U")
+
+
+def _check_calendar(cal: CalendarConfig, venues: list[VenueConfig], fail: Callable[[str, str], None]) -> None:
+    try:
+        zoneinfo.ZoneInfo(cal.time_zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        fail("calendar.time_zone", f"unknown time zone {cal.time_zone!r}")
+    for key, text in (("open", cal.open), ("close", cal.close)):
+        try:
+            parse_hhmm(text)
+        except ValueError as exc:
+            fail(f"calendar.{key}", str(exc))
+    if parse_hhmm(cal.open) >= parse_hhmm(cal.close):
+        fail("calendar.close", f"the day must close ({cal.close}) after it opens ({cal.open})")
+    for n, day in enumerate(cal.holidays):
+        try:
+            dt.date.fromisoformat(day)
+        except ValueError:
+            fail(f"calendar.holidays[{n}]", f"{day!r} is not a date YYYY-MM-DD")
+    bad = [d for d in cal.weekdays if d not in WEEKDAYS]
+    if bad or not cal.weekdays:
+        fail("calendar.weekdays", f"{bad[0]!r} is not one of {', '.join(WEEKDAYS)}" if bad else "no trading weekday")
+    for n, v in enumerate(venues):
+        if v.hours:
+            try:
+                start, end = _hours(v.hours)
+            except ValueError as exc:
+                fail(f"venues[{n}].hours", f"{exc} (hours are HH:MM-HH:MM)")
+            if start >= end:
+                fail(f"venues[{n}].hours", f"{v.name} must close after it opens")
 
 
 def load(path: str | os.PathLike) -> Config:

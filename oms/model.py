@@ -46,10 +46,25 @@ class OrdStatus(FixCode):
     DONE_FOR_DAY = "3"
     CANCELED = "4"
     PENDING_CANCEL = "6"
+    STOPPED = "7"  # a venue guarantees the price of what is left (L.1.a)
     REJECTED = "8"
     PENDING_NEW = "A"
     EXPIRED = "C"
     PENDING_REPLACE = "E"
+
+
+class RestatementReason(enum.IntEnum):
+    """ExecRestatementReason (378) of a Restated or unsolicited report."""
+
+    GT_RENEWAL = 1  # a GT order carried into a new day (H.1.a)
+    VERBAL_CHANGE = 2
+    REPRICING = 3
+    BROKER_OPTION = 4
+    PARTIAL_DECLINE = 5  # the venue reduced the quantity (E.1.d)
+    CANCEL_ON_TRADING_HALT = 6  # K.1.b
+    CANCEL_ON_SYSTEM_FAILURE = 7
+    MARKET_OPTION = 8
+    CORPORATE_ACTION = 10  # a split restates quantities and prices (H.1.b)
 
 
 class ExecType(FixCode):
@@ -58,6 +73,7 @@ class ExecType(FixCode):
     CANCELED = "4"
     REPLACED = "5"
     PENDING_CANCEL = "6"
+    STOPPED = "7"
     REJECTED = "8"
     PENDING_NEW = "A"
     EXPIRED = "C"
@@ -143,6 +159,8 @@ class VenueExecReport(msgspec.Struct, tag=True, frozen=True, gc=False):
     avg_px: int | None = None
     ord_status: OrdStatus | None = None
     poss_dup: bool = False  # resent by the venue's session (PossDupFlag): may have been applied already
+    price: int | None = None  # the venue's Price (44), read on Restated
+    restatement_reason: int | None = None  # ExecRestatementReason (378)
 
 
 class VenueCancelReject(msgspec.Struct, tag=True, frozen=True, gc=False):
@@ -197,9 +215,28 @@ class VenueStatus(msgspec.Struct, tag=True, frozen=True, gc=False):
 
 
 class Timer(msgspec.Struct, tag=True, frozen=True, gc=False):
-    """Clock tick: expires GTD orders; with end_of_day, day orders are done for day."""
+    """Clock tick: expires GTD orders, starts and ends the trading day by the calendar;
+    with end_of_day, ends the day now (as EndOfDay does)."""
 
     end_of_day: bool = False
+
+
+class StartOfDay(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """An operator starts the trading day now (authorised users only): daily counters reset,
+    GT orders restated and carried. `date` (YYYY-MM-DD): the trading date; "" for the
+    calendar's date of now, or the day after the last one when that is not later."""
+
+    user: str
+    date: str = ""
+    reason: str = ""
+
+
+class EndOfDay(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """An operator ends the trading day now: DAY orders done for day, GTD orders of the day
+    expired, GTC orders carried."""
+
+    user: str
+    reason: str = ""
 
 
 class SetLimit(msgspec.Struct, tag=True, frozen=True, gc=False):
@@ -305,6 +342,8 @@ Command = (
     | Allocate
     | CancelAllocation
     | VenueNotice
+    | StartOfDay
+    | EndOfDay
 )
 
 
@@ -353,6 +392,7 @@ class ExecutionReport(msgspec.Struct, tag=True, frozen=True, gc=False):
     pending_cl_ord_id: str | None = None
     pending_qty: int | None = None
     pending_price: int | None = None
+    restatement_reason: int | None = None  # ExecRestatementReason (378) of a Restated report
 
 
 class OrderRejected(msgspec.Struct, tag=True, frozen=True, gc=False):
@@ -501,6 +541,24 @@ class BestPrice(msgspec.Struct, tag=True, frozen=True, gc=False):
     ask: int | None
 
 
+class DayStarted(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """The trading day `date` began: daily counters start again from zero and each
+    account's daily P&L from its positions at `marks` (symbol, price: what priced them then)."""
+
+    ts: int
+    date: str
+    user: str = ""  # the operator who forced it; "": the calendar
+    marks: tuple[tuple[str, int], ...] = ()
+
+
+class DayEnded(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """The trading day `date` ended: what follows it (DoneForDay, Expired) is its close."""
+
+    ts: int
+    date: str
+    user: str = ""
+
+
 class AllocationShare(msgspec.Struct, frozen=True, gc=False):
     account: str
     qty: int
@@ -561,11 +619,13 @@ Event = (
     | AllocationRejected
     | AllocationCanceled
     | BestPrice
+    | DayStarted
+    | DayEnded
 )
 
 # version of the journaled events; a journal records the highest that wrote to it, and code
-# reading it refuses a newer one (2: BestPrice)
-SCHEMA = 2
+# reading it refuses a newer one (2: BestPrice; 3: DayStarted, DayEnded, restatements, Stopped)
+SCHEMA = 3
 
 COMMAND_DECODER = msgspec.msgpack.Decoder(Command)
 EVENT_ENCODER = msgspec.msgpack.Encoder()

@@ -49,6 +49,7 @@ class TraderReport(msgspec.Struct, frozen=True):
     text: str = ""
     ord_type: str | None = None  # a reject echoes the order's OrdType (40) and TimeInForce (59)
     tif: str | None = None
+    restatement_reason: int | None = None  # ExecRestatementReason (378)
 
 
 def trader_report(ev: Event) -> TraderReport | None:
@@ -75,6 +76,7 @@ def trader_report(ev: Event) -> TraderReport | None:
             exec_ref_id=ev.exec_ref_id,
             ord_rej_reason=ev.reject_reason,
             text=ev.text,
+            restatement_reason=ev.restatement_reason,
         )
     if type(ev) is OrderAccepted:
         o = ev.order

@@ -33,6 +33,8 @@ from oms.model import (
     ComplianceAlert,
     ChildStatusRequested,
     ChildInDoubt,
+    DayEnded,
+    DayStarted,
     OrdType,
     Side,
     TimeInForce,
@@ -108,6 +110,8 @@ class OmsState:
         # children waiting for their venue's answer (to an order, cancel, replace or status
         # request) -> since when, oldest first: what the timer looks at for timeouts
         self.awaiting: dict[str, int] = {}
+        self.day = ""  # the trading date (YYYY-MM-DD) of the last start of day; "" before the first
+        self.day_open = False  # between a start and an end of day
         self.last_ts = 0
         self.events_applied = 0
         # called with each event of their type after it is applied (compliance state)
@@ -265,6 +269,12 @@ class OmsState:
         qty, value = self.allocated[b.order_id]
         self.allocated[b.order_id] = (qty - b.qty, value - b.value)
 
+    def _day_started(self, ev: DayStarted) -> None:
+        self.day, self.day_open = ev.date, True
+
+    def _day_ended(self, ev: DayEnded) -> None:
+        self.day_open = False
+
     def _no_change(self, ev: Event) -> None:
         pass
 
@@ -279,8 +289,9 @@ class OmsState:
 
     def state_hash(self) -> str:
         """SHA-256 over all derived state in a canonical order: orders, children, their
-        ClOrdID indexes, the crossing book in time priority, allocations and what the
-        observers derived (compliance). Equal hash, equal state."""
+        ClOrdID indexes, the crossing book in time priority, the children awaiting an answer,
+        the trading day, allocations and what the observers derived (compliance). Equal
+        hash, equal state."""
         h = hashlib.sha256()
         enc = msgspec.msgpack.Encoder(order="sorted")
         for oid in sorted(self.orders):
@@ -291,6 +302,7 @@ class OmsState:
         h.update(enc.encode(sorted(self.child_by_cl_ord_id.items())))
         h.update(enc.encode([(symbol, list(queue)) for symbol, queue in sorted(self.internal.items())]))
         h.update(enc.encode(list(self.awaiting.items())))
+        h.update(enc.encode((self.day, self.day_open)))
         for aid in sorted(self.allocations):
             h.update(enc.encode((self.allocations[aid], aid in self.canceled_allocations)))
         for digest in self._digests:
@@ -316,4 +328,6 @@ _APPLY = {
     AllocationRejected: OmsState._no_change,
     AllocationCanceled: OmsState._allocation_canceled,
     BestPrice: OmsState._no_change,
+    DayStarted: OmsState._day_started,
+    DayEnded: OmsState._day_ended,
 }

@@ -32,6 +32,8 @@ class Trigger(enum.Enum):
     UNSOLICITED_CANCEL = "unsolicited_cancel"  # IOC/FOK remainder, venue or OMS action
     DONE_FOR_DAY = "done_for_day"
     EXPIRE = "expire"
+    RESTATE = "restate"  # quantities or price restated: by the venue (E.1.c/d), a GT renewal (H.1.a), a split
+    STOP = "stop"  # the venue guarantees the price of what is left (L.1.a)
 
 
 class _Working:
@@ -41,6 +43,16 @@ class _Working:
 
 WORKING = _Working()
 
+
+class _Stopped:
+    """Stopped until the guaranteed quantity is all filled, then Filled (Filled ranks above Stopped)."""
+
+    def __repr__(self) -> str:
+        return "STOPPED_OR_FILLED"
+
+
+STOPPED_OR_FILLED = _Stopped()
+
 T = Trigger
 _LIVE_COMMON = {
     T.FILL: WORKING,
@@ -49,9 +61,11 @@ _LIVE_COMMON = {
     T.UNSOLICITED_CANCEL: S.CANCELED,  # E.1.b; I.1.b IOC remainder killed
     T.DONE_FOR_DAY: S.DONE_FOR_DAY,  # A.1.b
     T.EXPIRE: S.EXPIRED,
+    T.RESTATE: WORKING,  # E.1.c/d: a reduction to CumQty leaves it Filled
+    T.STOP: S.STOPPED,  # L.1.a
 }
 
-TABLE: dict[tuple[OrdStatus, Trigger], OrdStatus | _Working] = {
+TABLE: dict[tuple[OrdStatus, Trigger], OrdStatus | _Working | _Stopped] = {
     # --- PendingNew: routed, not yet acknowledged
     (S.PENDING_NEW, T.ACK): WORKING,
     (S.PENDING_NEW, T.FILL): WORKING,  # venues: the first report may be a fill (S2 A.1.c/d)
@@ -60,6 +74,8 @@ TABLE: dict[tuple[OrdStatus, Trigger], OrdStatus | _Working] = {
     (S.PENDING_NEW, T.UNSOLICITED_CANCEL): S.CANCELED,  # venues: IOC/FOK killed without ack (S2 I.1)
     (S.PENDING_NEW, T.EXPIRE): S.EXPIRED,
     (S.PENDING_NEW, T.DONE_FOR_DAY): S.DONE_FOR_DAY,  # never acknowledged by the end of the day
+    (S.PENDING_NEW, T.RESTATE): WORKING,  # venues restate before acknowledging; a held order's GT renewal
+    (S.PENDING_NEW, T.STOP): S.STOPPED,  # venues: the first report may be Stopped
     # --- New
     **{(S.NEW, t): s for t, s in _LIVE_COMMON.items()},
     (S.NEW, T.ACK): WORKING,  # venues repeat acknowledgements (e.g. after a reconnect): idempotent
@@ -81,6 +97,8 @@ TABLE: dict[tuple[OrdStatus, Trigger], OrdStatus | _Working] = {
     (S.PENDING_CANCEL, T.REJECT): S.REJECTED,  # the venue refused the order before acking it
     (S.PENDING_CANCEL, T.DONE_FOR_DAY): S.DONE_FOR_DAY,
     (S.PENDING_CANCEL, T.EXPIRE): S.EXPIRED,
+    (S.PENDING_CANCEL, T.RESTATE): S.PENDING_CANCEL,  # PendingCancel ranks above every other status
+    (S.PENDING_CANCEL, T.STOP): S.PENDING_CANCEL,
     # --- PendingReplace
     (S.PENDING_REPLACE, T.ACK): S.PENDING_REPLACE,
     (S.PENDING_REPLACE, T.FILL): S.PENDING_REPLACE,  # C.1.b row 6: old quantities kept
@@ -90,6 +108,18 @@ TABLE: dict[tuple[OrdStatus, Trigger], OrdStatus | _Working] = {
     (S.PENDING_REPLACE, T.UNSOLICITED_CANCEL): S.CANCELED,
     (S.PENDING_REPLACE, T.DONE_FOR_DAY): S.DONE_FOR_DAY,
     (S.PENDING_REPLACE, T.EXPIRE): S.EXPIRED,
+    (S.PENDING_REPLACE, T.RESTATE): S.PENDING_REPLACE,
+    (S.PENDING_REPLACE, T.STOP): S.PENDING_REPLACE,
+    # --- Stopped (L.1.a): fills of the guarantee report Stopped until all is filled
+    (S.STOPPED, T.ACK): S.STOPPED,
+    (S.STOPPED, T.STOP): S.STOPPED,
+    (S.STOPPED, T.FILL): STOPPED_OR_FILLED,
+    (S.STOPPED, T.BUST): S.STOPPED,
+    (S.STOPPED, T.RESTATE): S.STOPPED,
+    (S.STOPPED, T.CANCEL_REQUEST): S.PENDING_CANCEL,
+    (S.STOPPED, T.UNSOLICITED_CANCEL): S.CANCELED,
+    (S.STOPPED, T.DONE_FOR_DAY): S.DONE_FOR_DAY,
+    (S.STOPPED, T.EXPIRE): S.EXPIRED,
     # --- Canceled, Expired, DoneForDay: late fills and busts still count (J.1.b, J.1.d)
     (S.CANCELED, T.FILL): S.CANCELED,  # J.1.b row 8
     (S.CANCELED, T.BUST): S.CANCELED,  # J.1.b row 7
@@ -131,6 +161,8 @@ def next_status(status: OrdStatus, trigger: Trigger, acked: bool, order_qty: int
         raise IllegalTransition(status, trigger)
     if target is WORKING:
         return working_status(acked, order_qty, cum_qty)
+    if target is STOPPED_OR_FILLED:
+        return S.FILLED if cum_qty >= order_qty else S.STOPPED
     return target  # type: ignore[return-value]
 
 

@@ -23,14 +23,14 @@ import numpy as np
 
 from oms.fixed import MAX_NOTIONAL, MAX_QTY, FixedPointError, to_money, to_price, to_qty
 from oms.model import (
-    AllocationBooked, AllocationCanceled, AllocationShare, ComplianceAlert, ExecType, ExecutionReport, NewOrder, OrderAccepted, OrderRejected, CancelRejected, OrdType, ReenableExecutions,
+    AllocationBooked, AllocationCanceled, AllocationShare, ComplianceAlert, DayStarted, ExecType, ExecutionReport, NewOrder, OrderAccepted, OrderRejected, CancelRejected, OrdType, ReenableExecutions,
     RiskChanged, SetKillSwitch, SetLimit, SetOverride, Side,
 )
 from risk.config import LimitRule, PostTradeRule, RiskConfig
 from oms.saturating import clamp
 from risk.controls import KERNEL_CONTROLS, MONEY_CONTROLS, UNLIMITED, Control, describe, money_str
 from risk.kernel import (
-    B_BUYS, B_CASH, B_POS, B_SELLS, I_ADV, I_REF, check_one, check_orders, new_arena, order_moved, views,
+    A_EXEC, B_BUYS, B_CASH, B_POS, B_SELLS, I_ADV, I_REF, check_one, check_orders, new_arena, order_moved, views,
 )
 from risk.posttrade import RULES, Rule, evaluate, mark_prices
 
@@ -151,7 +151,8 @@ class Compliance:
                            "cancel": cfg.throttle_cancel_per_s}
         self.handlers = {ExecutionReport: self._report, OrderAccepted: self._accepted, OrderRejected: self._rejected,
                          CancelRejected: self._cancel_rejected, RiskChanged: self._changed, ComplianceAlert: self._alerted,
-                         AllocationBooked: self._allocated, AllocationCanceled: self._allocation_canceled}
+                         AllocationBooked: self._allocated, AllocationCanceled: self._allocation_canceled,
+                         DayStarted: self._day_started}
         self.allocated_qty: dict[str, int] = {}  # order_id -> shares allocated, to see a bust break it
         self._materialize(0)
 
@@ -575,6 +576,25 @@ class Compliance:
             self.exec_throttled.add(key)
             self.findings.append(("repeated_execution", "hard", f"repeated-execution throttle on for {ev.symbol} side "
                                   f"{ev.side.value}: new orders refused until re-enabled", ev.account, ev.symbol))
+
+    def _day_started(self, ev: DayStarted) -> None:
+        """A new trading day: executed notional, daily P&L, order-to-trade, throttles, duplicate
+        and repeated-execution windows count from zero. Positions are carried: each account's
+        cash restarts at minus its positions' value at the day's marks, so its daily P&L is
+        what moves from there. A repeated-execution throttle stays on until re-enabled."""
+        self.acct[A_EXEC] = 0
+        marks = {self.symbols[s]: px for s, px in ev.marks if s in self.symbols}
+        pos = self.book[B_POS]
+        self.cash[:] = 0
+        for a, i in np.argwhere(pos != 0).tolist():
+            self.cash[a, i] = clamp(-int(pos[a, i]) * marks.get(i, 0))
+        self.windows.clear()
+        self.recent.clear()
+        self.orders_sent.clear()
+        self.executions.clear()
+        self.exec_windows.clear()
+        self.anchors.clear()
+        self.wash_last.clear()
 
     def _changed(self, ev: RiskChanged) -> None:
         ch = ev.change

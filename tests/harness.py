@@ -52,9 +52,9 @@ def px(text: str) -> int:
 
 
 class Desk:
-    def __init__(self, risk: RiskConfig | None = None) -> None:
+    def __init__(self, risk: RiskConfig | None = None, ref: ReferenceData = REF) -> None:
         self.now = 1_700_000_000_000_000_000
-        self.engine = Engine(REF, clock=lambda: self.now, ids=SequentialIds(), risk=risk)
+        self.engine = Engine(ref, clock=lambda: self.now, ids=SequentialIds(), risk=risk)
         self.reports: list[TraderReport] = []
         self.events: list[Event] = []
         self._venue_ids = itertools.count(1)
@@ -73,6 +73,12 @@ class Desk:
         for ev in self.events if events is None else events:
             fresh.state.apply(ev)
         return fresh
+
+    def run_events(self, cmd: Command) -> list[Event]:
+        """The command's events (its trader reports are kept as `run` keeps them)."""
+        before = len(self.events)
+        self.run(cmd)
+        return self.events[before:]
 
     def run(self, cmd: Command) -> list[TraderReport]:
         events = self.engine.handle(cmd)

@@ -1,4 +1,4 @@
-"""The engine builds its hottest events positionally (oms.engine: _er, _child_update);
+"""The engine builds its hottest events positionally (oms.engine.core: _er, _child_update);
 this holds the field order it relies on, so a reordered Struct fails here, not in a trade."""
 from oms.model import ChildUpdated, ExecutionReport, OrdStatus, OrdType, Side, TimeInForce
 
@@ -7,7 +7,7 @@ def test_execution_report_field_order():
     assert ExecutionReport.__struct_fields__ == (
         "ts", "order_id", "exec_id", "exec_type", "ord_status", "session", "account", "symbol", "side", "cl_ord_id",
         "orig_cl_ord_id", "order_qty", "cum_qty", "leaves_qty", "cum_value", "last_qty", "last_px", "price",
-        "exec_ref_id", "reject_reason", "text", "pending_cl_ord_id", "pending_qty", "pending_price",
+        "exec_ref_id", "reject_reason", "text", "pending_cl_ord_id", "pending_qty", "pending_price", "restatement_reason",
     )
 
 

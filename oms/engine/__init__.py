@@ -12,7 +12,7 @@ One class, its handlers grouped by concern in the modules of this package:
 | recovery.py | venues down and up, reconciliation, children in doubt, timeouts |
 | allocations.py | block allocation and its cancel |
 | risk_admin.py | limits, kill switches, overrides, the post-trade sweep |
-| day.py | the timer, expiry and the end of the day |
+| day.py | the trading day (start and end, GT orders carried), the timer, expiry |
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from oms.model import (
     Anomaly,
     CancelAllocation,
     CancelRequest,
+    EndOfDay,
     EvaluatePostTrade,
     Event,
     MarketData,
@@ -43,6 +44,7 @@ from oms.model import (
     SetKillSwitch,
     SetLimit,
     SetOverride,
+    StartOfDay,
     StatusRequest,
     Timer,
     VenueCancelReject,
@@ -105,4 +107,6 @@ class Engine(TraderCommands, Amendments, VenueReports, Routing, Recovery, Alloca
             Allocate: self._allocate,
             CancelAllocation: self._cancel_allocation,
             VenueNotice: self._venue_notice,
+            StartOfDay: self._day_command,
+            EndOfDay: self._day_command,
         }

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from oms.calendar import Calendar
 from oms.model import (
     Account,
     Allocate,
@@ -34,6 +35,7 @@ from oms.model import (
     OrdStatus,
     OrdType,
     ReplaceRequest,
+    TimeInForce,
 )
 from oms.reasons import Reason
 from oms.state import ChildOrder, OmsState, ParentOrder
@@ -46,6 +48,7 @@ log = logging.getLogger("oms.engine")
 S = OrdStatus
 T = Trigger
 PRICED = frozenset({OrdType.LIMIT, OrdType.STOP_LIMIT})
+GT = frozenset({TimeInForce.GTC, TimeInForce.GTD})  # orders that live past today
 KEEP: Any = object()  # an `_er`/`_child_update` argument left as the order has it
 
 
@@ -62,6 +65,7 @@ class ReferenceData(msgspec.Struct, frozen=True):
     reroute_on_reject: bool = True  # a venue reject of a policy-routed child tries the venues not yet tried
     internal_cross: bool = False  # BEST/SWEEP orders cross resting CROSS orders first; CROSS is accepted
     venue_policies: dict[str, VenuePolicy] = {}  # by venue; a venue not named gets the defaults
+    calendar: Calendar | None = None  # None: the day starts and ends by operator command only
 
 
 class VenuePolicy(msgspec.Struct, frozen=True):
@@ -224,6 +228,7 @@ class Core:
         reject_reason: int | None = None,
         text: str = "",
         pending: tuple[str | None, int | None, int | None] | None = KEEP,
+        restatement_reason: int | None = None,
     ) -> None:
         """Emit one ExecutionReport for parent `o`; unspecified fields keep the order's values."""
         qty = o.order_qty if order_qty is None else order_qty
@@ -237,7 +242,7 @@ class Core:
             self._now, o.order_id, exec_id or self.ids(), exec_type, status, o.session, o.account, o.symbol, o.side,
             cl_ord_id or o.cl_ord_id, o.orig_cl_ord_id if orig_cl_ord_id is KEEP else orig_cl_ord_id, qty, cum,
             leaves_qty(status, qty, cum), o.cum_value if cum_value is None else cum_value, last_qty, last_px,
-            o.price if price is KEEP else price, exec_ref_id, reject_reason, text, *pending,
+            o.price if price is KEEP else price, exec_ref_id, reject_reason, text, *pending, restatement_reason,
         ))
 
     def _child_update(

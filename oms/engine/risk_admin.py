@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from oms.model import (
     ComplianceAlert,
+    EndOfDay,
     EvaluatePostTrade,
     ReenableExecutions,
     RiskChanged,
     SetKillSwitch,
     SetLimit,
     SetOverride,
+    StartOfDay,
 )
 from oms.reasons import Reason
 from oms.states import allowed
@@ -29,11 +31,18 @@ class RiskAdministration(Core):
                 return Reason[f"RISK_{verdict.control.name}"], verdict.text
         return None
 
+    def _authorised(self, c: SetLimit | SetKillSwitch | SetOverride | ReenableExecutions | StartOfDay | EndOfDay
+                    ) -> bool:
+        """Operator commands come from the users in risk.admins only; a refusal is an alert."""
+        if c.user in self.risk_cfg.admins:
+            return True
+        self._emit(ComplianceAlert(ts=self._now, control="authorisation", level="hard",
+                                   text=f"{type(c).__name__} refused: user {c.user!r} is not authorised"))
+        return False
+
     def _risk_change(self, c: SetLimit | SetKillSwitch | SetOverride | ReenableExecutions) -> None:
         """Authorised users change limits, kill switches, overrides; each change is journaled."""
-        if c.user not in self.risk_cfg.admins:
-            self._emit(ComplianceAlert(ts=self._now, control="authorisation", level="hard",
-                                       text=f"{type(c).__name__} refused: user {c.user!r} is not authorised"))
+        if not self._authorised(c):
             return
         why = self.compliance.validate_change(c)
         if why is not None:

@@ -17,8 +17,12 @@ class Routing(Core):
         if o.venue == CROSS:
             self._venue_ack(self._send_child(o, INTERNAL, qty), o)
             return
-        legs = plan(o.venue, o.side, qty, o.price, self.quotes.get(o.symbol, {}), self.ref.venues,
-                    self.venues_down | avoid if avoid else self.venues_down, self.ref.default_venue)
+        down = self.venues_down | avoid if avoid else self.venues_down
+        cal = self.ref.calendar
+        if cal is not None and cal.venue_hours:  # a venue outside its hours is avoided like one that is down
+            down = down | {v for v in cal.venue_hours if cal.venue_closed(v, self._now)}
+        legs = plan(o.venue, o.side, qty, o.price, self.quotes.get(o.symbol, {}), self.ref.venues, down,
+                    self.ref.default_venue)
         for venue, leg in legs:
             self._send_child(o, venue, leg)
 

@@ -8,7 +8,7 @@ from oms.reasons import Reason
 from oms.router import INTERNAL
 from oms.state import ChildOrder, ParentOrder
 from oms.states import PENDING, TERMINAL, Trigger, allowed, leaves_qty, next_status
-from oms.engine.core import Core, S, T
+from oms.engine.core import GT, Core, S, T
 
 _FILLS = frozenset({ExecType.TRADE, ExecType.TRADE_CANCEL, ExecType.TRADE_CORRECT})
 
@@ -198,5 +198,9 @@ class VenueReports(Core):
     def _venue_done(self, ch: ChildOrder, o: ParentOrder, trigger: Trigger, et: ExecType) -> None:
         child_status = next_status(ch.status, trigger, ch.acked, ch.qty, ch.cum_qty)
         self._child_update(ch, child_status)
+        if o.tif in GT and o.status is not S.PENDING_REPLACE:
+            if o.status is S.PENDING_CANCEL:
+                self._after_child_done(o, "")
+            return  # carried: its leaves go out again at the next start of day
         if not self._working_children(o) and allowed(o.status, trigger):
             self._er(o, et, next_status(o.status, trigger, o.acked, o.order_qty, o.cum_qty), pending=None)
