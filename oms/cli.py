@@ -11,7 +11,9 @@ from pathlib import Path
 
 import msgspec
 
-from oms.config import DEFAULT_CONFIG, ConfigError, load
+from oms.config import DEFAULT_CONFIG, Config, ConfigError, load
+from oms.journal import Journal
+from oms.snapshot import Snapshots, directory, latest
 
 log = logging.getLogger("oms")
 
@@ -31,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-venues", action="store_true", help="do not start the simulated venues of the config")
     run.add_argument("--no-nats", action="store_true", help="no NATS: neither the embedded server nor the streams")
     run.add_argument("--no-api", action="store_true", help="do not serve the allocation API")
+    run.add_argument("--single-process", action="store_true",
+                     help="run the FIX sessions and the simulated venues in this process too, instead of processes "
+                          "of their own (debugging, profiling one interpreter)")
 
     tail = sub.add_parser("tail", help="print a live NATS stream in readable form", description=(
         "Subscribe to SUBJECT (wildcards allowed, e.g. 'oms.compliance.>') on the config's NATS and print each "
@@ -54,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
                           "(default: %(default)s)")
     rep.add_argument("--until", type=int, default=0, metavar="SEQ",
                      help="stop after journal record SEQ (inspect the state just before a record that fails)")
+    rep.add_argument("--verify-snapshot", action="store_true",
+                     help="also start from the latest snapshot and replay what follows it: the state hash must be "
+                          "the full replay's, and the snapshot's own that of the replay up to its record (exit 1 "
+                          "otherwise)")
+    snap = sub.add_parser("snapshot", help="write a snapshot of a journal's state now", description=(
+        "Rebuild the state of a journal (from its latest snapshot) and write a snapshot of it beside the journal "
+        "(<journal>.snapshots/), so the next start-up replays only what follows. Not while the OMS runs on it."))
+    snap.add_argument("journal", type=Path, help="journal file (SQLite)")
+    snap.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="the config the journal was written under")
     report = sub.add_parser("report", help="reports from the journal: blotter, allocations, P&L, compliance, TCA",
                             description=(
         "Write reports of one trading date (UTC) or a range from the journal (the config's, or --journal; "
@@ -135,6 +149,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.no_api:
         cfg = msgspec.structs.replace(cfg, api=msgspec.structs.replace(cfg.api, enabled=False))
     system = System(cfg, Path.cwd(), venues=not args.no_venues, serve_metrics=not args.no_metrics,
+                    processes=not args.single_process and not args.stdio,
                     fix=not args.stdio, streams=not args.no_nats)
     try:
         system.start()
@@ -165,7 +180,7 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from oms.journal import Journal, JournalError
+    from oms.journal import JournalError
     from oms.runtime import ReplayError, rebuild
 
     if not args.journal.is_file():
@@ -184,6 +199,7 @@ def _replay(args: argparse.Namespace) -> int:
                   f"oms replay: the state before it: oms replay {args.journal} --until {exc.seq - 1}", file=sys.stderr)
             return 3
         seq = min(journal.last_seq, args.until) if args.until else journal.last_seq
+        verified = _verify_snapshot(load(args.config), journal, state.state_hash()) if args.verify_snapshot else True
     by_status = collections.Counter(o.status.name for o in state.orders.values())
     fills = sum(len(o.fills) for o in state.orders.values())
     print(f"journal      {args.journal}")
@@ -196,6 +212,37 @@ def _replay(args: argparse.Namespace) -> int:
     print(f"fills        {fills}")
     print(f"allocations  {len(state.allocations)} ({sum(a.qty for a in state.allocations.values())} shares)")
     print(f"state hash   {state.state_hash()}")
+    return 0 if verified else 1
+
+
+def _verify_snapshot(cfg: Config, journal: Journal, full_hash: str) -> bool:
+    """The latest snapshot against full replays: at its record, and with the records after it."""
+    from oms.runtime import rebuild
+
+    found = latest(directory(journal.path), journal, Snapshots(journal, cfg).fp)
+    if found is None:
+        print(f"snapshot     none usable in {directory(journal.path)}")
+        return False
+    header, _ = found
+    at_record = rebuild(cfg, journal, until=header.seq).state.state_hash()
+    resumed = rebuild(cfg, journal, snapshots=True).state.state_hash()
+    same = at_record == header.state_hash and resumed == full_hash
+    print(f"snapshot     record {header.seq}, {header.orders} orders: its hash {header.state_hash} "
+          f"{'equals' if at_record == header.state_hash else 'DIFFERS FROM'} the full replay's up to it")
+    print(f"resumed      {resumed} (snapshot + journal after it): {'equals' if resumed == full_hash else 'DIFFERS FROM'}"
+          f" the full replay's")
+    return same
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    from oms.runtime import rebuild
+
+    cfg = load(args.config)
+    with Journal(args.journal) as journal:
+        engine = rebuild(cfg, journal, snapshots=True)
+        path = Snapshots(journal, cfg).take(engine)
+    print(f"snapshot     {path}: record {journal.last_seq}, {len(engine.state.orders)} orders, "
+          f"state hash {engine.state.state_hash()}")
     return 0
 
 
@@ -203,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        return {"run": _run, "replay": _replay, "sim-venue": _sim_venue, "tail": _tail,
+        return {"run": _run, "replay": _replay, "sim-venue": _sim_venue, "tail": _tail, "snapshot": _snapshot,
                 "report": _report}[args.command](args)
     except ConfigError as exc:
         print(f"oms: bad config: {exc}", file=sys.stderr)

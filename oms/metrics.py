@@ -5,6 +5,8 @@ in one process; `oms run` serves the registry at /metrics.
 """
 from __future__ import annotations
 
+import json
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from oms.model import AllocationRejected, Anomaly, CancelRejected, ComplianceAlert, Event, OrderRejected
@@ -61,6 +63,15 @@ class Metrics:
                                  "Logon yet", registry=r)
         self._cmd_children: dict[type, Counter] = {}
         self._event_children: dict[type, Counter] = {}
+        self.gateway_restarts = Counter("oms_fix_gateway_restarts", "Times the FIX gateway process died and was "
+                                        "restarted", registry=r)
+        # what the FIX gateway process counts, sent to the engine process that serves /metrics:
+        # sample name -> the metric here it lands in
+        self._gateway = {"oms_failed_logons_total": self.failed_logons,
+                         "oms_fix_connections_refused_total": self.fix_refused,
+                         "oms_fix_logon_timeouts_total": self.fix_logon_timeouts,
+                         "oms_fix_connections_pending": self.fix_pending}
+        self._absorbed: dict[str, float] = {}
 
     def count(self, cmd: object, events: list[Event], seconds: float) -> None:
         """Record one handled command; label children are cached off the hot path."""
@@ -82,6 +93,27 @@ class Metrics:
                 self.anomalies.labels(ev.kind).inc()  # type: ignore[union-attr]
             elif et is ComplianceAlert:
                 self.alerts.labels(ev.control, ev.level).inc()  # type: ignore[union-attr]
+
+    def gateway_counters(self) -> dict[str, float]:
+        """The FIX gateway process's figures as `sample name + labels (JSON)` -> value."""
+        return {json.dumps([smp.name, smp.labels]): smp.value for family in self.registry.collect()
+                for smp in family.samples if smp.name in self._gateway}
+
+    def absorb(self, counters: dict[str, float]) -> None:
+        """Take the gateway process's figures into this registry: counters by what they grew
+        since the last report (a restarted gateway counts from zero again), gauges as they are."""
+        for key, value in counters.items():
+            name, labels = json.loads(key)
+            metric = self._gateway.get(name)
+            if metric is None:
+                continue
+            child = metric.labels(**labels) if labels else metric
+            if isinstance(metric, Gauge):
+                child.set(value)
+                continue
+            last = self._absorbed.get(key, 0.0)
+            child.inc(value - last if value >= last else value)
+            self._absorbed[key] = value
 
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)

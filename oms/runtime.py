@@ -23,6 +23,7 @@ from oms.engine import Engine, SequentialIds
 from oms.journal import Journal
 from oms.metrics import Metrics
 from oms.model import EVENT_DECODER, EVENT_ENCODER, Command, Event, Timer
+from oms.snapshot import Snapshots
 from oms.state import OmsState
 
 log = logging.getLogger("oms.runtime")
@@ -62,11 +63,11 @@ class ReplayError(Exception):
         self.seq = seq
 
 
-def replay(journal: Journal, state: OmsState | None = None, until: int = 0) -> OmsState:
-    """Rebuild the state by applying every journaled event (up to seq `until`), in order."""
+def replay(journal: Journal, state: OmsState | None = None, until: int = 0, start: int = 1) -> OmsState:
+    """Rebuild the state by applying every journaled event from seq `start` (up to `until`), in order."""
     state = state if state is not None else OmsState()
     decode, apply = EVENT_DECODER.decode, state.apply
-    for seq, payload in journal.replay():
+    for seq, payload in journal.replay(start):
         if until and seq > until:
             break
         try:
@@ -77,11 +78,13 @@ def replay(journal: Journal, state: OmsState | None = None, until: int = 0) -> O
 
 
 def rebuild(cfg: Config, journal: Journal, ids: Callable[[], str] | None = None, until: int = 0,
-            clock: Callable[[], int] = time.time_ns) -> Engine:
+            clock: Callable[[], int] = time.time_ns, snapshots: bool = False) -> Engine:
     """An engine holding the state the journal gives (up to record `until`), its compliance
-    state included: replayed through the engine's state, whose observers rebuild it."""
+    state included: replayed through the engine's state, whose observers rebuild it. With
+    `snapshots`, from the latest usable snapshot and the records after it."""
     engine = Engine(cfg.reference_data(), clock=clock, ids=ids or SequentialIds(), risk=cfg.risk)
-    replay(journal, engine.state, until)
+    base = Snapshots(journal, cfg).restore(engine, until) if snapshots else 0
+    replay(journal, engine.state, until, base + 1)
     return engine
 
 
@@ -94,7 +97,7 @@ def open_engine(cfg: Config, base: Path, clock: Callable[[], int] = time.time_ns
     starts = int(journal.get_meta("starts") or 0) + 1
     # ids carry the start count, so ids stay unique across restarts of one journal
     try:
-        engine = rebuild(cfg, journal, SequentialIds(f"{starts}-"), clock=clock)
+        engine = rebuild(cfg, journal, SequentialIds(f"{starts}-"), clock=clock, snapshots=True)
     except ReplayError:
         journal.close()
         raise
@@ -102,8 +105,9 @@ def open_engine(cfg: Config, base: Path, clock: Callable[[], int] = time.time_ns
     journal.set_meta("starts", str(starts))
     journal.commit()
     log.info(
-        "journal %s: replayed %d events, %d orders in %.3f s; state hash %s",
-        path, state.events_applied, len(state.orders), time.perf_counter() - started, state.state_hash(),
+        "journal %s: %s, replayed %d records, %d orders in %.3f s; state hash %s", path,
+        f"from the snapshot at record {engine.base_seq}" if engine.base_seq else "no snapshot",
+        journal.last_seq - engine.base_seq, len(state.orders), time.perf_counter() - started, state.state_hash(),
     )
     return engine, journal
 
@@ -133,13 +137,21 @@ class Runtime:
         self.failed: BaseException | None = None
         self._uncommitted: list[tuple[Reply | None, list[Event]]] = []  # handled, not yet in the journal
         self._marks: dict[str, int] = {}  # source -> MsgSeqNum of its last command handled, not yet committed
+        # pipelined durability: batches are made durable, in order, on a thread of their own
+        # while the engine handles the next; at most two wait for it
+        self._durable_q: queue.SimpleQueue = queue.SimpleQueue()
+        self._in_flight = threading.BoundedSemaphore(2)
+        self._writer = threading.Thread(target=self._write_loop, name="oms-journal", daemon=True)
         engine.bind_history(self._history)
+        self.snapshots = Snapshots(journal, cfg)  # one at every end of day
+        self.listeners.append(self.snapshots.at_end_of_day(self.request))
 
     def _history(self) -> Iterator[Event]:
         """Every event applied so far, in order: the journal's, then the batch's not yet
         committed. What the engine rebuilds from when it undoes a failed command."""
+        self._flush()
         decode = EVENT_DECODER.decode
-        for _seq, payload in self.journal.replay():
+        for _seq, payload in self.journal.replay(self.engine.base_seq + 1):  # after the snapshot it started from
             yield decode(payload)
         for _reply, events in self._uncommitted:
             yield from events
@@ -151,6 +163,7 @@ class Runtime:
         self._q.put((cmd, reply, origin))
 
     def start(self) -> None:
+        self._writer.start()
         self._thread.start()
 
     def query(self, fn: Callable[[Engine], T], timeout: float = 5.0) -> T:
@@ -163,6 +176,11 @@ class Runtime:
         if q.error is not None:
             raise q.error
         return q.result
+
+    def request(self, fn: Callable[[Engine], Any]) -> None:
+        """fn(engine) on the engine's thread once what is queued before it is durable, not
+        waited for (a snapshot)."""
+        self._q.put((_Query(fn), None, None))
 
     def barrier(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted before is handled and committed."""
@@ -212,13 +230,23 @@ class Runtime:
 
     def _loop(self) -> None:
         try:
-            while (batch := self._take()) is not None:
+            while self.failed is None and (batch := self._take()) is not None:
                 self._process(batch)
-        except BaseException as exc:  # a journal failure: stop taking orders, loudly
+        except BaseException as exc:
             self.failed = exc
             log.critical("engine stopped: %s", exc, exc_info=True)
         finally:
+            self._durable_q.put(_STOP)
+            self._writer.join()
             self.journal.close()
+
+    def _flush(self) -> None:
+        """Wait until every batch handed to the journal thread is durable (or it failed)."""
+        done = threading.Event()
+        self._durable_q.put(done)
+        while not done.wait(0.5):
+            if not self._writer.is_alive():
+                return
 
     def _process(self, batch: list) -> None:
         handle, encode, m = self.engine.handle, EVENT_ENCODER.encode, self.metrics
@@ -245,22 +273,52 @@ class Runtime:
         if done:
             self._commit(records, done, len(batch))
         self._uncommitted = []
-        for q in queries:
-            q.run(self.engine)
+        if queries:
+            self._flush()  # a query reads what is durable
+            for q in queries:
+                q.run(self.engine)
 
     def _commit(self, records: list[bytes], done: list[tuple[Reply | None, list[Event]]], n: int) -> None:
+        """Hand the batch to the journal thread and go on with the next: the marks travel with
+        the records that make them true."""
+        marks = {}
+        if records:
+            marks, self._marks = self._marks, {}
+        self.metrics.batch_size.observe(n)
+        self.metrics.orders.set(len(self.engine.state.orders))
+        while not self._in_flight.acquire(timeout=0.5):
+            if self.failed is not None:
+                raise RuntimeError("the journal thread has failed") from self.failed
+        self._durable_q.put((records, marks, done))
+
+    def _write_loop(self) -> None:
+        """The journal thread: append, commit (fsync), and only then release the batch's
+        events to the traders, the venues and the streams, in batch order."""
+        while (item := self._durable_q.get()) is not _STOP:
+            if type(item) is threading.Event:
+                item.set()
+                continue
+            try:
+                self._durable(*item)
+            except BaseException as exc:  # a journal failure: stop taking orders, loudly
+                self.failed = exc
+                log.critical("journal failed, engine stopped: %s", exc, exc_info=True)
+                self._q.put(_STOP)
+                return
+            finally:
+                self._in_flight.release()
+
+    def _durable(self, records: list[bytes], marks: dict[str, int],
+                 done: list[tuple[Reply | None, list[Event]]]) -> None:
         t0 = time.perf_counter()
         if records:
             self.journal.append(records)
-            for source, seq in self._marks.items():  # in the same transaction as the events
+            for source, seq in marks.items():  # in the same transaction as the events
                 self.journal.set_meta(IN_MARK + source, str(seq))
-            self._marks.clear()
             self.journal.commit()
         m = self.metrics
         m.commit_latency.observe(time.perf_counter() - t0)
-        m.batch_size.observe(n)
         m.journal_records.set(self.journal.last_seq)
-        m.orders.set(len(self.engine.state.orders))
         for reply, events in done:  # durable from here on: acknowledge
             if reply is not None:
                 _safely(reply, events)

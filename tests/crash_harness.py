@@ -148,6 +148,8 @@ class CrashRig:
         self.venue: subprocess.Popen | None = None
         self.trader: Trader | None = None
         self.sent: dict[str, str] = {}  # ClOrdID -> side
+        self.venue_store = tmp / "venue" / "run" / "venue-XSIM-store"
+        self.venue_epochs: list[int] = []  # where each life of the venue starts in its store
         self._starts = 0
         self._stop_load = threading.Event()
 
@@ -162,6 +164,9 @@ class CrashRig:
         return proc
 
     def start_venue(self) -> None:
+        """The venue; a restarted one has lost its book (not its FIX store): what it acknowledges
+        from here on counts apart from what its earlier life did."""
+        self.venue_epochs.append(len(_store_messages(self.venue_store)))
         self.venue = self._spawn(["sim-venue"], self.tmp / "venue", "venue")
         _wait_port(self.venue_port, self.venue)
 
@@ -264,9 +269,10 @@ class CrashRig:
                              for ch in state.children.values() if ch.venue != INTERNAL)
         v.in_doubt = sum(1 for ch in state.children.values() if ch.doubt)
 
-        venue_msgs = _store_messages(self.tmp / "venue" / "run" / "venue-XSIM-store")
-        news = Counter(m.get(11) for m in venue_msgs if m.get(35) == "8" and m.get(150) == "0")
-        v.children_sent_twice = sorted(cl for cl, k in news.items() if k > 1)
+        venue_msgs = _store_messages(self.venue_store)
+        for start, end in zip(self.venue_epochs, [*self.venue_epochs[1:], len(venue_msgs)]):
+            news = Counter(m.get(11) for m in venue_msgs[start:end] if m.get(35) == "8" and m.get(150) == "0")
+            v.children_sent_twice += sorted(cl for cl, k in news.items() if k > 1)
         v.children_sent_twice += sorted(m.get(11, "") for m in venue_msgs if m.get(35) == "8" and m.get(150) == "8"
                                         and "duplicate" in m.get(58, "").lower())
         for m in venue_msgs:
