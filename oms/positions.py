@@ -19,6 +19,9 @@ facts, add up exactly to the account's position and move exactly on a bust or a 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import msgspec
 import numpy as np
 from numba import literally, njit
@@ -56,7 +59,10 @@ class Book:
     """Positions of accounts x instruments. rates[a, i]: instrument i's currency into
     account a's base currency (fixed point, 1e6 = 1)."""
 
-    def __init__(self, accounts: list[str], symbols: list[str], rates: np.ndarray | None = None) -> None:
+    def __init__(self, accounts: list[str], symbols: list[str], rates: np.ndarray | None = None,
+                 marking: bool = True) -> None:
+        """marking=False: fills leave unrealized P&L alone until `mark_all` (a report marks once, at its close)."""
+        self.marking = marking
         self.names = list(accounts)
         self.accounts = {a: k for k, a in enumerate(accounts)}
         self.symbols = {s: k for k, s in enumerate(symbols)}
@@ -77,8 +83,9 @@ class Book:
         q1, c1, realized = apply_fill(q0, c0, qty, value)
         self.qty[a, i], self.cost[a, i] = clamp(q1), clamp(c1)
         self.realized[a, i] = clamp(int(self.realized[a, i]) + realized)
-        mark_cells(self.qty, self.cost, self.marks, self.rates, self.unrealized, self.account_unrealized,
-                   np.array([a], np.int64), i)
+        if self.marking:
+            mark_cells(self.qty, self.cost, self.marks, self.rates, self.unrealized, self.account_unrealized,
+                       np.array([a], np.int64), i)
 
     def transfer(self, account: str, symbol: str, qty: int, value: int) -> None:
         """Shares that leave a position at exactly value, not traded: the cost basis drops by
@@ -97,8 +104,9 @@ class Book:
             self.realized[a, i] = clamp(int(self.realized[a, i]) - c1)
             c1 = 0
         self.qty[a, i], self.cost[a, i] = clamp(q1), clamp(c1)
-        mark_cells(self.qty, self.cost, self.marks, self.rates, self.unrealized, self.account_unrealized,
-                   np.array([a], np.int64), i)
+        if self.marking:
+            mark_cells(self.qty, self.cost, self.marks, self.rates, self.unrealized, self.account_unrealized,
+                       np.array([a], np.int64), i)
 
     def at_venue(self, account: str, symbol: str, venue: str, buy: bool, qty: int, value: int) -> None:
         """A change of one side's filled quantity and value at a venue (negative for a bust)."""
@@ -128,28 +136,37 @@ class Book:
 
 class Ledger:
     """The one path from journaled events to a Book: the positions stream and the P&L
-    report both follow it, so they tie out by construction."""
+    report both follow it, so they tie out by construction. `follow` lets a reader that
+    decodes lighter views of the events (the reports) use the same handlers."""
 
     def __init__(self, book: Book) -> None:
         self.book = book
         self.fills: dict[str, tuple[int, int]] = {}  # order_id -> (cum qty, cum value) already counted
         self.child_venues: dict[str, str] = {}  # child_id -> venue
         self.fill_venues: dict[str, str] = {}  # parent ExecID of a fill -> its venue, until its report
+        self.handlers: dict[type, Callable[[Any], tuple[list[str], str] | None]] = {
+            ExecutionReport: self._report, ChildOrderSent: self._child_sent, ChildUpdated: self._child_updated,
+            AllocationBooked: lambda ev: self._allocated(ev, 1),
+            AllocationCanceled: lambda ev: self._allocated(ev.booking, -1)}
+
+    def follow(self, view: type, event: type) -> None:
+        """Handle `view` (a Struct with the fields used here) as `event`."""
+        self.handlers[view] = self.handlers[event]
 
     def apply(self, ev: Event) -> tuple[list[str], str] | None:
         """Move the positions an event moves: (the accounts moved, the symbol), or None."""
-        t = type(ev)
-        if t is ExecutionReport and ev.exec_type in FILL_TYPES:  # type: ignore[union-attr]
-            return self._fill(ev)  # type: ignore[arg-type]
-        if t is ChildOrderSent:
-            self.child_venues[ev.child_id] = ev.venue  # type: ignore[union-attr]
-        elif t is ChildUpdated and ev.fill_exec_id is not None:  # type: ignore[union-attr]
-            self.fill_venues[ev.fill_exec_id] = self.child_venues.get(ev.child_id, "")  # type: ignore[union-attr]
-        elif t is AllocationBooked:
-            return self._allocated(ev, 1)  # type: ignore[arg-type]
-        elif t is AllocationCanceled:
-            return self._allocated(ev.booking, -1)  # type: ignore[union-attr]
-        return None
+        h = self.handlers.get(type(ev))
+        return None if h is None else h(ev)
+
+    def _report(self, ev: ExecutionReport) -> tuple[list[str], str] | None:
+        return self._fill(ev) if ev.exec_type in FILL_TYPES else None
+
+    def _child_sent(self, ev: ChildOrderSent) -> None:
+        self.child_venues[ev.child_id] = ev.venue
+
+    def _child_updated(self, ev: ChildUpdated) -> None:
+        if ev.fill_exec_id is not None:
+            self.fill_venues[ev.fill_exec_id] = self.child_venues.get(ev.child_id, "")
 
     def _fill(self, ev: ExecutionReport) -> tuple[list[str], str] | None:
         """A fill, bust or correction moves the position by its change of CumQty and value,
@@ -161,7 +178,7 @@ class Ledger:
         cum, value = self.fills.get(ev.order_id, (0, 0))
         self.fills[ev.order_id] = (ev.cum_qty, ev.cum_value)
         d_qty, d_value = ev.cum_qty - cum, ev.cum_value - value
-        sign = 1 if ev.side is Side.BUY else -1
+        sign = 1 if ev.side == Side.BUY else -1
         if d_qty and (d_qty > 0) == (d_value > 0):  # a fill, or a bust of one: the change itself
             book.fill(ev.account, ev.symbol, sign * d_qty, abs(d_value))
         elif d_qty or d_value:  # a correction: out at the old quantity and value, in at the new ones
@@ -179,7 +196,7 @@ class Ledger:
         book = self.book
         if ev.symbol not in book.symbols:
             return None
-        sign = way * (1 if ev.side is Side.BUY else -1)
+        sign = way * (1 if ev.side == Side.BUY else -1)
         # the block's account transfers (realizes nothing); the targets trade at the block's
         # price, except on a cancel, which takes back exactly what came in
         moves = [(ev.account, -sign * ev.qty, ev.value, book.transfer)] + [

@@ -17,7 +17,7 @@ import pytest
 from oms import reporting
 from oms.config import AccountConfig, Config, InstrumentConfig, SimConfig, VenueConfig
 from oms.journal import Journal
-from oms.model import EVENT_ENCODER, SCHEMA, ExecType, MarketData, Side
+from oms.model import EVENT_DECODER, EVENT_ENCODER, SCHEMA, ExecType, MarketData, Side
 from oms.positions import Book
 from oms.reporting import tables
 from oms.reporting.facts import ReportError
@@ -161,17 +161,15 @@ def test_positions_tie_out_with_the_stream(day: Path) -> None:
     """The P&L report's closing figures are those the positions stream's code gives for
     the same events and mark; opening + bought - sold = closing."""
     from gateways.nats_stream import NatsStreamer
-    from oms.reporting.facts import Reader
 
     facts = reporting.make(CFG, day, DAY)
     rows = {(r["account"], r["symbol"]): r for r in tables.positions(facts).to_pylist()}
     stream = NatsStreamer("nats://127.0.0.1:1", day, day.parent,
                           positions=Book([a.id for a in CFG.accounts], [i.symbol for i in CFG.instruments],
                                          CFG.fx_rates()))
-    reader = Reader(day)
-    for ev in reader.events(reader.last_seq):
-        list(stream._messages(ev))
-    reader.close()
+    with Journal(day) as j:
+        for _, payload in j.replay():
+            list(stream._messages(EVENT_DECODER.decode(payload)))
     book = stream.positions
     i = book.symbols["AAPL"]
     book.prices(np.array([i]), np.array([100_165_000]))  # the closing mid

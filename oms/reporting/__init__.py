@@ -69,10 +69,11 @@ def encode(table: pa.Table, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def make(cfg: Config, journal: Path, first: str, last: str | None = None) -> Facts:
-    """The facts of the trading dates first..last (UTC, inclusive) from a journal."""
+def make(cfg: Config, journal: Path, first: str, last: str | None = None, positions: bool = True) -> Facts:
+    """The facts of the trading dates first..last (UTC, inclusive) from a journal (without
+    positions when no report or chart wanted needs them)."""
     start, end = day_bounds(first, last)
-    return read_facts(cfg, journal, start, end)
+    return read_facts(cfg, journal, start, end, positions)
 
 
 def chart(facts: Facts, name: str, fmt: str) -> bytes:
@@ -91,7 +92,7 @@ def write(cfg: Config, journal: Path, out: Path, first: str, last: str | None = 
     wanted = names(reports)
     if fmt not in FORMATS:
         raise ReportError(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
-    facts = make(cfg, journal, first, last)
+    facts = make(cfg, journal, first, last, positions=bool({"positions"} & set(wanted) or chart_fmt))
     out.mkdir(parents=True, exist_ok=True)
     dates = first if not last or last == first else f"{first}_{last}"
     written = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import struct
+import typing
 from pathlib import Path
 
 import msgspec
@@ -36,14 +37,13 @@ from oms.model import (
     OrderRejected,
     OrdStatus,
     RiskChanged,
-    Side,
 )
 from oms.positions import FILL_TYPES, SCALE, Book, Ledger
 from oms.states import TERMINAL
 
 DAY_NS = 86_400 * 10**9
 _CHUNK = 20_000
-_EVENTS = msgspec.msgpack.Decoder(list[Event])
+_ONE = msgspec.msgpack.Decoder(Event)
 _ACKED = frozenset({OrdStatus.NEW, OrdStatus.PARTIALLY_FILLED, OrdStatus.FILLED})
 
 
@@ -59,7 +59,7 @@ class Order(msgspec.Struct, gc=False):
     cl_ord_id: str  # the trader's first ClOrdID
     account: str
     symbol: str
-    side: Side
+    side: str  # codes as in FIX (Side, OrdStatus, ExecType values)
     ord_type: str
     tif: str
     qty: int
@@ -68,7 +68,7 @@ class Order(msgspec.Struct, gc=False):
     arrival_ts: int
     bid: int | None  # consolidated best bid and offer when it arrived
     ask: int | None
-    status: OrdStatus = OrdStatus.PENDING_NEW
+    status: str = OrdStatus.PENDING_NEW.value
     cum_qty: int = 0
     cum_value: int = 0
     first_fill_ts: int = 0
@@ -88,7 +88,7 @@ class Child(msgspec.Struct, gc=False):
     sent_ts: int
     bid: int | None
     ask: int | None
-    status: OrdStatus = OrdStatus.PENDING_NEW
+    status: str = OrdStatus.PENDING_NEW.value
     cum_qty: int = 0
     cum_value: int = 0
     ack_ts: int = 0
@@ -102,7 +102,7 @@ class Fill(msgspec.Struct, gc=False):
     ts: int
     order_id: str
     exec_id: str
-    exec_type: ExecType
+    exec_type: str
     exec_ref_id: str | None
     qty: int  # signed change of the order's CumQty (negative for a bust)
     value: int  # change of its executed value
@@ -111,6 +111,88 @@ class Fill(msgspec.Struct, gc=False):
     child_id: str
     venue: str
     venue_exec_id: str
+
+
+# ---------------------------------------------------------------- lighter views of the events
+# The reports decode each record into a view holding only the fields they use (codes as
+# plain text, which compares equal to the model's enums): decoding is most of a pass.
+class _NewOrderV(msgspec.Struct, gc=False):
+    session: str
+    cl_ord_id: str
+    account: str
+    symbol: str
+    side: str
+    ord_type: str
+    qty: int
+    price: int | None = None
+    tif: str = "0"
+
+
+class OrderAcceptedV(msgspec.Struct, tag="OrderAccepted", gc=False):
+    ts: int
+    order_id: str
+    order: _NewOrderV
+    venue: str
+
+
+class ExecutionReportV(msgspec.Struct, tag="ExecutionReport", gc=False):
+    ts: int
+    order_id: str
+    exec_id: str
+    exec_type: str
+    ord_status: str
+    account: str
+    symbol: str
+    side: str
+    order_qty: int
+    cum_qty: int
+    cum_value: int
+    last_qty: int = 0
+    last_px: int = 0
+    price: int | None = None
+    exec_ref_id: str | None = None
+    text: str = ""
+
+
+class ChildOrderSentV(msgspec.Struct, tag="ChildOrderSent", gc=False):
+    ts: int
+    child_id: str
+    order_id: str
+    venue: str
+    cl_ord_id: str
+    symbol: str
+    qty: int
+    price: int | None
+    resend: bool = False
+
+
+class ChildReplaceSentV(msgspec.Struct, tag="ChildReplaceSent", gc=False):
+    ts: int
+    child_id: str
+    qty: int
+    price: int | None
+
+
+class ChildUpdatedV(msgspec.Struct, tag="ChildUpdated", gc=False):
+    ts: int
+    child_id: str
+    status: str
+    qty: int
+    cum_qty: int
+    price: int | None
+    venue_exec_id: str | None = None
+    fill_exec_id: str | None = None
+
+
+_AS = {OrderAcceptedV: OrderAccepted, ExecutionReportV: ExecutionReport, ChildOrderSentV: ChildOrderSent,
+       ChildReplaceSentV: ChildReplaceSent, ChildUpdatedV: ChildUpdated}
+_WHOLE = (BestPrice, OrderRejected, CancelRejected, ComplianceAlert, RiskChanged, AllocationBooked,
+          AllocationCanceled, AllocationRejected)
+_SEEN = {t.__name__ for t in (*_AS.values(), *_WHOLE)}
+# every other event: its time only (new kinds of event are read, and passed over)
+_OTHERS = tuple(msgspec.defstruct(f"{t.__name__}V", [("ts", int)], tag=t.__name__, gc=False)
+                for t in typing.get_args(Event) if t.__name__ not in _SEEN)
+_VIEWS = msgspec.msgpack.Decoder(list[typing.Union[(*_AS, *_WHOLE, *_OTHERS)]])  # type: ignore[misc]
 
 
 def day_bounds(first: str, last: str | None = None) -> tuple[int, int]:
@@ -161,19 +243,22 @@ class Reader:
         ts = []
         for seq in (1, self.last_seq):
             row = self.db.execute("SELECT payload FROM records WHERE seq = ?", (seq,)).fetchone()
-            ts.append(_EVENTS.decode(b"\x91" + row[0])[0].ts)
+            ts.append(_ONE.decode(row[0]).ts)
         return ts[0], ts[1]
 
     def events(self, until: int):
-        """Events in journal order up to record `until`, decoded a chunk at a time."""
+        """Events (as views) in journal order up to record `until`: a chunk of records comes
+        from SQLite as one blob and is decoded in one call."""
         last = 0
         while last < until:
-            rows = self.db.execute("SELECT payload FROM records WHERE seq > ? AND seq <= ? ORDER BY seq",
-                                   (last, min(until, last + _CHUNK))).fetchall()
-            if not rows:
+            blob, n = self.db.execute(
+                "SELECT CAST(group_concat(payload, x'') AS BLOB), count(*) FROM "
+                "(SELECT payload FROM records WHERE seq > ? AND seq <= ? ORDER BY seq)",
+                (last, min(until, last + _CHUNK))).fetchone()
+            if not n:
                 return
             last += _CHUNK
-            yield from _EVENTS.decode(b"\xdd" + struct.pack(">I", len(rows)) + b"".join([r[0] for r in rows]))
+            yield from _VIEWS.decode(b"\xdd" + struct.pack(">I", n) + blob)
 
     def close(self) -> None:
         self.db.close()
@@ -186,8 +271,9 @@ class Facts:
 
     MARKOUT_TAIL_NS = 60 * 10**9
 
-    def __init__(self, cfg: Config, start: int, end: int) -> None:
-        self.cfg, self.start, self.end = cfg, start, end
+    def __init__(self, cfg: Config, start: int, end: int, positions: bool = True) -> None:
+        """positions=False: no positions (the blotter and TCA need none, and they are a third of a pass)."""
+        self.cfg, self.start, self.end, self.with_positions = cfg, start, end, positions
         self.orders: dict[str, Order] = {}
         self.children: dict[str, Child] = {}
         self.active: set[str] = set()  # orders with an event in range
@@ -200,8 +286,11 @@ class Facts:
         self.accounts = [a.id for a in cfg.accounts]
         self.currency = {i.symbol: i.currency for i in cfg.instruments}
         self.base = {a.id: a.base_currency for a in cfg.accounts}
-        self.book = Book(self.accounts, self.symbols, cfg.fx_rates())
+        self.book = Book(self.accounts, self.symbols, cfg.fx_rates(), marking=False)
         self.ledger = Ledger(self.book)
+        for view, event in _AS.items():
+            if event in self.ledger.handlers:
+                self.ledger.follow(view, event)
         self.opening: tuple[np.ndarray, ...] | None = None
         self.closing_bbo: dict[str, tuple[int | None, int | None]] | None = None
         self.opening_gross: dict[tuple[str, str], tuple[int, int, int, int]] = {}
@@ -211,6 +300,7 @@ class Facts:
         self._last_realized = self.book.realized
         self._fill_child: dict[str, tuple[str, str]] = {}  # parent ExecID -> (child_id, venue ExecID)
         self.events_read = 0
+        self.journal_end = 0
 
     # ------------------------------------------------------------------ the pass
     def read(self, reader: Reader) -> Facts:
@@ -219,18 +309,18 @@ class Facts:
         if last < self.start or first >= self.end:
             raise ReportError(f"no events from {date_of(self.start)} to {date_of(self.end - 1)}: the journal "
                               f"{reader.path} covers {date_of(first)} to {date_of(last)}")
-        handlers = {OrderAccepted: self._accepted, ExecutionReport: self._report, ChildOrderSent: self._child_sent,
-                    ChildReplaceSent: self._child_replaced, ChildUpdated: self._child_updated,
+        handlers = {OrderAcceptedV: self._accepted, ExecutionReportV: self._report, ChildOrderSentV: self._child_sent,
+                    ChildReplaceSentV: self._child_replaced, ChildUpdatedV: self._child_updated,
                     BestPrice: self._price, OrderRejected: self._compliance, CancelRejected: self._compliance,
                     ComplianceAlert: self._compliance, RiskChanged: self._compliance,
                     AllocationBooked: self._allocation, AllocationCanceled: self._allocation,
                     AllocationRejected: self._allocation}
+        moves = self.ledger.handlers if self.with_positions else {}
         start, end, tail = self.start, self.end, self.end + self.MARKOUT_TAIL_NS
-        apply, moves = self.ledger.apply, _MOVES
         n = 0
         for ev in reader.events(reader.last_seq):
             n += 1
-            ts = ev.ts
+            ts, t = ev.ts, type(ev)
             if ts >= start and self.opening is None:
                 self._open()
             if ts >= end:
@@ -238,14 +328,15 @@ class Facts:
                     self._close()
                 if ts >= tail:
                     break
-                if type(ev) is BestPrice:
+                if t is BestPrice:
                     self._price(ev, False)
                 continue
-            h = handlers.get(type(ev))
+            h = handlers.get(t)
             if h is not None:
                 h(ev, ts >= start)
-            if type(ev) in moves:
-                moved = apply(ev)
+            m = moves.get(t)
+            if m is not None:
+                moved = m(ev)
                 if moved is not None and ts >= start:
                     self._moved(moved, ts)
         if self.opening is None:
@@ -266,6 +357,8 @@ class Facts:
         """The range ends: closing positions, marked at the mid of the consolidated best bid
         and offer as it stood (later prices serve markouts only)."""
         self.closing_bbo = dict(self.bbo)
+        if not self.with_positions:
+            return
         self.closing_gross = self._gross()
         b = self.book
         for symbol, (bid, ask) in self.closing_bbo.items():
@@ -305,16 +398,16 @@ class Facts:
         q[1].append(ev.bid or 0)
         q[2].append(ev.ask or 0)
 
-    def _accepted(self, ev: OrderAccepted, in_range: bool) -> None:
+    def _accepted(self, ev: OrderAcceptedV, in_range: bool) -> None:
         o = ev.order
         bid, ask = self.bbo.get(o.symbol, (None, None))
         self.orders[ev.order_id] = Order(
-            ev.order_id, o.session, o.cl_ord_id, o.account, o.symbol, o.side, o.ord_type.value, o.tif.value, o.qty,
+            ev.order_id, o.session, o.cl_ord_id, o.account, o.symbol, o.side, o.ord_type, o.tif, o.qty,
             o.price, ev.venue, ev.ts, bid, ask, last_ts=ev.ts)
         if in_range:
             self.active.add(ev.order_id)
 
-    def _report(self, ev: ExecutionReport, in_range: bool) -> None:
+    def _report(self, ev: ExecutionReportV, in_range: bool) -> None:
         o = self.orders.get(ev.order_id)
         if o is None:
             return
@@ -331,7 +424,7 @@ class Facts:
                 self.fills.append(Fill(ev.ts, ev.order_id, ev.exec_id, et, ev.exec_ref_id, ev.cum_qty - o.cum_qty,
                                        value, ev.last_qty, ev.last_px, child_id, ch.venue if ch is not None else "",
                                        venue_exec))
-            if et is ExecType.TRADE and not o.first_fill_ts:
+            if et == ExecType.TRADE and not o.first_fill_ts:
                 o.first_fill_ts = ev.ts
         o.status, o.cum_qty, o.cum_value, o.qty, o.last_ts = ev.ord_status, ev.cum_qty, ev.cum_value, ev.order_qty, ev.ts
         if ev.price is not None:
@@ -341,7 +434,7 @@ class Facts:
         if ev.ord_status in TERMINAL and not o.done_ts:
             o.done_ts = ev.ts
 
-    def _child_sent(self, ev: ChildOrderSent, in_range: bool) -> None:
+    def _child_sent(self, ev: ChildOrderSentV, in_range: bool) -> None:
         if ev.resend and ev.child_id in self.children:
             return
         bid, ask = self.bbo.get(ev.symbol, (None, None))
@@ -351,12 +444,12 @@ class Facts:
         if o is not None:
             o.children += 1
 
-    def _child_replaced(self, ev: ChildReplaceSent, in_range: bool) -> None:
+    def _child_replaced(self, ev: ChildReplaceSentV, in_range: bool) -> None:
         ch = self.children.get(ev.child_id)
         if ch is not None:
             ch.qty, ch.price = ev.qty, ev.price
 
-    def _child_updated(self, ev: ChildUpdated, in_range: bool) -> None:
+    def _child_updated(self, ev: ChildUpdatedV, in_range: bool) -> None:
         ch = self.children.get(ev.child_id)
         if ch is None:
             return
@@ -379,12 +472,9 @@ class Facts:
                 self.compliance.append(ev)
 
 
-_MOVES = frozenset({ExecutionReport, ChildOrderSent, ChildUpdated, AllocationBooked, AllocationCanceled})
-
-
-def read_facts(cfg: Config, journal: Path, start: int, end: int) -> Facts:
+def read_facts(cfg: Config, journal: Path, start: int, end: int, positions: bool = True) -> Facts:
     reader = Reader(journal)
     try:
-        return Facts(cfg, start, end).read(reader)
+        return Facts(cfg, start, end, positions).read(reader)
     finally:
         reader.close()
