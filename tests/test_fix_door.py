@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -100,12 +101,23 @@ def logon(comp: str = "CLIENT2") -> bytes:
 
 
 def test_a_trader_logs_on_trades_and_logs_on_again_while_silent_connections_are_held(oms: System, tmp_path):
-    """200 silent connections held, then a trader logs on and off three times and trades:
-    quickfix gets no thread for any of them, the door closes them by the source's cap and
-    the logon deadline, and counts both."""
+    """200 silent connections held and 200 more arriving while a trader logs on and off
+    three times and trades (a bare quickfix acceptor failed most such logons): quickfix
+    gets no thread for any of them, the door closes them by the source's cap and the
+    logon deadline, and counts both."""
     port = oms.cfg.fix.port
     before = threads_of_listener(port)
     junk = [socket.create_connection(("127.0.0.1", port)) for _ in range(200)]
+    stop = threading.Event()
+
+    def flood() -> None:
+        for _ in range(200):
+            if stop.wait(0.005):
+                return
+            junk.append(socket.create_connection(("127.0.0.1", port)))
+
+    flooding = threading.Thread(target=flood)
+    flooding.start()
     try:
         assert threads_of_listener(port) < before + 10  # no thread per connection
         for round_ in range(3):
@@ -118,6 +130,8 @@ def test_a_trader_logs_on_trades_and_logs_on_again_while_silent_connections_are_
                     pass
                 assert tags(er, 39, 14) == ("2", "100"), tags(er, 39, 58)
             assert t.logged_out.wait(5)
+        stop.set()
+        flooding.join()
         assert refused(oms, "source_cap", 200 - 32) >= 200 - 32  # the oldest silent ones made way
         deadline = time.monotonic() + oms.cfg.fix.logon_timeout_s + 5
         assert all(closed_by_peer(s, max(0.1, deadline - time.monotonic())) for s in junk)
@@ -127,6 +141,8 @@ def test_a_trader_logs_on_trades_and_logs_on_again_while_silent_connections_are_
             time.sleep(0.05)
         assert sample(oms, "oms_fix_connections_pending") == 0
     finally:
+        stop.set()
+        flooding.join()
         for s in junk:
             s.close()
 
