@@ -196,6 +196,11 @@ class Journal:
     def last_seq(self) -> int:
         return self._seq
 
+    def record_crc(self, seq: int) -> int | None:
+        """The CRC of record `seq` (None: no such record): what ties a snapshot to its journal."""
+        row = self._db.execute("SELECT crc FROM records WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else row[0]
+
     def replay(self, start_seq: int = 1) -> Iterator[tuple[int, bytes]]:
         """Records from `start_seq` on, in order, read in chunks."""
         yield from self._rows(start_seq)

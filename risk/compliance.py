@@ -106,6 +106,7 @@ class Verdict:
 
 
 PASS = Verdict(None)
+_VIEWS = frozenset({"lim", "soft", "book", "acct", "inst", "ref_ts", "last_fill", "static_ref", "cash"})
 
 
 class Compliance:
@@ -217,6 +218,16 @@ class Compliance:
         twin.kill, twin.overrides, twin.rules = dict(self.kill), dict(self.overrides), list(self.rules)
         twin.reduce_only_accounts = set(self.reduce_only_accounts)
         return twin
+
+    def __getstate__(self) -> dict:
+        """Pickled (a snapshot) without the views into the arenas: they are views again on load."""
+        return {k: v for k, v in self.__dict__.items() if k not in _VIEWS}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.lim, self.soft, self.book, self.acct, self.inst = views(self.arena)
+        self.ref_ts, self.last_fill, self.static_ref = self.priced
+        self.cash = self.book[B_CASH]
 
     # ------------------------------------------------------------------ reference prices
     def set_reference(self, symbol: str, px: int, now: int) -> None:

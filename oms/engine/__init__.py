@@ -73,6 +73,7 @@ class Engine(TraderCommands, Amendments, VenueReports, Routing, Recovery, Alloca
         self.clock = clock
         self.ids = ids
         self.risk_cfg = risk or RiskConfig()
+        self._base, self.base_seq = None, 0
         self.state, self.compliance = self._fresh_state()
         # where an undo rebuilds state from: every event applied before the current command.
         # Without a source (a standalone engine) the engine keeps its own log of them.

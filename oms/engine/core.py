@@ -9,6 +9,7 @@ cannot be applied yields a typed reject or an `Anomaly`, never an exception.
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -112,6 +113,8 @@ class Core:
     _min_timeout: int
     _out: list[Event]
     _now: int
+    _base: bytes | None  # the snapshot the state started from
+    base_seq: int  # the last journal record that snapshot holds (0: none)
 
     def handle(self, cmd: Command) -> list[Event]:
         """The command's events, applied; all of them or none. A handler that fails (an
@@ -143,7 +146,15 @@ class Core:
         journal's) instead of a log of the engine's own."""
         self._history, self._log = history, None
 
+    def restore(self, payload: bytes, seq: int) -> None:
+        """Start from a snapshot's state (oms.snapshot), which holds journal records up to
+        `seq`; an undo rebuilds from it too."""
+        self._base, self.base_seq = payload, seq
+        self.state, self.compliance = self._fresh_state()
+
     def _fresh_state(self) -> tuple[OmsState, Compliance]:
+        if self._base is not None:
+            return pickle.loads(self._base)  # our own file, checked against its journal
         state = OmsState()
         compliance = Compliance(list(self.ref.accounts), list(self.ref.instruments), self.risk_cfg,
                                 self.ref.ref_prices)

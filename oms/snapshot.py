@@ -1,0 +1,165 @@
+"""Snapshots: the whole derived state at one journal record, so that start-up loads the
+latest and replays only the records after it.
+
+A snapshot holds the engine's state and its compliance state (orders, children, their
+indexes, the crossing book, the children awaiting an answer, allocations, the trading
+day; exposure, positions and cash, windows, kill switches, limits, breaches) as one
+pickle, behind a header naming the journal record it stands for, that record's CRC, the
+state hash and a fingerprint of the configuration it was derived under. One that does
+not match its journal (a record cut off, another journal) or its configuration (other
+accounts, instruments or limits: their state would differ from a replay) is passed
+over, and the journal replayed from further back. Files are written whole (temporary
+file, fsync, rename), so a crash never leaves half of one.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import struct
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from oms.journal import Journal
+from oms.model import DayEnded
+
+if TYPE_CHECKING:
+    from oms.config import Config
+    from oms.engine import Engine
+
+log = logging.getLogger("oms.snapshot")
+
+MAGIC = b"OMSSNAP1"
+KEEP = 3  # snapshots kept; older ones are deleted once a new one is durable
+
+
+class SnapshotError(Exception):
+    """A snapshot file that cannot be used."""
+
+
+class Header(msgspec.Struct, frozen=True):
+    seq: int  # the last journal record the state holds
+    record_crc: int  # that record's CRC (0 for none): the snapshot belongs to this journal
+    state_hash: str
+    fingerprint: str  # of the configuration the state was derived under
+    crc: int  # of the payload
+    orders: int = 0
+
+
+def directory(journal_path: Path) -> Path:
+    """Where a journal's snapshots live: beside it, `<journal>.snapshots/`."""
+    return Path(f"{journal_path}.snapshots")
+
+
+def fingerprint(*parts: object) -> str:
+    """What the derived state depends on besides the events (reference data, limits)."""
+    return hashlib.sha256(msgspec.msgpack.encode(parts, order="sorted")).hexdigest()
+
+
+def write(folder: Path, journal: Journal, state: object, compliance: object, state_hash: str, fp: str,
+          orders: int = 0) -> Path:
+    """Write a snapshot of `state` and `compliance`, which hold every journal record so far."""
+    seq = journal.last_seq
+    payload = pickle.dumps((state, compliance), protocol=5)
+    header = msgspec.msgpack.encode(Header(seq, journal.record_crc(seq) or 0, state_hash, fp, zlib.crc32(payload),
+                                           orders))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{seq:015d}.snapshot"
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        f.write(MAGIC + struct.pack("<I", len(header)) + header)
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    for old in sorted(folder.glob("*.snapshot"))[:-KEEP]:
+        old.unlink()
+    return path
+
+
+def read_header(path: Path) -> tuple[Header, int]:
+    """The header and where the payload starts."""
+    with open(path, "rb") as f:
+        head = f.read(len(MAGIC) + 4)
+        if len(head) < len(MAGIC) + 4 or head[:len(MAGIC)] != MAGIC:
+            raise SnapshotError(f"{path}: not an OMS snapshot")
+        (n,) = struct.unpack("<I", head[len(MAGIC):])
+        try:
+            return msgspec.msgpack.decode(f.read(n), type=Header), len(head) + n
+        except msgspec.DecodeError as exc:
+            raise SnapshotError(f"{path}: damaged header: {exc}") from exc
+
+
+def read_payload(path: Path) -> tuple[Header, bytes]:
+    header, start = read_header(path)
+    payload = path.read_bytes()[start:]
+    if zlib.crc32(payload) != header.crc:
+        raise SnapshotError(f"{path}: damaged (CRC mismatch)")
+    return header, payload
+
+
+def latest(folder: Path, journal: Journal, fp: str, until: int = 0) -> tuple[Header, bytes] | None:
+    """The newest snapshot that belongs to this journal and configuration (and holds no
+    record after `until`, when given); those passed over are logged."""
+    for path in sorted(folder.glob("*.snapshot"), reverse=True):
+        try:
+            header, payload = read_payload(path)
+        except (OSError, SnapshotError) as exc:
+            log.warning("snapshot passed over: %s", exc)
+            continue
+        if until and header.seq > until:
+            continue
+        if header.seq > journal.last_seq or (journal.record_crc(header.seq) or 0) != header.record_crc:
+            log.warning("snapshot %s passed over: the journal does not hold its record %d", path, header.seq)
+            continue
+        if header.fingerprint != fp:
+            log.warning("snapshot %s passed over: taken under another configuration", path)
+            continue
+        return header, payload
+    return None
+
+
+class Snapshots:
+    """The snapshots of one journal, under one configuration."""
+
+    def __init__(self, journal: Journal, cfg: Config) -> None:
+        self.journal = journal
+        self.folder = directory(journal.path)
+        self.fp = fingerprint(cfg.reference_data(), cfg.risk)
+
+    def take(self, engine: Engine) -> Path:
+        """Snapshot the engine's state; it must hold every journal record and no more."""
+        t0 = time.perf_counter()
+        state = engine.state
+        path = write(self.folder, self.journal, state, engine.compliance, state.state_hash(), self.fp,
+                     len(state.orders))
+        log.info("snapshot %s: %d orders at record %d in %.3f s", path, len(state.orders), self.journal.last_seq,
+                 time.perf_counter() - t0)
+        return path
+
+    def restore(self, engine: Engine, until: int = 0) -> int:
+        """Load the latest usable snapshot into `engine`: the journal record to replay after (0: none)."""
+        found = latest(self.folder, self.journal, self.fp, until)
+        if found is None:
+            return 0
+        header, payload = found
+        engine.restore(payload, header.seq)
+        return header.seq
+
+    def at_end_of_day(self, request: Callable[[Callable[[Engine], object]], None]) -> Callable[[list], None]:
+        """A runtime listener: once a DayEnded is durable, `request` a snapshot on the engine's thread."""
+        def listen(events: list) -> None:
+            if any(type(ev) is DayEnded for ev in events):
+                request(self.take)
+        return listen
