@@ -23,9 +23,10 @@ def wait_for(cond, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture
-def rig(tmp_path: Path):
-    r = CrashRig(tmp_path)
+@pytest.fixture(params=["fsync", "write"])
+def rig(tmp_path: Path, request):
+    """Both durability modes: `fsync = true` survives the host, `false` (write) the process."""
+    r = CrashRig(tmp_path, fsync=request.param == "fsync")
     yield r
     r.stop()
 
@@ -102,5 +103,29 @@ def test_a_trader_that_comes_back_gets_what_it_missed_by_resend(tmp_path: Path) 
         missed = [m for m in rig.trader.got if m.get(11) == "R1" and m.get(39) in ("6", "4")]
         assert [m[39] for m in missed] == ["6", "4"] and all(m.get(43) == "Y" for m in missed)  # resent, in order
         assert "cancel on disconnect" in missed[0].get(58, "")
+    finally:
+        rig.stop()
+
+
+def test_sigkill_of_the_fix_gateway_process_under_load_loses_nothing(tmp_path: Path) -> None:
+    """The FIX gateway process dies: `oms run` restarts it, its sessions resume from their
+    stores (the trader logs on again with its sequence numbers) and nothing is lost."""
+    import subprocess
+
+    rig = CrashRig(tmp_path)
+    try:
+        rig.start()
+        load = rig.load(rate=200, seconds=4)
+        wait_for(lambda: len(rig.trader.got) > 150, 30, "no load reached the trader")
+        gateway = subprocess.run(["pgrep", "-P", str(rig.oms.pid), "-f", "oms.roles fix"], capture_output=True,
+                                 text=True).stdout.split()
+        assert len(gateway) == 1, gateway
+        logons = rig.trader.logons
+        os.kill(int(gateway[0]), signal.SIGKILL)
+        wait_for(lambda: rig.trader.logons > logons, 60, "the trader did not log on to a restarted gateway")
+        load.join()
+        v = rig.verdict()
+        assert v.clean(), v.row()
+        assert "fix process" in Path(rig.oms.log_path).read_text()  # type: ignore[attr-defined]
     finally:
         rig.stop()
