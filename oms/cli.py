@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-venues", action="store_true", help="do not start the simulated venues of the config")
     run.add_argument("--no-nats", action="store_true", help="no NATS: neither the embedded server nor the streams")
     run.add_argument("--no-api", action="store_true", help="do not serve the allocation API")
+    run.add_argument("--single-process", action="store_true",
+                     help="run the FIX sessions and the simulated venues in this process too, instead of processes "
+                          "of their own (debugging, profiling one interpreter)")
 
     tail = sub.add_parser("tail", help="print a live NATS stream in readable form", description=(
         "Subscribe to SUBJECT (wildcards allowed, e.g. 'oms.compliance.>') on the config's NATS and print each "
@@ -146,6 +149,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.no_api:
         cfg = msgspec.structs.replace(cfg, api=msgspec.structs.replace(cfg.api, enabled=False))
     system = System(cfg, Path.cwd(), venues=not args.no_venues, serve_metrics=not args.no_metrics,
+                    processes=not args.single_process and not args.stdio,
                     fix=not args.stdio, streams=not args.no_nats)
     try:
         system.start()

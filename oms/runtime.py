@@ -137,6 +137,11 @@ class Runtime:
         self.failed: BaseException | None = None
         self._uncommitted: list[tuple[Reply | None, list[Event]]] = []  # handled, not yet in the journal
         self._marks: dict[str, int] = {}  # source -> MsgSeqNum of its last command handled, not yet committed
+        # pipelined durability: batches are made durable, in order, on a thread of their own
+        # while the engine handles the next; at most two wait for it
+        self._durable_q: queue.SimpleQueue = queue.SimpleQueue()
+        self._in_flight = threading.BoundedSemaphore(2)
+        self._writer = threading.Thread(target=self._write_loop, name="oms-journal", daemon=True)
         engine.bind_history(self._history)
         self.snapshots = Snapshots(journal, cfg)  # one at every end of day
         self.listeners.append(self.snapshots.at_end_of_day(self.request))
@@ -144,6 +149,7 @@ class Runtime:
     def _history(self) -> Iterator[Event]:
         """Every event applied so far, in order: the journal's, then the batch's not yet
         committed. What the engine rebuilds from when it undoes a failed command."""
+        self._flush()
         decode = EVENT_DECODER.decode
         for _seq, payload in self.journal.replay(self.engine.base_seq + 1):  # after the snapshot it started from
             yield decode(payload)
@@ -157,6 +163,7 @@ class Runtime:
         self._q.put((cmd, reply, origin))
 
     def start(self) -> None:
+        self._writer.start()
         self._thread.start()
 
     def query(self, fn: Callable[[Engine], T], timeout: float = 5.0) -> T:
@@ -223,13 +230,23 @@ class Runtime:
 
     def _loop(self) -> None:
         try:
-            while (batch := self._take()) is not None:
+            while self.failed is None and (batch := self._take()) is not None:
                 self._process(batch)
-        except BaseException as exc:  # a journal failure: stop taking orders, loudly
+        except BaseException as exc:
             self.failed = exc
             log.critical("engine stopped: %s", exc, exc_info=True)
         finally:
+            self._durable_q.put(_STOP)
+            self._writer.join()
             self.journal.close()
+
+    def _flush(self) -> None:
+        """Wait until every batch handed to the journal thread is durable (or it failed)."""
+        done = threading.Event()
+        self._durable_q.put(done)
+        while not done.wait(0.5):
+            if not self._writer.is_alive():
+                return
 
     def _process(self, batch: list) -> None:
         handle, encode, m = self.engine.handle, EVENT_ENCODER.encode, self.metrics
@@ -256,22 +273,52 @@ class Runtime:
         if done:
             self._commit(records, done, len(batch))
         self._uncommitted = []
-        for q in queries:
-            q.run(self.engine)
+        if queries:
+            self._flush()  # a query reads what is durable
+            for q in queries:
+                q.run(self.engine)
 
     def _commit(self, records: list[bytes], done: list[tuple[Reply | None, list[Event]]], n: int) -> None:
+        """Hand the batch to the journal thread and go on with the next: the marks travel with
+        the records that make them true."""
+        marks = {}
+        if records:
+            marks, self._marks = self._marks, {}
+        self.metrics.batch_size.observe(n)
+        self.metrics.orders.set(len(self.engine.state.orders))
+        while not self._in_flight.acquire(timeout=0.5):
+            if self.failed is not None:
+                raise RuntimeError("the journal thread has failed") from self.failed
+        self._durable_q.put((records, marks, done))
+
+    def _write_loop(self) -> None:
+        """The journal thread: append, commit (fsync), and only then release the batch's
+        events to the traders, the venues and the streams, in batch order."""
+        while (item := self._durable_q.get()) is not _STOP:
+            if type(item) is threading.Event:
+                item.set()
+                continue
+            try:
+                self._durable(*item)
+            except BaseException as exc:  # a journal failure: stop taking orders, loudly
+                self.failed = exc
+                log.critical("journal failed, engine stopped: %s", exc, exc_info=True)
+                self._q.put(_STOP)
+                return
+            finally:
+                self._in_flight.release()
+
+    def _durable(self, records: list[bytes], marks: dict[str, int],
+                 done: list[tuple[Reply | None, list[Event]]]) -> None:
         t0 = time.perf_counter()
         if records:
             self.journal.append(records)
-            for source, seq in self._marks.items():  # in the same transaction as the events
+            for source, seq in marks.items():  # in the same transaction as the events
                 self.journal.set_meta(IN_MARK + source, str(seq))
-            self._marks.clear()
             self.journal.commit()
         m = self.metrics
         m.commit_latency.observe(time.perf_counter() - t0)
-        m.batch_size.observe(n)
         m.journal_records.set(self.journal.last_seq)
-        m.orders.set(len(self.engine.state.orders))
         for reply, events in done:  # durable from here on: acknowledge
             if reply is not None:
                 _safely(reply, events)
