@@ -27,7 +27,7 @@ from gateways.http_api import ApiError
 from gateways.http_server import threaded
 from oms import reporting
 from oms.config import ApiUser, Config
-from oms.reporting.facts import Facts, Reader, ReportError, date_of, day_bounds
+from oms.reporting.facts import Facts, Reader, ReportError, date_of, day_bounds, zone_of
 
 _ACCOUNT_COLUMNS = ("account", "block_account")
 
@@ -45,7 +45,8 @@ class ReportApi:
             first, last = reader.span()
         finally:
             reader.close()
-        return date_of(first), date_of(last)
+        zone = zone_of(self.cfg)
+        return date_of(first, zone), date_of(last, zone)
 
     def _reader(self) -> Reader:
         try:
@@ -59,11 +60,11 @@ class ReportApi:
         reader = self._reader()
         try:
             last_seq = reader.last_seq
-            first = date or date_of(reader.span()[1])
+            first = date or date_of(reader.span()[1], zone_of(self.cfg))
         finally:
             reader.close()
         try:
-            day_bounds(first, to)
+            day_bounds(first, to, zone_of(self.cfg))
         except ReportError as exc:
             raise ApiError(400, "BAD_REQUEST", str(exc)) from None
         key = (first, to, last_seq)

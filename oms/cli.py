@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     snap.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="the config the journal was written under")
     report = sub.add_parser("report", help="reports from the journal: blotter, allocations, P&L, compliance, TCA",
                             description=(
-        "Write reports of one trading date (UTC) or a range from the journal (the config's, or --journal; "
+        "Write reports of one trading date (in the calendar's time zone) or a range from the journal (the config's, or --journal; "
         "a running OMS's journal can be read): orders, executions, allocations, positions, compliance, "
         "tca-orders, tca-children, tca-summary, venues (groups: blotter, tca, all). The same journal gives "
         "the same bytes."))
@@ -90,7 +90,7 @@ def _report(args: argparse.Namespace) -> int:
     import time
 
     from oms import reporting
-    from oms.reporting.facts import Reader, date_of
+    from oms.reporting.facts import Reader, date_of, zone_of
 
     cfg = load(args.config)
     journal = args.journal or cfg.journal_path(Path.cwd())
@@ -99,7 +99,7 @@ def _report(args: argparse.Namespace) -> int:
         first = args.date
         if first is None:
             reader = Reader(journal)
-            first = date_of(reader.span()[1])
+            first = date_of(reader.span()[1], zone_of(cfg))
             reader.close()
         paths = reporting.write(cfg, journal, args.out or cfg.run_path(Path.cwd()) / "reports", first, args.to,
                                 args.report, args.format, args.charts)

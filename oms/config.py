@@ -221,7 +221,7 @@ API_OPEN_USER = "api"  # who an API without users acts as
 class ReportsConfig(_Base):
     """End-of-day reports written by the OMS itself into <run_dir>/reports/<date>/."""
 
-    at: str = ""  # HH:MM or HH:MM:SS, UTC; "": not scheduled
+    at: str = ""  # HH:MM or HH:MM:SS in the calendar's time zone; "": not scheduled
     reports: list[str] = []  # names or groups (blotter, tca, all); empty: all
     format: Literal["csv", "parquet", "json"] = "csv"
     charts: Literal["", "png", "svg"] = ""  # "": no charts
@@ -247,6 +247,8 @@ class Config(_Base):
     risk: RiskConfig = RiskConfig()
     fx: dict[str, str] = {}  # value of one unit of each currency in USD, e.g. EUR = "1.08"
     calendar: CalendarConfig | None = None  # none: the day starts and ends by operator command only
+    # a new order in a halted symbol is held (acknowledged, routed when trading resumes) or rejected
+    halt_policy: Literal["hold", "reject"] = "hold"
     reports: ReportsConfig = ReportsConfig()
 
     def run_path(self, base: Path) -> Path:
@@ -275,6 +277,7 @@ class Config(_Base):
             venue_policies={v.name: VenuePolicy(int(v.ack_timeout_s * 1e9), v.on_timeout, v.unknown_child)
                             for v in self.venues},
             calendar=self.calendar.calendar(self.venues) if self.calendar else None,
+            halt_policy=self.halt_policy,
         )
 
 
@@ -398,7 +401,7 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
         try:
             dt.time.fromisoformat(cfg.reports.at)
         except ValueError:
-            fail("reports.at", f"{cfg.reports.at!r} is not a time of day HH:MM or HH:MM:SS (UTC)")
+            fail("reports.at", f"{cfg.reports.at!r} is not a time of day HH:MM or HH:MM:SS")
     if cfg.reports.reports:
         from oms.reporting import ReportError, names  # imports this module, and pyarrow: only when needed
 

@@ -327,3 +327,17 @@ def test_the_schedule_runs_at_its_time(day: Path, tmp_path: Path) -> None:
         time.sleep(0.05)
     eod.stop()
     assert eod.runs == [(DAY, 0)] and (tmp_path / "reports" / DAY / f"positions-{DAY}.csv").is_file()
+
+
+def test_trading_dates_follow_the_calendar_s_time_zone(day: Path) -> None:
+    """In New York the scripted day (10:00 UTC) is the morning of the same date; in Tokyo
+    (UTC+9) it is 19:00 the same date."""
+    from oms.config import CalendarConfig
+    from oms.reporting.facts import day_bounds
+
+    start, end = day_bounds("2026-11-30", zone="America/New_York")
+    assert (start, end) == (T0 - 5 * 3600 * S, T0 + 19 * 3600 * S)  # EST is UTC-5
+    tokyo = msgspec.structs.replace(CFG, calendar=CalendarConfig(time_zone="Asia/Tokyo"))
+    assert reporting.make(tokyo, day, "2026-11-30").fills  # 19:00 in Tokyo
+    with pytest.raises(ReportError, match="covers 2026-11-30 to 2026-11-30"):
+        reporting.make(tokyo, day, "2026-12-01")

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from oms.config import Config
 from oms.reporting import tables
-from oms.reporting.facts import Facts, ReportError, day_bounds, read_facts
+from oms.reporting.facts import Facts, ReportError, day_bounds, read_facts, zone_of
 
 REPORTS: dict[str, Callable[[Facts], pa.Table]] = {
     "orders": tables.orders,
@@ -70,9 +70,9 @@ def encode(table: pa.Table, fmt: str) -> bytes:
 
 
 def make(cfg: Config, journal: Path, first: str, last: str | None = None, positions: bool = True) -> Facts:
-    """The facts of the trading dates first..last (UTC, inclusive) from a journal (without
+    """The facts of the trading dates first..last (inclusive, in the calendar's time zone) from a journal (without
     positions when no report or chart wanted needs them)."""
-    start, end = day_bounds(first, last)
+    start, end = day_bounds(first, last, zone_of(cfg))
     return read_facts(cfg, journal, start, end, positions)
 
 

@@ -13,6 +13,7 @@ import datetime as dt
 import sqlite3
 import struct
 import typing
+import zoneinfo
 from pathlib import Path
 
 import msgspec
@@ -41,7 +42,6 @@ from oms.model import (
 from oms.positions import FILL_TYPES, SCALE, Book, Ledger
 from oms.states import TERMINAL
 
-DAY_NS = 86_400 * 10**9
 _CHUNK = 20_000
 _ONE = msgspec.msgpack.Decoder(Event)
 _ACKED = frozenset({OrdStatus.NEW, OrdStatus.PARTIALLY_FILLED, OrdStatus.FILLED})
@@ -195,8 +195,9 @@ _OTHERS = tuple(msgspec.defstruct(f"{t.__name__}V", [("ts", int)], tag=t.__name_
 _VIEWS = msgspec.msgpack.Decoder(list[typing.Union[(*_AS, *_WHOLE, *_OTHERS)]])  # type: ignore[misc]
 
 
-def day_bounds(first: str, last: str | None = None) -> tuple[int, int]:
-    """[start, end) in ns of the UTC trading dates first..last (inclusive)."""
+def day_bounds(first: str, last: str | None = None, zone: str = "UTC") -> tuple[int, int]:
+    """[start, end) in ns of the trading dates first..last (inclusive): from local midnight to
+    local midnight in the calendar's time zone."""
     try:
         a = dt.date.fromisoformat(first)
         b = dt.date.fromisoformat(last or first)
@@ -204,12 +205,19 @@ def day_bounds(first: str, last: str | None = None) -> tuple[int, int]:
         raise ReportError(f"not a date (YYYY-MM-DD): {exc}") from None
     if b < a:
         raise ReportError(f"the range ends ({b}) before it starts ({a})")
-    epoch = dt.date(1970, 1, 1)
-    return (a - epoch).days * DAY_NS, ((b - epoch).days + 1) * DAY_NS
+    tz = zoneinfo.ZoneInfo(zone)
+    return tuple(int(dt.datetime.combine(d, dt.time(), tz).timestamp()) * 10**9  # type: ignore[return-value]
+                 for d in (a, b + dt.timedelta(days=1)))
 
 
-def date_of(ns: int) -> str:
-    return (dt.date(1970, 1, 1) + dt.timedelta(days=ns // DAY_NS)).isoformat()
+def zone_of(cfg: Config) -> str:
+    """Trading dates are the calendar's (UTC without one)."""
+    return cfg.calendar.time_zone if cfg.calendar is not None else "UTC"
+
+
+def date_of(ns: int, zone: str = "UTC") -> str:
+    """The date of an instant in the time zone."""
+    return dt.datetime.fromtimestamp(ns // 10**9, zoneinfo.ZoneInfo(zone)).date().isoformat()
 
 
 class Reader:
@@ -307,8 +315,9 @@ class Facts:
         first, last = reader.span()
         self.journal_end = last  # no price is known after it: a markout beyond it is empty
         if last < self.start or first >= self.end:
-            raise ReportError(f"no events from {date_of(self.start)} to {date_of(self.end - 1)}: the journal "
-                              f"{reader.path} covers {date_of(first)} to {date_of(last)}")
+            zone = zone_of(self.cfg)
+            raise ReportError(f"no events from {date_of(self.start, zone)} to {date_of(self.end - 1, zone)}: the "
+                              f"journal {reader.path} covers {date_of(first, zone)} to {date_of(last, zone)}")
         handlers = {OrderAcceptedV: self._accepted, ExecutionReportV: self._report, ChildOrderSentV: self._child_sent,
                     ChildReplaceSentV: self._child_replaced, ChildUpdatedV: self._child_updated,
                     BestPrice: self._price, OrderRejected: self._compliance, CancelRejected: self._compliance,

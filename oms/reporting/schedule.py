@@ -1,5 +1,5 @@
 """End of day: the OMS writes the day's reports itself at a configured time (`[reports]
-at = "HH:MM[:SS]"`, UTC) into <run_dir>/reports/<date>/.
+at = "HH:MM[:SS]"`, local time of the calendar's time zone) into <run_dir>/reports/<date>/.
 
 The reports run in a process of their own (spawned: a fresh interpreter), so a pass over
 a large journal never competes with the engine for the interpreter lock; they read the
@@ -12,22 +12,24 @@ import logging
 import multiprocessing
 import threading
 import time
+import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
 
 from oms.config import Config
+from oms.reporting.facts import zone_of
 
 log = logging.getLogger("oms.reporting.schedule")
 
 
-def parse_at(text: str) -> dt.time:
-    """HH:MM or HH:MM:SS, UTC."""
-    return dt.time.fromisoformat(text).replace(tzinfo=dt.timezone.utc)
+def parse_at(text: str, zone: str = "UTC") -> dt.time:
+    """HH:MM or HH:MM:SS in the time zone."""
+    return dt.time.fromisoformat(text).replace(tzinfo=zoneinfo.ZoneInfo(zone))
 
 
 def next_run(at: dt.time, now: float) -> float:
-    """The first time at or after `now` (epoch seconds) the clock reads `at`."""
-    today = dt.datetime.fromtimestamp(now, dt.timezone.utc).date()
+    """The first time at or after `now` (epoch seconds) the clock reads `at` (in its zone)."""
+    today = dt.datetime.fromtimestamp(now, at.tzinfo).date()
     for day in (today, today + dt.timedelta(days=1)):
         when = dt.datetime.combine(day, at).timestamp()
         if when >= now:
@@ -52,14 +54,15 @@ class EndOfDay:
     def __init__(self, cfg: Config, journal: Path, reports_dir: Path,
                  clock: Callable[[], float] = time.time) -> None:
         self.cfg, self.journal, self.dir, self.clock = cfg, journal, reports_dir, clock
-        self.at = parse_at(cfg.reports.at)
+        self.at = parse_at(cfg.reports.at, zone_of(cfg))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="end-of-day", daemon=True)
         self.runs: list[tuple[str, int]] = []  # (date, exit code) of each run
 
     def start(self) -> None:
         self._thread.start()
-        log.info("end-of-day reports at %s UTC into %s", self.at.strftime("%H:%M:%S"), self.dir)
+        log.info("end-of-day reports at %s %s into %s", self.at.strftime("%H:%M:%S"), zone_of(self.cfg),
+                 self.dir)
 
     def stop(self) -> None:
         self._stop.set()
@@ -70,7 +73,7 @@ class EndOfDay:
             when = next_run(self.at, self.clock())
             if self._stop.wait(max(0.0, when - self.clock())):
                 return
-            self.run(dt.datetime.fromtimestamp(when, dt.timezone.utc).date().isoformat())
+            self.run(dt.datetime.fromtimestamp(when, self.at.tzinfo).date().isoformat())
 
     def run(self, date: str) -> int:
         """The reports of `date` into <reports dir>/<date>/; the child's exit code (2: nothing to report)."""
