@@ -40,6 +40,7 @@ class System:
         self.link = None  # processes: the FIX gateway's link to this engine
         self.venue_process = self.gateway_process = None  # processes: their RoleProcess
         self.api = None
+        self.end_of_day = None  # [reports] at: the day's reports, written by the OMS itself
 
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -74,6 +75,11 @@ class System:
         if self.with_streams:
             self._start_streams()
         self.runtime.start()
+        if self.cfg.reports.at:
+            from oms.reporting.schedule import EndOfDay
+
+            self.end_of_day = EndOfDay(self.cfg, self.cfg.journal_path(self.base), self.run_dir / "reports")
+            self.end_of_day.start()
         if self.cfg.api.enabled:
             from gateways.http_app import HttpApi
             from gateways.risk_api import fix_sessions
@@ -160,6 +166,8 @@ class System:
         return PositionBook([a.id for a in cfg.accounts], [i.symbol for i in cfg.instruments], cfg.fx_rates())
 
     def stop(self) -> None:
+        if self.end_of_day is not None:
+            self.end_of_day.stop()
         if self.api is not None:
             self.api.stop()
         if self.gateway_process is not None:

@@ -83,3 +83,26 @@ def test_a_restricted_user_sees_only_its_accounts(oms: System) -> None:
 def test_bad_requests_are_refused_clearly(oms: System, path: str, status_: int, error: str) -> None:
     status, _, body = get(oms, path)
     assert status == status_ and json.loads(body)["error"] == error
+
+
+def test_the_oms_writes_the_day_s_reports_at_the_configured_time(tmp_path) -> None:
+    import time
+
+    from oms.config import ReportsConfig
+
+    at = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=3)).strftime("%H:%M:%S")
+    cfg = msgspec.toml.decode(CONFIG.format(port=free_port(), **TOKENS), type=Config)
+    cfg = msgspec.structs.replace(cfg, reports=ReportsConfig(at=at, reports=["tca-summary"]),
+                                  api=msgspec.structs.replace(cfg.api, enabled=False))
+    s = System(cfg, tmp_path, venues=False, fix=False, streams=False, serve_metrics=False)
+    s.start()
+    try:
+        s.runtime.submit(MarketData(symbol="AAPL", venue="V1", bid=to_price("99.9"), ask=to_price("100.1")))
+        deadline = time.monotonic() + 60
+        while not s.end_of_day.runs and time.monotonic() < deadline:
+            time.sleep(0.1)
+        date = s.end_of_day.runs[0][0]
+        assert s.end_of_day.runs == [(date, 0)]
+        assert (tmp_path / "run" / "reports" / date / f"tca-summary-{date}.csv").is_file()
+    finally:
+        s.stop()
