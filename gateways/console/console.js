@@ -37,6 +37,7 @@ async function start() {
   $("main").hidden = false;
   $("kill-panel").classList.toggle("readonly", me.role !== "risk");
   connect();
+  loadReports();
 }
 
 function connect() {
@@ -231,6 +232,26 @@ function renderCharts() {
 }
 
 // ------------------------------------------------------------------ actions
+async function loadReports() {
+  const [status, c] = await api("GET", "/v1/reports");
+  if (status !== 200) { $("reports-panel").hidden = true; return; }
+  $("reports-panel").hidden = false;
+  $("r-date").value = c.last_date;
+  $("r-date").min = c.first_date;
+  $("r-date").max = c.last_date;
+  $("r-name").replaceChildren(...c.reports.map((n) => el("option", { value: n }, n)));
+  $("r-format").replaceChildren(...c.formats.map((n) => el("option", { value: n }, n)));
+  S.charts = c.charts;
+  reportLinks();
+}
+
+function reportLinks() {
+  const q = `?date=${encodeURIComponent($("r-date").value)}`;
+  $("r-link").href = `/v1/reports/${$("r-name").value}${q}&format=${$("r-format").value}`;
+  $("r-charts").replaceChildren(...(S.charts || []).map((n) =>
+    el("a", { href: `/v1/reports/charts/${n}${q}&format=svg`, target: "_blank" }, `${n} chart `)));
+}
+
 async function killSwitch(on) {
   const body = { scope: $("ks-scope").value, key: $("ks-key").value.trim(), reason: $("ks-reason").value.trim(), on,
                  allow_reducing: $("ks-allow-reducing").checked, reduce_only: $("ks-reduce-only").checked };
@@ -252,5 +273,6 @@ window.addEventListener("DOMContentLoaded", () => {
   $("ks-on").onclick = () => killSwitch(true);
   $("ks-off").onclick = () => killSwitch(false);
   for (const id of ["f-account", "f-symbol", "f-status"]) $(id).oninput = () => render();
+  for (const id of ["r-date", "r-name", "r-format"]) $(id).oninput = () => reportLinks();
   start();
 });
