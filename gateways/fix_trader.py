@@ -35,6 +35,7 @@ from gateways.fix_session import (
     fields,
     msg_type,
     pairs,
+    raw_message,
     send,
     write_settings,
 )
@@ -293,6 +294,13 @@ class TraderGateway(fix.Application):
                                reason=99, text=bad.text), sid)
             return
         begin = sid.getBeginString().getValue()
+        side = f.get(54)
+        if side is None or not self.dicts[begin].isFieldValue(54, side):
+            # an ExecutionReport must carry a valid Side: echoing this one would make the trader's
+            # engine refuse the report itself. A session-level Reject names the field instead.
+            send(raw_message(begin, "3", [(45, f.get(34) or "0"), (371, "54"), (372, kind),
+                                          (373, "5" if side else "1"), (58, bad.text)]), sid)
+            return
         coded = {t: v for t in (40, 59) if (v := f.get(t)) and self.dicts[begin].isFieldValue(t, v)}
         send(execution_report(
             begin, order_id="NONE", exec_id=f"R-{cl}", exec_type=ExecType.REJECTED,
