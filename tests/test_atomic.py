@@ -32,26 +32,10 @@ from oms.model import (
 from oms.reasons import Reason
 from oms.runtime import ReplayError, Runtime, open_engine, rebuild
 from tests.harness import SESSION, Desk, px
+from tests.test_crash import CONFIG as CRASH_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG = """
-run_dir = "run"
-default_venue = "V1"
-[journal]
-commit = "group"
-fsync = false
-[[venues]]
-name = "V1"
-port = 19999
-[[accounts]]
-id = "A"
-[[instruments]]
-symbol = "AAPL"
-tick_size = "0.01"
-[[fix.sessions]]
-comp_id = "C1"
-accounts = ["A"]
-"""
+CONFIG = CRASH_CONFIG.replace('commit = "group"', 'commit = "group"\nfsync = false')  # one OMS, one venue
 
 
 def fail_routing(engine) -> None:
