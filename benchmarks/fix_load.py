@@ -39,7 +39,7 @@ import quickfix as fix
 from gateways.fix_door import FixDoor
 from gateways.fix_session import Endpoint, FixSession, execution_report, fields, raw_message, send, utc_timestamp, \
     write_settings
-from oms.config import DEFAULT_CONFIG, FixConfig, load
+from oms.config import DEFAULT_CONFIG, Config, FixConfig, load
 from oms.journal import Journal
 from oms.metrics import Metrics
 from oms.model import ExecType, OrdStatus
@@ -209,19 +209,24 @@ def follow_consoles(port: int, token: str, n: int, stop, updates) -> None:
     stop.wait()
 
 
-def run_oms(tmp: Path, orders: int, window: int, fsync: bool = True, streams: bool = True,
-            consoles: int = 0) -> dict:
-    cfg = load(DEFAULT_CONFIG)
+def load_config(cfg: Config, fsync: bool) -> Config:
+    """`cfg` for a load run: the load-tripping controls off, every port a free one."""
     cfg = msgspec.structs.replace(cfg, journal=msgspec.structs.replace(cfg.journal, fsync=fsync))
     risk = msgspec.structs.replace(
         cfg.risk, throttle_new_per_s=0, throttle_modify_per_s=0, duplicate_window_ms=0, repeated_execution_max=0,
         limits=[r for r in cfg.risk.limits if r.control != "credit"])
-    cfg = msgspec.structs.replace(
+    return msgspec.structs.replace(
         cfg, risk=risk, fix=msgspec.structs.replace(cfg.fix, port=free_port()),
         metrics=msgspec.structs.replace(cfg.metrics, port=free_port()),
         nats=msgspec.structs.replace(cfg.nats, port=free_port()),
-        api=msgspec.structs.replace(cfg.api, enabled=consoles > 0, port=free_port()),
+        api=msgspec.structs.replace(cfg.api, port=free_port()),
         venues=[msgspec.structs.replace(v, port=free_port()) for v in cfg.venues])
+
+
+def run_oms(tmp: Path, orders: int, window: int, fsync: bool = True, streams: bool = True,
+            consoles: int = 0) -> dict:
+    cfg = load_config(load(DEFAULT_CONFIG), fsync)
+    cfg = msgspec.structs.replace(cfg, api=msgspec.structs.replace(cfg.api, enabled=consoles > 0))
     ctx = multiprocessing.get_context("spawn")
     stop_venues = ctx.Event()
     venues = ctx.Process(target=run_venues, args=(cfg, tmp, stop_venues), name="venues")
