@@ -44,6 +44,7 @@ from oms.model import (
     VenueNotice,
     VenueReject,
     VenueStatus,
+    TradingHalt,
 )
 
 log = logging.getLogger("gateways.fix_venue")
@@ -184,21 +185,35 @@ class VenueLink(fix.Application):
             origin = (f"venue.{name}", int(f.get(34) or 0))  # the journal keeps the last one made durable
             if kind == "8":
                 et = venue_exec_type(f, self.venue.begin_string)
-                if et is None:
-                    self.submit(VenueNotice(venue=name, kind="unknown_exec_type", cl_ord_id=f.get(11, ""),
-                                            text=f"ExecType (150) {f.get(150)!r} for ClOrdID {f.get(11)}: not applied"),
-                                origin=origin)
+                unknown = ("unknown_exec_type", 150) if et is None else \
+                    ("unknown_ord_status", 39) if f.get(39, "0") not in _ORD_STATUSES else None
+                if unknown is not None:  # a counted anomaly with an alert, never a silent drop
+                    kind_, tag = unknown
+                    self.submit(VenueNotice(venue=name, kind=kind_, cl_ord_id=f.get(11, ""), text=(
+                        f"{'ExecType' if tag == 150 else 'OrdStatus'} ({tag}) {f.get(tag)!r} for ClOrdID "
+                        f"{f.get(11)}: not applied")), origin=origin)
                     return
+                terms = et is ExecType.REPLACED or et is ExecType.RESTATED
                 self.submit(VenueExecReport(
                     venue=name, cl_ord_id=f.get(11, ""), exec_id=f.get(17, ""), exec_type=et,
                     last_qty=_num(f.get(32), to_qty), last_px=_num(f.get(31), to_price),
-                    order_qty=_num(f.get(38), to_qty) if et is ExecType.REPLACED else None,
+                    order_qty=_num(f.get(38), to_qty) if terms else None,
+                    price=_num(f.get(44), to_price) if et is ExecType.RESTATED and f.get(44) else None,
+                    restatement_reason=int(f[378]) if f.get(378, "").isdigit() else None,
                     exec_ref_id=f.get(19), orig_cl_ord_id=f.get(41), text=f.get(58, ""),
                     poss_dup=f.get(43) == "Y", **(_status_fields(f) if et is ExecType.ORDER_STATUS else {}),
                 ), origin=origin)
             elif kind == "9":
                 self.submit(VenueCancelReject(venue=name, cl_ord_id=f.get(11, ""), orig_cl_ord_id=f.get(41, ""),
                                               reason=int(f.get(102) or 99), text=f.get(58, "")), origin=origin)
+            elif kind == "f":  # SecurityStatus: 2 halted; 3 resumed, 17 ready to trade
+                status = f.get(326, "")
+                if status in ("2", "3", "17"):
+                    self.submit(TradingHalt(symbol=f.get(55, ""), halted=status == "2", venue=name,
+                                            reason=f.get(58, "")), origin=origin)
+                else:
+                    self.submit(VenueNotice(venue=name, kind="security_status", text=(
+                        f"SecurityTradingStatus (326) {status!r} for {f.get(55)}: not applied")), origin=origin)
             elif kind == "Y" or (kind == "j" and f.get(372) == "V"):
                 log.warning("venue %s refused market data: %s", name, f.get(58) or f.get(281) or "")
                 self.quoted.set()

@@ -31,13 +31,14 @@ from gateways.fix_session import (
     field,
     msg_type,
     new_message,
+    raw_message,
     send,
     write_settings,
 )
 from oms import matching as mc
 from oms.config import Config, SimConfig, VenueConfig
 from oms.fixed import FixedPointError, avg_px, to_price, to_qty
-from oms.model import ExecType, Instrument, MarketData, OrdStatus
+from oms.model import ExecType, Instrument, MarketData, OrdStatus, RestatementReason
 
 log = logging.getLogger("gateways.venue_sim")
 
@@ -63,7 +64,8 @@ class SimOrder(msgspec.Struct):
 
     @property
     def leaves(self) -> int:
-        done = self.status in (OrdStatus.FILLED, OrdStatus.CANCELED, OrdStatus.REJECTED, OrdStatus.EXPIRED)
+        done = self.status in (OrdStatus.FILLED, OrdStatus.CANCELED, OrdStatus.REJECTED, OrdStatus.EXPIRED,
+                               OrdStatus.DONE_FOR_DAY)
         return 0 if done else self.qty - self.cum
 
 
@@ -88,6 +90,7 @@ class VenueSimulator(fix.Application):
         # symbol -> session -> (session id, MDReqID, depth): who gets a snapshot at each requote
         self.md_subs: dict[str, dict[str, tuple[fix.SessionID, str, int]]] = {s: {} for s in instruments}
         self.published_top: dict[str, tuple[int, int]] = {}  # symbol -> (bid, ask) last published
+        self.halted: set[str] = set()  # symbols whose trading is halted: no new orders, no quotes
         self._ids = 0
         self._exec_ids = 0
         self._stop = threading.Event()
@@ -182,13 +185,13 @@ class VenueSimulator(fix.Application):
 
     def _er(self, o: SimOrder, exec_type: ExecType, out: Outbox, *, cl_ord_id: str | None = None,
             orig: str | None = None, last_qty: int = 0, last_px: int = 0, text: str = "",
-            reason: int | None = None) -> None:
+            reason: int | None = None, restatement_reason: int | None = None) -> None:
         out.append((execution_report(
             o.session.getBeginString().getValue(), order_id=f"{self.venue.name}-{o.oid}",
             exec_id=self._next_exec_id(), exec_type=exec_type, ord_status=o.status, cl_ord_id=cl_ord_id or o.cl_ord_id,
             orig_cl_ord_id=orig, symbol=o.symbol, side=o.side, order_qty=o.qty, cum_qty=o.cum, leaves_qty=o.leaves,
             avg_px=avg_px(o.cum_value, o.cum), last_qty=last_qty, last_px=last_px, price=o.price,
-            account=o.account, text=text, ord_rej_reason=reason,
+            account=o.account, text=text, ord_rej_reason=reason, restatement_reason=restatement_reason,
         ), o.session))
 
     def _reject_new(self, msg: fix.Message, sid: fix.SessionID, reason: int, text: str, out: Outbox,
@@ -240,6 +243,8 @@ class VenueSimulator(fix.Application):
             return self._reject_new(msg, sid, 6, f"duplicate ClOrdID {cl}", out)
         if symbol not in self.books:
             return self._reject_new(msg, sid, 1, f"unknown symbol {symbol}", out)
+        if symbol in self.halted:
+            return self._reject_new(msg, sid, 2, f"trading in {symbol} is halted", out)
         if side not in ("1", "2", "5") or ord_type not in ("1", "2") or tif not in _TIF:
             return self._reject_new(msg, sid, 11, "unsupported side, order type or time in force", out)
         terms = self._parse_terms(symbol, field(msg, 38), ord_type, field(msg, 44))
@@ -268,7 +273,8 @@ class VenueSimulator(fix.Application):
                 continue
             if left:  # decrement mode: the order shrinks and stays
                 victim.qty -= int(removed)
-                self._er(victim, ExecType.RESTATED, out, text="self-trade prevention: quantity decremented")
+                self._er(victim, ExecType.RESTATED, out, text="self-trade prevention: quantity decremented",
+                         restatement_reason=RestatementReason.PARTIAL_DECLINE)
             elif victim.oid != o.oid:
                 victim.status = OrdStatus.CANCELED
                 self._er(victim, ExecType.CANCELED, out, text="self-trade prevention")
@@ -409,6 +415,44 @@ class VenueSimulator(fix.Application):
             if kind == "1":
                 self.md_subs[symbol][key] = (sid, req_id, depth)
 
+    # ------------------------------------------------------------------ the trading day
+    def end_of_day(self) -> None:
+        """The venue's close: resting DAY orders are done for day (DoneForDay); GTC orders
+        stay in the book through the night."""
+        out: Outbox = []
+        with self.lock:
+            for book in self.books.values():
+                for oid, _qty in book.expire(mc.DAY):
+                    o = self.orders.get(oid)
+                    if o is not None:
+                        o.status = OrdStatus.DONE_FOR_DAY
+                        self._er(o, ExecType.DONE_FOR_DAY, out)
+        for m, to in out:
+            send(m, to)
+
+    def halt(self, symbol: str, halted: bool, cancel: bool = False) -> None:
+        """Halt trading in `symbol` (SecurityStatus 326=2 to every session; new orders refused,
+        no quotes; with `cancel`, resting client orders canceled, ExecRestatementReason 6:
+        K.1.b) or resume it (326=17)."""
+        out: Outbox = []
+        with self.lock:
+            if halted:
+                self.halted.add(symbol)
+            else:
+                self.halted.discard(symbol)
+            for sid in self.sessions.values():
+                out.append((raw_message(sid.getBeginString().getValue(), "f", [
+                    (55, symbol), (326, "2" if halted else "17"), (58, "halted" if halted else "resumed")]), sid))
+            if halted and cancel:
+                for o in self.orders.values():
+                    if o.symbol == symbol and o.leaves and self.books[symbol].order(o.oid) is not None:
+                        self.books[symbol].cancel(o.oid)
+                        o.status = OrdStatus.CANCELED
+                        self._er(o, ExecType.CANCELED, out, text="cancel on trading halt",
+                                 restatement_reason=RestatementReason.CANCEL_ON_TRADING_HALT)
+        for m, to in out:
+            send(m, to)
+
     # ------------------------------------------------------------------ synthetic liquidity
     def _requote(self, symbol: str, out: Outbox) -> None:
         book, sim = self.books[symbol], self.sim
@@ -448,6 +492,8 @@ class VenueSimulator(fix.Application):
             out: Outbox = []
             with self.lock:
                 for symbol in self.books:
+                    if symbol in self.halted:
+                        continue
                     step = self.rng.gauss(sim.drift_bps, sim.volatility_bps) / 1e4
                     self.mids[symbol] = self._snap(symbol, round(self.mids[symbol] * (1 + step)))
                     self._requote(symbol, out)

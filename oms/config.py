@@ -247,6 +247,8 @@ class Config(_Base):
     risk: RiskConfig = RiskConfig()
     fx: dict[str, str] = {}  # value of one unit of each currency in USD, e.g. EUR = "1.08"
     calendar: CalendarConfig | None = None  # none: the day starts and ends by operator command only
+    # a new order in a halted symbol is held (acknowledged, routed when trading resumes) or rejected
+    halt_policy: Literal["hold", "reject"] = "hold"
     reports: ReportsConfig = ReportsConfig()
 
     def run_path(self, base: Path) -> Path:
@@ -275,6 +277,7 @@ class Config(_Base):
             venue_policies={v.name: VenuePolicy(int(v.ack_timeout_s * 1e9), v.on_timeout, v.unknown_child)
                             for v in self.venues},
             calendar=self.calendar.calendar(self.venues) if self.calendar else None,
+            halt_policy=self.halt_policy,
         )
 
 

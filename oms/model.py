@@ -231,6 +231,18 @@ class StartOfDay(msgspec.Struct, tag=True, frozen=True, gc=False):
     reason: str = ""
 
 
+class TradingHalt(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """Trading in a symbol halted or resumed: at one venue (its SecurityStatus or
+    TradingSessionStatus; `venue` named, no user), or everywhere by an operator (`user`, no
+    venue). New orders are held (or rejected, by `halt_policy`) until it resumes."""
+
+    symbol: str
+    halted: bool
+    venue: str = ""
+    user: str = ""
+    reason: str = ""
+
+
 class EndOfDay(msgspec.Struct, tag=True, frozen=True, gc=False):
     """An operator ends the trading day now: DAY orders done for day, GTD orders of the day
     expired, GTC orders carried."""
@@ -344,6 +356,7 @@ Command = (
     | VenueNotice
     | StartOfDay
     | EndOfDay
+    | TradingHalt
 )
 
 
@@ -559,6 +572,17 @@ class DayEnded(msgspec.Struct, tag=True, frozen=True, gc=False):
     user: str = ""
 
 
+class HaltChanged(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """Trading in `symbol` halted or resumed at `venue` ("": everywhere, by an operator)."""
+
+    ts: int
+    symbol: str
+    venue: str
+    halted: bool
+    user: str = ""
+    reason: str = ""
+
+
 class AllocationShare(msgspec.Struct, frozen=True, gc=False):
     account: str
     qty: int
@@ -621,6 +645,7 @@ Event = (
     | BestPrice
     | DayStarted
     | DayEnded
+    | HaltChanged
 )
 
 # version of the journaled events; a journal records the highest that wrote to it, and code

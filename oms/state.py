@@ -35,6 +35,7 @@ from oms.model import (
     ChildInDoubt,
     DayEnded,
     DayStarted,
+    HaltChanged,
     OrdType,
     Side,
     TimeInForce,
@@ -42,7 +43,7 @@ from oms.model import (
 from oms.router import INTERNAL
 from oms.states import TERMINAL
 
-_ACK_TYPES = frozenset({ExecType.NEW, ExecType.TRADE})
+_ACK_TYPES = frozenset({ExecType.NEW, ExecType.TRADE, ExecType.STOPPED})
 _CHAIN_KEEPING = frozenset({ExecType.PENDING_CANCEL, ExecType.PENDING_REPLACE})
 
 
@@ -112,6 +113,7 @@ class OmsState:
         self.awaiting: dict[str, int] = {}
         self.day = ""  # the trading date (YYYY-MM-DD) of the last start of day; "" before the first
         self.day_open = False  # between a start and an end of day
+        self.halts: dict[str, set[str]] = {}  # symbol -> venues halting it ("": an operator, everywhere)
         self.last_ts = 0
         self.events_applied = 0
         # called with each event of their type after it is applied (compliance state)
@@ -275,6 +277,15 @@ class OmsState:
     def _day_ended(self, ev: DayEnded) -> None:
         self.day_open = False
 
+    def _halt_changed(self, ev: HaltChanged) -> None:
+        venues = self.halts.setdefault(ev.symbol, set())
+        if ev.halted:
+            venues.add(ev.venue)
+        else:
+            venues.discard(ev.venue)
+            if not venues:
+                del self.halts[ev.symbol]
+
     def _no_change(self, ev: Event) -> None:
         pass
 
@@ -290,7 +301,7 @@ class OmsState:
     def state_hash(self) -> str:
         """SHA-256 over all derived state in a canonical order: orders, children, their
         ClOrdID indexes, the crossing book in time priority, the children awaiting an answer,
-        the trading day, allocations and what the observers derived (compliance). Equal
+        the trading day and halts, allocations and what the observers derived (compliance). Equal
         hash, equal state."""
         h = hashlib.sha256()
         enc = msgspec.msgpack.Encoder(order="sorted")
@@ -302,7 +313,7 @@ class OmsState:
         h.update(enc.encode(sorted(self.child_by_cl_ord_id.items())))
         h.update(enc.encode([(symbol, list(queue)) for symbol, queue in sorted(self.internal.items())]))
         h.update(enc.encode(list(self.awaiting.items())))
-        h.update(enc.encode((self.day, self.day_open)))
+        h.update(enc.encode((self.day, self.day_open, sorted((s, sorted(v)) for s, v in self.halts.items()))))
         for aid in sorted(self.allocations):
             h.update(enc.encode((self.allocations[aid], aid in self.canceled_allocations)))
         for digest in self._digests:
@@ -330,4 +341,5 @@ _APPLY = {
     BestPrice: OmsState._no_change,
     DayStarted: OmsState._day_started,
     DayEnded: OmsState._day_ended,
+    HaltChanged: OmsState._halt_changed,
 }

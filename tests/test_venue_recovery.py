@@ -10,7 +10,6 @@ import msgspec
 
 from oms.engine import VenuePolicy
 from oms.model import (
-    Anomaly,
     ChildCancelSent,
     ChildInDoubt,
     ChildOrderSent,
@@ -149,7 +148,7 @@ def test_a_venue_refusing_status_requests_leaves_the_asked_children_in_doubt():
                                                                                 text="again")))
 
 
-def test_venue_messages_the_oms_does_not_apply_are_journaled_anomalies_with_an_alert():
+def test_venue_messages_the_oms_does_not_apply_are_journaled_anomalies_with_an_alert_and_restatements_apply():
     d = desk()
     d.nos("A", 100)
     d.v_ack("A")
@@ -157,10 +156,10 @@ def test_venue_messages_the_oms_does_not_apply_are_journaled_anomalies_with_an_a
                    VenueNotice(venue="V1", kind="business_reject", text="no (RefMsgType Q)")):
         evs = d.engine.handle(notice)
         assert kinds(evs) == ["Anomaly", "ComplianceAlert"] and evs[0].kind == f"venue_{notice.kind}"
-    evs = d.run(VenueExecReport(venue="V1", cl_ord_id=d.child("A").cl_ord_id, exec_id="R1",
-                                exec_type=ExecType.RESTATED, order_qty=60, text="decrement"))
-    anomalies = [e for e in d.events if type(e) is Anomaly and e.kind == "venue_restated"]
-    assert anomalies and "OrderQty 60" in anomalies[-1].detail and d.child("A").qty == 100
+    reps = d.run(VenueExecReport(venue="V1", cl_ord_id=d.child("A").cl_ord_id, exec_id="R1",
+                                 exec_type=ExecType.RESTATED, order_qty=60, text="decrement"))
+    # a restatement is applied now (matrix E, tests/test_matrices_ehkl.py): child and parent at 60
+    assert d.child("A").qty == 60 and [(r.exec_type, r.order_qty) for r in reps] == [(ExecType.RESTATED, 60)]
 
 
 def test_reports_a_venue_resends_after_a_reconnect_apply_once():

@@ -208,7 +208,34 @@ def test_self_trade_decrement_restates_the_resting_order(tmp_path):
             c1.new_order("B1", "AAPL", "1", "100", "190.00")
             c1.expect("8", t11="B1")
             c1.new_order("S1", "AAPL", "2", "60", "190.00")
-            assert tags(c1.expect("8", t11="B1"), 150, 39, 38, 151) == ("D", "0", "40", "40")
+            assert tags(c1.expect("8", t11="B1"), 150, 39, 38, 151, 378) == ("D", "0", "40", "40", "5")
             assert tags(c1.expect("8", t11="S1"), 150, 39, 14) == ("4", "4", "0")
     finally:
         v.stop()
+
+
+def test_end_of_day_ends_day_orders_and_keeps_gtc_orders_in_the_book(tmp_path, quiet_venue):
+    with client(tmp_path, quiet_venue, "C1") as c1, client(tmp_path, quiet_venue, "C2") as c2:
+        c1.new_order("D1", "AAPL", "1", "100", "189.00")
+        c1.new_order("G1", "AAPL", "1", "200", "189.50", tif="1")
+        c1.expect("8", t11="D1")
+        c1.expect("8", t11="G1")
+        quiet_venue.end_of_day()
+        assert er(c1.expect("8", t11="D1")) == ("3", "3", "100", "0", "0", None)
+        c2.new_order("S1", "AAPL", "2", "200", "189.00")  # the next morning: the GTC order is still there
+        assert er(c1.expect("8", t11="G1")) == ("F", "2", "200", "200", "0", "200")
+
+
+def test_a_halt_refuses_new_orders_tells_every_session_and_can_cancel_resting_ones(tmp_path, quiet_venue):
+    with client(tmp_path, quiet_venue, "C1") as c1:
+        c1.new_order("B1", "AAPL", "1", "100", "189.00")
+        c1.expect("8", t11="B1")
+        quiet_venue.halt("AAPL", True, cancel=True)
+        assert tags(c1.expect("f"), 55, 326) == ("AAPL", "2")
+        assert tags(c1.expect("8", t11="B1"), 150, 39, 378) == ("4", "4", "6")  # K.1.b
+        c1.new_order("B2", "AAPL", "1", "100", "189.00")
+        assert tags(c1.expect("8", t11="B2"), 150, 103) == ("8", "2")
+        quiet_venue.halt("AAPL", False)
+        assert tags(c1.expect("f"), 55, 326) == ("AAPL", "17")
+        c1.new_order("B3", "AAPL", "1", "100", "189.00")
+        assert tags(c1.expect("8", t11="B3"), 150) == ("0",)

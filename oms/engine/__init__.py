@@ -13,6 +13,7 @@ One class, its handlers grouped by concern in the modules of this package:
 | allocations.py | block allocation and its cancel |
 | risk_admin.py | limits, kill switches, overrides, the post-trade sweep |
 | day.py | the trading day (start and end, GT orders carried), the timer, expiry |
+| halts.py | trading halts: orders held or refused, routed on resume |
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from oms.engine.allocations import Allocations
 from oms.engine.amend import Amendments
 from oms.engine.core import DEFAULT_POLICY, ReferenceData, SequentialIds, VenuePolicy
 from oms.engine.day import TradingDay
+from oms.engine.halts import Halts
 from oms.engine.recovery import Recovery
 from oms.engine.risk_admin import RiskAdministration
 from oms.engine.routing import Routing
@@ -47,6 +49,7 @@ from oms.model import (
     StartOfDay,
     StatusRequest,
     Timer,
+    TradingHalt,
     VenueCancelReject,
     VenueExecReport,
     VenueNotice,
@@ -59,7 +62,7 @@ __all__ = ["Engine", "ReferenceData", "SequentialIds", "VenuePolicy"]
 
 
 class Engine(TraderCommands, Amendments, VenueReports, Routing, Recovery, Allocations, RiskAdministration,
-             TradingDay):
+             TradingDay, Halts):
     def __init__(
         self,
         ref: ReferenceData,
@@ -110,4 +113,5 @@ class Engine(TraderCommands, Amendments, VenueReports, Routing, Recovery, Alloca
             VenueNotice: self._venue_notice,
             StartOfDay: self._day_command,
             EndOfDay: self._day_command,
+            TradingHalt: self._trading_halt,
         }

@@ -67,6 +67,7 @@ class ReferenceData(msgspec.Struct, frozen=True):
     internal_cross: bool = False  # BEST/SWEEP orders cross resting CROSS orders first; CROSS is accepted
     venue_policies: dict[str, VenuePolicy] = {}  # by venue; a venue not named gets the defaults
     calendar: Calendar | None = None  # None: the day starts and ends by operator command only
+    halt_policy: str = "hold"  # a new order in a halted symbol: "hold" (acknowledged, routed on resume) or "reject"
 
 
 class VenuePolicy(msgspec.Struct, frozen=True):

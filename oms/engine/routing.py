@@ -14,10 +14,15 @@ class Routing(Core):
     def _route(self, o: ParentOrder, qty: int, avoid: frozenset[str] = frozenset()) -> None:
         """Children for `qty`: one at the order's venue, or where its policy sends them
         (oms.router); a CROSS order's rests in the internal crossing book, acknowledged at once."""
+        if self.state.halts and self._halted(o.symbol, o.venue):
+            self._hold(o)
+            return
         if o.venue == CROSS:
             self._venue_ack(self._send_child(o, INTERNAL, qty), o)
             return
         down = self.venues_down | avoid if avoid else self.venues_down
+        if self.state.halts.get(o.symbol):  # a policy order avoids the venues that halted its symbol
+            down = down | self.state.halts[o.symbol]
         cal = self.ref.calendar
         if cal is not None and cal.venue_hours:  # a venue outside its hours is avoided like one that is down
             down = down | {v for v in cal.venue_hours if cal.venue_closed(v, self._now)}

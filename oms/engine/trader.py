@@ -98,6 +98,9 @@ class TraderCommands(Core):
         if c.ord_type not in PRICED and c.price is not None:
             c = msgspec.structs.replace(c, price=None)  # a market or stop order carries no limit
         venue = c.ex_destination or self.ref.default_route or self.ref.default_venue
+        if self.state.halts and self.ref.halt_policy == "reject" and self._halted(c.symbol, venue):
+            self._reject_new(c, Reason.HALTED, f"trading in {c.symbol} is halted")
+            return
         verdict = self.compliance.check_new(c, venue, self._now)
         if verdict.control is not None:
             self._reject_new(c, Reason[f"RISK_{verdict.control.name}"], verdict.text)
@@ -110,6 +113,9 @@ class TraderCommands(Core):
                                        symbol=c.symbol, order_id=order_id))
         o = self.state.orders[order_id]
         left = c.qty
+        if self.state.halts and self._halted(o.symbol, o.venue):
+            self._hold(o)  # neither crossed nor routed until trading resumes
+            return
         if self.ref.internal_cross and (venue in POLICIES or venue == CROSS) and c.ord_type in _CROSSABLE:
             left -= self._cross(o, c.qty)
         if left and venue == CROSS and (o.price is None or o.tif is TimeInForce.IOC or o.tif is TimeInForce.FOK):

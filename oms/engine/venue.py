@@ -3,12 +3,12 @@ cancels, replaces, rejects; each applied to the child and carried to its parent.
 from __future__ import annotations
 
 from oms.fixed import MAX_NOTIONAL, MAX_PRICE, price_str
-from oms.model import ExecType, OrdStatus, VenueCancelReject, VenueExecReport, VenueReject
+from oms.model import ExecType, OrdStatus, RestatementReason, VenueCancelReject, VenueExecReport, VenueReject
 from oms.reasons import Reason
 from oms.router import INTERNAL
 from oms.state import ChildOrder, ParentOrder
 from oms.states import PENDING, TERMINAL, Trigger, allowed, leaves_qty, next_status
-from oms.engine.core import GT, Core, S, T
+from oms.engine.core import GT, KEEP, Core, S, T
 
 _FILLS = frozenset({ExecType.TRADE, ExecType.TRADE_CANCEL, ExecType.TRADE_CORRECT})
 
@@ -51,10 +51,38 @@ class VenueReports(Core):
             self._reconcile(ch, o, r)
         elif et is ExecType.DONE_FOR_DAY or et is ExecType.EXPIRED:
             self._venue_done(ch, o, T.DONE_FOR_DAY if et is ExecType.DONE_FOR_DAY else T.EXPIRE, et)
-        elif et is ExecType.RESTATED:  # not applied yet: the child keeps its terms, an operator looks
-            self._anomaly("venue_restated", f"{r.venue} restated {ch.cl_ord_id} (order {o.order_id}): "
-                                            f"OrderQty {r.order_qty}, {r.text or 'no reason given'}; not applied",
-                          alert=True)
+        elif et is ExecType.RESTATED:
+            self._venue_restated(ch, o, r)
+        elif et is ExecType.STOPPED:
+            self._venue_stopped(ch, o, r)
+
+    def _venue_restated(self, ch: ChildOrder, o: ParentOrder, r: VenueExecReport) -> None:
+        """The venue changed the child's terms on its own (E.1.c/d): a quantity reduced
+        (never below what is filled: amended to CumQty) or raised, a price changed. The
+        parent's quantity moves by as much, its price follows its only child, and the trader
+        gets Restated with the venue's reason."""
+        qty = max(ch.qty if r.order_qty is None else r.order_qty, ch.cum_qty)
+        price = ch.price if r.price is None else r.price
+        if qty == ch.qty and price == ch.price:
+            self._child_update(ch, next_status(ch.status, T.RESTATE, True, qty, ch.cum_qty), venue_exec_id=r.exec_id)
+            return  # restated as it was: the venue has it, nothing for the trader
+        order_qty = max(o.order_qty + qty - ch.qty, o.cum_qty)
+        reprice = price != ch.price and len(o.children) == 1
+        reason = r.restatement_reason
+        if reason is None and qty < ch.qty:
+            reason = RestatementReason.PARTIAL_DECLINE
+        self._child_update(ch, next_status(ch.status, T.RESTATE, True, qty, ch.cum_qty), qty=qty, price=price,
+                           venue_exec_id=r.exec_id)
+        self._er(o, ExecType.RESTATED, next_status(o.status, T.RESTATE, o.acked, order_qty, o.cum_qty),
+                 order_qty=order_qty, price=price if reprice else KEEP, restatement_reason=reason,
+                 text=r.text or f"restated by {ch.venue}")
+
+    def _venue_stopped(self, ch: ChildOrder, o: ParentOrder, r: VenueExecReport) -> None:
+        """The venue guarantees a price for the child (L.1.a): Stopped, with the guaranteed
+        LastQty and LastPx (not a trade: CumQty does not move). Fills follow as trades."""
+        self._child_update(ch, next_status(ch.status, T.STOP, True, ch.qty, ch.cum_qty), venue_exec_id=r.exec_id)
+        self._er(o, ExecType.STOPPED, next_status(o.status, T.STOP, True, o.order_qty, o.cum_qty),
+                 last_qty=r.last_qty, last_px=r.last_px, text=r.text)
 
     def _venue_ack(self, ch: ChildOrder, o: ParentOrder) -> None:
         child_status = next_status(ch.status, T.ACK, True, ch.qty, ch.cum_qty)

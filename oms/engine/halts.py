@@ -1,0 +1,50 @@
+"""Trading halts (K): a symbol halted at a venue (its status message) or everywhere (an
+operator). While halted, new quantity is not routed: an order is held, acknowledged by the
+OMS, or refused (`halt_policy = "reject"`); policy orders avoid the venues that halted
+it. Working orders stay at their venues, which fill them after the halt (K.1.a) or cancel
+them (K.1.b). When trading resumes, held quantity is routed."""
+from __future__ import annotations
+
+from oms.model import ComplianceAlert, ExecType, HaltChanged, TradingHalt
+from oms.router import POLICIES
+from oms.state import ParentOrder
+from oms.states import PENDING, TERMINAL, next_status
+from oms.engine.core import Core, T
+
+
+class Halts(Core):
+    def _trading_halt(self, c: TradingHalt) -> None:
+        if c.venue:
+            if c.venue not in self.ref.venues or c.symbol not in self.ref.instruments:
+                self._anomaly("unknown_halt", f"{c.venue or 'operator'}: halt status for {c.symbol} not applied: "
+                                              "unknown venue or symbol", alert=True)
+                return
+        elif not self._authorised(c):
+            return
+        elif c.symbol not in self.ref.instruments:
+            self._emit(ComplianceAlert(ts=self._now, control="trading_halt", level="hard",
+                                       text=f"TradingHalt refused: unknown symbol {c.symbol!r}"))
+            return
+        if (c.venue in self.state.halts.get(c.symbol, ())) == c.halted:
+            return  # a venue repeats its status: nothing changes
+        self._emit(HaltChanged(ts=self._now, symbol=c.symbol, venue=c.venue, halted=c.halted, user=c.user,
+                               reason=c.reason))
+        if not c.halted:
+            for o in list(self.state.orders.values()):
+                if o.symbol == c.symbol and o.status not in TERMINAL and o.status not in PENDING:
+                    self._fit_children(o)  # what was held goes out now
+
+    def _halted(self, symbol: str, venue: str) -> bool:
+        """Whether new quantity of `symbol` for `venue` (or a policy) must wait: halted where it would go."""
+        venues = self.state.halts.get(symbol)
+        if not venues:
+            return False
+        if "" in venues:
+            return True
+        return all(v in venues for v in self.ref.venues) if venue in POLICIES else venue in venues
+
+    def _hold(self, o: ParentOrder) -> None:
+        """Keep the order's quantity at the OMS while its symbol is halted; the OMS acknowledges it."""
+        if not o.acked:
+            self._er(o, ExecType.NEW, next_status(o.status, T.ACK, True, o.order_qty, o.cum_qty),
+                     text=f"held: trading in {o.symbol} is halted")

@@ -1,0 +1,164 @@
+"""FIX order state matrices E (unsolicited restatements), K (trading halts) and L (Stopped)
+at the engine level, row by row as in ../shared/reference/fix-order-state-matrices.md
+(H, GT orders across days, is in tests/test_trading_day.py)."""
+from __future__ import annotations
+
+import msgspec
+
+from oms.model import (
+    Anomaly,
+    ComplianceAlert,
+    ExecType,
+    HaltChanged,
+    OrderRejected,
+    RestatementReason,
+    TimeInForce,
+    TradingHalt,
+    VenueNotice,
+)
+from risk.config import RiskConfig
+from tests.harness import REF, Desk, px, rows
+
+PN, NEW, PF, FILLED = "PENDING_NEW", "NEW", "PARTIALLY_FILLED", "FILLED"
+STOPPED, RESTATED, CXL = "STOPPED", "RESTATED", "CANCELED"
+ADMIN = "ops"
+
+
+def acked(qty: int = 10000, d: Desk | None = None) -> Desk:
+    d = d or Desk()
+    d.nos("X", qty)
+    d.v_ack("X")
+    return d
+
+
+def restated(d: Desk, cl: str = "X", **kw: object) -> list:
+    return d._venue(cl, ExecType.RESTATED, **kw)
+
+
+# ---------------------------------------------------------------- E unsolicited
+
+
+def test_e1d_unsolicited_reduction_by_the_venue_then_filled():
+    d = acked()
+    reps = restated(d, order_qty=9000, text="partial decline")
+    assert rows(reps) == [(RESTATED, NEW, 9000, 0, 9000, 0)]
+    assert reps[0].restatement_reason == RestatementReason.PARTIAL_DECLINE and reps[0].text == "partial decline"
+    assert d.child("X").qty == 9000
+    assert rows(d.v_fill("X", 9000)) == [("TRADE", FILLED, 9000, 9000, 0, 9000)]
+    assert d.replayed().state.state_hash() == d.engine.state.state_hash()
+
+
+def test_e1c_unsolicited_increases_with_a_fill_between():
+    d = acked()
+    reps = restated(d, order_qty=11000, restatement_reason=RestatementReason.VERBAL_CHANGE)
+    assert rows(reps) == [(RESTATED, NEW, 11000, 0, 11000, 0)] and reps[0].restatement_reason == 2
+    assert rows(d.v_fill("X", 1000)) == [("TRADE", PF, 11000, 1000, 10000, 1000)]
+    assert rows(restated(d, order_qty=12000)) == [(RESTATED, PF, 12000, 1000, 11000, 0)]
+
+
+def test_a_restated_price_follows_the_only_child_and_a_reduction_never_goes_below_cum_qty():
+    d = acked()
+    reps = restated(d, price=px("99.5"))
+    assert rows(reps) == [(RESTATED, NEW, 10000, 0, 10000, 0)] and reps[0].price == px("99.5")
+    assert d.child("X").price == px("99.5")
+    d.v_fill("X", 3000)
+    assert rows(restated(d, order_qty=2000)) == [(RESTATED, FILLED, 3000, 3000, 0, 0)]  # amended to CumQty
+    assert restated(d, order_qty=3000) == []  # restated as it was: nothing for the trader
+
+
+def test_e1b_unsolicited_cancel_of_a_part_filled_order():
+    d = acked()
+    d.v_fill("X", 1000)
+    assert rows(d.v_canceled("X", "verbal change")) == [(CXL, CXL, 10000, 1000, 0, 0)]
+
+
+def test_an_exec_type_or_ord_status_the_oms_does_not_handle_is_a_counted_anomaly_with_an_alert():
+    seen: list[Anomaly] = []
+    d = Desk()
+    d.engine._on_anomaly = seen.append
+    for kind in ("unknown_exec_type", "unknown_ord_status"):
+        events = d.run_events(VenueNotice(venue="V1", kind=kind, text="ExecType (150) 'B' for ClOrdID 7"))
+        assert [type(e) for e in events] == [Anomaly, ComplianceAlert] and events[0].kind == f"venue_{kind}"
+    assert len(seen) == 2
+
+
+# ---------------------------------------------------------------- L stopped
+
+
+def test_l1a_guarantee_of_execution_before_execution():
+    d = acked()
+    reps = d._venue("X", ExecType.STOPPED, last_qty=1000, last_px=px("50.10"))
+    assert rows(reps) == [(STOPPED, STOPPED, 10000, 0, 10000, 1000)] and reps[0].last_px == px("50.10")
+    assert rows(d.v_fill("X", 1000, "50")) == [("TRADE", STOPPED, 10000, 1000, 9000, 1000)]
+    assert rows(d.v_fill("X", 9000, "50")) == [("TRADE", FILLED, 10000, 10000, 0, 9000)]
+    assert d.replayed().state.state_hash() == d.engine.state.state_hash()
+
+
+def test_a_stopped_order_can_be_canceled():
+    d = acked()
+    d._venue("X", ExecType.STOPPED, last_qty=10000, last_px=px("50"))
+    assert rows(d.cancel("Y", "X")) == [("PENDING_CANCEL", "PENDING_CANCEL", 10000, 0, 10000, 0)]
+    assert rows(d.v_canceled("X")) == [(CXL, CXL, 10000, 0, 0, 0)]
+
+
+# ---------------------------------------------------------------- K trading halt
+
+
+def halt_desk(policy: str = "hold") -> Desk:
+    return Desk(RiskConfig(admins=[ADMIN]), msgspec.structs.replace(REF, halt_policy=policy))
+
+
+def test_k_an_operator_halt_holds_new_orders_and_resume_routes_them():
+    d = halt_desk()
+    events = d.run_events(TradingHalt(symbol="AAPL", halted=True, user=ADMIN, reason="news pending"))
+    assert [type(e) for e in events] == [HaltChanged]
+    reps = d.nos("H", 500)
+    assert rows(reps) == [(PN, PN, 500, 0, 500, 0), (NEW, NEW, 500, 0, 500, 0)]
+    assert "halted" in reps[1].text and not d.engine.state.find("CLIENT1", "H").children
+    d.nos("H2", 300)
+    assert rows(d.cancel("H2c", "H2")) == [("PENDING_CANCEL", "PENDING_CANCEL", 300, 0, 300, 0),
+                                           (CXL, CXL, 300, 0, 0, 0)]  # a held order cancels at once
+    assert d.run(TradingHalt(symbol="AAPL", halted=False, user=ADMIN)) == []
+    assert d.child("H").qty == 500 and d.child("H").venue == "V1"
+    assert d.v_ack("H") == []  # already acknowledged by the OMS
+    assert rows(d.v_fill("H", 500)) == [("TRADE", FILLED, 500, 500, 0, 500)]
+    assert d.replayed().state.state_hash() == d.engine.state.state_hash()
+
+
+def test_k_by_policy_new_orders_in_a_halted_symbol_are_rejected():
+    d = halt_desk("reject")
+    d.run(TradingHalt(symbol="AAPL", halted=True, user=ADMIN))
+    reps = d.nos("R", 100)
+    assert rows(reps) == [("REJECTED", "REJECTED", 100, 0, 0, 0)]
+    assert reps[0].ord_rej_reason == 2 and "halted" in reps[0].text
+    assert rows(d.nos("M", 100, symbol="MSFT")) == [(PN, PN, 100, 0, 100, 0)]
+
+
+def test_k_a_venue_halt_is_routed_around_by_policy_orders_and_holds_direct_ones():
+    d = halt_desk()
+    d.run(TradingHalt(symbol="AAPL", halted=True, venue="V1"))
+    d.nos("B", 100, ex_destination="BEST")
+    assert d.child("B").venue == "V2"
+    d.nos("D", 100, ex_destination="V1")
+    assert not d.engine.state.find("CLIENT1", "D").children
+    assert d.run_events(TradingHalt(symbol="AAPL", halted=True, venue="V1")) == []  # repeated: no change
+    d.run(TradingHalt(symbol="AAPL", halted=False, venue="V1"))
+    assert d.child("D").venue == "V1"
+
+
+def test_k1b_orders_canceled_by_the_venue_on_a_halt_and_k1a_filled_after_it():
+    d = acked(d=halt_desk())
+    d.run(TradingHalt(symbol="AAPL", halted=True, venue="V1"))
+    d.nos("G", 100, tif=TimeInForce.GTC)  # held, not routed
+    assert rows(d.v_canceled("X", "cancel on trading halt")) == [(CXL, CXL, 10000, 0, 0, 0)]  # K.1.b
+    d.run(TradingHalt(symbol="AAPL", halted=False, venue="V1"))
+    assert rows(d.v_fill("G", 100)) == [("TRADE", FILLED, 100, 100, 0, 100)]  # K.1.a
+
+
+def test_k_halts_from_unknown_venues_or_users_are_refused():
+    d = halt_desk()
+    events = d.run_events(TradingHalt(symbol="AAPL", halted=True, venue="NOPE"))
+    assert type(events[0]) is Anomaly and events[0].kind == "unknown_halt"
+    assert d.run_events(TradingHalt(symbol="AAPL", halted=True, user="intruder"))[0].control == "authorisation"
+    assert "unknown symbol" in d.run_events(TradingHalt(symbol="ZZZ", halted=True, user=ADMIN))[0].text
+    assert not d.engine.state.halts and not any(type(e) is OrderRejected for e in d.events)
