@@ -309,6 +309,7 @@ class Facts:
         self._fill_child: dict[str, tuple[str, str]] = {}  # parent ExecID -> (child_id, venue ExecID)
         self.events_read = 0
         self.journal_end = 0
+        self.derived: dict[str, object] = {}  # what several reports compute from the facts, once (tables.once)
 
     # ------------------------------------------------------------------ the pass
     def read(self, reader: Reader) -> Facts:
@@ -327,27 +328,31 @@ class Facts:
         moves = self.ledger.handlers if self.with_positions else {}
         start, end, tail = self.start, self.end, self.end + self.MARKOUT_TAIL_NS
         n = 0
+        opened = False
         for ev in reader.events(reader.last_seq):
             n += 1
             ts, t = ev.ts, type(ev)
-            if ts >= start and self.opening is None:
-                self._open()
-            if ts >= end:
-                if self.closing_bbo is None:
-                    self._close()
-                if ts >= tail:
-                    break
-                if t is BestPrice:
-                    self._price(ev, False)
-                continue
+            if ts >= start:
+                if not opened:
+                    self._open()
+                    opened = True
+                if ts >= end:
+                    if self.closing_bbo is None:
+                        self._close()
+                    if ts >= tail:
+                        break
+                    if t is BestPrice:
+                        self._price(ev, False)
+                    continue
             h = handlers.get(t)
             if h is not None:
                 h(ev, ts >= start)
-            m = moves.get(t)
-            if m is not None:
-                moved = m(ev)
-                if moved is not None and ts >= start:
-                    self._moved(moved, ts)
+            if moves:
+                m = moves.get(t)
+                if m is not None:
+                    moved = m(ev)
+                    if moved is not None and ts >= start:
+                        self._moved(moved, ts)
         if self.opening is None:
             self._open()
         if self.closing_bbo is None:

@@ -12,8 +12,10 @@ a markout is a gain (positive: the mid moved the fill's way after it, e.g. up af
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -38,6 +40,7 @@ from oms.positions import SCALE
 from oms.reporting.facts import Child, Facts, Order
 
 MARKOUTS_S = (1, 5, 60)
+T = TypeVar("T")
 _TS = pa.timestamp("ns")
 _NS_PER_US = 1000
 
@@ -104,8 +107,8 @@ def _us(later: int, earlier: int) -> int | None:
     return (later - earlier) // _NS_PER_US if later and earlier else None
 
 
-def _table(columns: dict[str, pa.Array | list]) -> pa.Table:
-    return pa.table({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in columns.items()})
+def _table(columns: dict[str, pa.Array | pa.ChunkedArray | list]) -> pa.Table:
+    return pa.table({k: v if isinstance(v, (pa.Array, pa.ChunkedArray)) else pa.array(v) for k, v in columns.items()})
 
 
 # ---------------------------------------------------------------- blotter
@@ -127,12 +130,12 @@ def orders(f: Facts) -> pa.Table:
         "first_fill": times(o.first_fill_ts for o in ps), "done": times(o.done_ts for o in ps),
         "last_update": times(o.last_ts for o in ps), "text": [o.text for o in ps],
     })
-    of = [f.orders[c.order_id] for c in cs]
+    parent_of = np.fromiter((position[c.order_id] for c in cs), np.int64, len(cs))
+    inherited = parents.select(["session", "account", "symbol", "side", "ord_type", "tif"]).take(parent_of)
     children = _table({
-        "kind": pa.repeat("child", len(cs)), "order_id": [c.order_id for c in cs],
+        "kind": pa.repeat("child", len(cs)), "order_id": parents.column("order_id").take(parent_of),
         "child_id": pa.array([c.child_id for c in cs], pa.string()), "cl_ord_id": [c.cl_ord_id for c in cs],
-        "session": [o.session for o in of], "account": [o.account for o in of], "symbol": [o.symbol for o in of],
-        "side": [_SIDE[o.side] for o in of], "ord_type": [o.ord_type for o in of], "tif": [o.tif for o in of],
+        **{name: inherited.column(name) for name in inherited.column_names},
         "route": [c.venue for c in cs], "qty": pa.array([c.qty for c in cs], pa.int64()),
         "price": fixed([c.price for c in cs]), "status": [_STATUS[c.status] for c in cs],
         "cum_qty": pa.array([c.cum_qty for c in cs], pa.int64()), "cum_value": fixed([c.cum_value for c in cs]),
@@ -142,9 +145,15 @@ def orders(f: Facts) -> pa.Table:
         "last_update": times(c.last_ts for c in cs), "text": pa.repeat("", len(cs)),
     })
     # parent k, then its children in the order they were sent
-    key = np.concatenate([np.arange(len(ps), dtype=np.int64) * 2,
-                          np.fromiter((position[c.order_id] * 2 + 1 for c in cs), np.int64, len(cs))])
+    key = np.concatenate([np.arange(len(ps), dtype=np.int64) * 2, parent_of * 2 + 1])
     return pa.concat_tables([parents, children.cast(parents.schema)]).take(np.argsort(key, kind="stable"))
+
+
+def once(f: Facts, fn: Callable[[Facts], T]) -> T:
+    """fn(f), computed once per facts (several reports use the same derived figures)."""
+    if fn.__name__ not in f.derived:
+        f.derived[fn.__name__] = fn(f)
+    return f.derived[fn.__name__]  # type: ignore[return-value]
 
 
 def later_mids(f: Facts) -> dict[int, list[int | None]]:
@@ -190,7 +199,7 @@ def executions(f: Facts) -> pa.Table:
     """Every trade, bust and correction, with the child, venue and venue ExecID, and its markouts."""
     fills, orders_ = f.fills, f.orders
     parents = [orders_[x.order_id] for x in fills]
-    later = later_mids(f)
+    later = once(f, later_mids)
     signs = np.fromiter((_sign(o.side) for o in parents), np.int64, len(fills))
     prices = np.fromiter((x.last_px for x in fills), np.int64, len(fills))
     marks = {h: _markout_bps(later[h], signs, prices) for h in MARKOUTS_S}
@@ -350,13 +359,8 @@ class _Tca:
         self.vwap_index: dict[str, tuple[list[int], list[int], list[int]]] = {}
         for sym, rows in trades.items():
             rows.sort(key=lambda r: r[0])
-            ts, cq, cv, q, v = [], [0], [0], 0, 0
-            for t, lq, lv in rows:
-                q, v = q + lq, v + lv
-                ts.append(t)
-                cq.append(q)
-                cv.append(v)
-            self.vwap_index[sym] = (ts, cq, cv)
+            ts, qs, vs = zip(*rows)
+            self.vwap_index[sym] = (list(ts), [0, *itertools.accumulate(qs)], [0, *itertools.accumulate(vs)])
 
     def vwap(self, symbol: str, start: int, end: int) -> tuple[int, int]:
         """(qty, value) of every fill in the symbol, all orders, from start to end inclusive."""
@@ -426,7 +430,7 @@ def _tca_columns(rows: list[tuple]) -> dict[str, pa.Array]:
 
 def tca_orders(f: Facts) -> pa.Table:
     """Execution quality per parent order."""
-    parents, rows, _, _ = _tca_rows(f)
+    parents, rows, _, _ = once(f, _tca_rows)
     return _table({
         "order_id": [o.order_id for o in parents], "cl_ord_id": [o.cl_ord_id for o in parents],
         "account": [o.account for o in parents], "symbol": [o.symbol for o in parents],
@@ -442,7 +446,7 @@ def tca_orders(f: Facts) -> pa.Table:
 
 def tca_children(f: Facts) -> pa.Table:
     """Execution quality per child order (at its venue), priced from when it was sent."""
-    _, _, kids, rows = _tca_rows(f)
+    _, _, kids, rows = once(f, _tca_rows)
     return _table({
         "child_id": [c.child_id for c in kids], "order_id": [c.order_id for c in kids],
         "venue": [c.venue for c in kids], "account": [f.orders[c.order_id].account for c in kids],
@@ -460,7 +464,7 @@ def tca_children(f: Facts) -> pa.Table:
 def tca_summary(f: Facts) -> pa.Table:
     """Rolled up per account, symbol, routing policy (parents) and venue (children): the
     slippage of a group is its total cost over its total benchmark value (exact sums)."""
-    parents, prow, kids, crow = _tca_rows(f)
+    parents, prow, kids, crow = once(f, _tca_rows)
     groups: dict[tuple[str, str], list] = {}
     for o, r in zip(parents, prow):
         for dim, key in (("account", o.account), ("symbol", o.symbol), ("policy", o.route)):
@@ -516,7 +520,7 @@ def venues(f: Facts) -> pa.Table:
             s["ack"].append(_us(ch.ack_ts, ch.sent_ts))
         if ch.first_fill_ts:
             s["fill"].append(_us(ch.first_fill_ts, ch.sent_ts))
-    later = later_mids(f)
+    later = once(f, later_mids)
     gains: dict[tuple[str, int], list[int]] = {}
     for k, x in enumerate(f.fills):
         if x.venue in stats and x.exec_type == ExecType.TRADE:
