@@ -20,10 +20,9 @@ from typing import TypeVar
 import numpy as np
 import pyarrow as pa
 
-from oms.fixed import AVGPX_DECIMALS, PRICE_DECIMALS, PRICE_SCALE
+from oms.fixed import AVGPX_DECIMALS, PRICE_DECIMALS
 from oms.model import (
     AllocationBooked,
-    AllocationCanceled,
     AllocationRejected,
     CancelRejected,
     ComplianceAlert,
