@@ -4,6 +4,7 @@ Arrow table (`tables`), written as CSV, Parquet or JSON, with charts in PNG or S
 The same journal and dates give the same bytes."""
 from __future__ import annotations
 
+import gc
 import io
 from collections.abc import Callable
 from pathlib import Path
@@ -92,6 +93,19 @@ def write(cfg: Config, journal: Path, out: Path, first: str, last: str | None = 
     wanted = names(reports)
     if fmt not in FORMATS:
         raise ReportError(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
+    # millions of small objects, none in a cycle: the collector would only scan them again and
+    # again (a quarter of the time). Callers are processes of their own (CLI, end of day).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _write(cfg, journal, out, first, last, wanted, fmt, chart_fmt)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _write(cfg: Config, journal: Path, out: Path, first: str, last: str | None, wanted: list[str], fmt: str,
+           chart_fmt: str | None) -> list[Path]:
     facts = make(cfg, journal, first, last, positions=bool({"positions"} & set(wanted) or chart_fmt))
     out.mkdir(parents=True, exist_ok=True)
     dates = first if not last or last == first else f"{first}_{last}"
