@@ -264,8 +264,10 @@ def main() -> None:
         tmp = Path(d)
         (tmp / "echo").mkdir()
         echo = echo_leg(client, tmp / "echo", a.orders, a.window)
+        floors = [commit_floor(tmp)]  # before and after: the disk is shared, and its load drifts
         oms = oms_leg(executor, client, tmp, a.orders, a.window, not a.no_fsync, a.single_process)
-        commit = commit_floor(tmp)
+        floors.append(commit_floor(tmp))
+    commit = sum(floors) / 2
     print(f"{'':6} {'p50 us':>8} {'p99 us':>8} {'mean us':>8} {'orders/s':>9}  terminal statuses")
     for name, r in (("echo", echo), ("oms", oms)):
         print(f"{name:6} {r['p50_us']:8.0f} {r['p99_us']:8.0f} {r['mean_us']:8.0f} {r['orders_per_s']:9.0f}  "
@@ -273,7 +275,8 @@ def main() -> None:
     bound = 2 * commit + 3 * echo["p50_us"]
     ratio = oms["orders_per_s"] / echo["orders_per_s"]
     print(f"throughput oms/echo {ratio:.2f}x (target >= 0.5x: {'met' if ratio >= 0.5 else 'not met'})")
-    print(f"p50: oms {oms['p50_us']:.0f} us vs 2 x commit ({commit:.0f} us) + 3 x echo p50 = {bound:.0f} us "
+    print(f"p50: oms {oms['p50_us']:.0f} us vs 2 x commit ({commit:.0f} us: {floors[0]:.0f} before, {floors[1]:.0f} "
+          f"after) + 3 x echo p50 = {bound:.0f} us "
           f"({'met' if oms['p50_us'] <= bound else 'not met'}); stretch p50 <= 1 ms: "
           f"{'met' if oms['p50_us'] <= 1000 else 'not met'}")
     print(f"engine: mean oms_engine_latency_seconds {oms['engine_us']:.1f} us per command")

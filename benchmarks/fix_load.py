@@ -9,9 +9,11 @@ are terminal. The OMS leg is trader -> OMS (compliance, journal with fsync, rout
 simulated venue -> OMS -> trader: market orders of 100 shares that fill. The echo leg
 answers every NewOrderSingle with one Filled ExecutionReport. The load generator runs in
 a process of its own for both, as a trader's FIX engine would, and the simulated venues
-run in another (as `oms sim-venue` runs them; their quotes reach the OMS over FIX): the
-OMS process holds what `oms run` holds besides them — engine, journal, compliance, the
-FIX gateways and the NATS publisher.
+run in another (as `oms sim-venue` runs them; their quotes reach the OMS over FIX). The
+OMS runs by role as `oms run` does: this process is the engine process (engine, journal,
+compliance, metrics), the FIX gateway, the NATS publisher and nats-server run in
+processes of their own; --single-process keeps the FIX gateway in this one, as
+`oms run --single-process` does.
 
 With --consoles N the OMS leg runs twice, with no console and with N console clients
 following the live feed (server-sent events, in a process of their own as browsers
@@ -24,6 +26,7 @@ other pre-trade limit and post-trade rule stays on.
 from __future__ import annotations
 
 import argparse
+import gc
 import http.client
 import multiprocessing
 import statistics
@@ -224,25 +227,28 @@ def load_config(cfg: Config, fsync: bool) -> Config:
 
 
 def run_oms(tmp: Path, orders: int, window: int, fsync: bool = True, streams: bool = True,
-            consoles: int = 0) -> dict:
+            consoles: int = 0, processes: bool = True) -> dict:
     cfg = load_config(load(DEFAULT_CONFIG), fsync)
     cfg = msgspec.structs.replace(cfg, api=msgspec.structs.replace(cfg.api, enabled=consoles > 0))
     ctx = multiprocessing.get_context("spawn")
     stop_venues = ctx.Event()
     venues = ctx.Process(target=run_venues, args=(cfg, tmp, stop_venues), name="venues")
     venues.start()
-    system = System(cfg, tmp, venues=False, streams=streams)
+    system = System(cfg, tmp, venues=False, streams=streams, processes=processes)
     system.start()
+    gc.freeze()  # as oms run does after start-up
     stop_consoles, updates = ctx.Event(), ctx.Value("q", 0)
     if consoles:
         ctx.Process(target=follow_consoles, args=(cfg.api.port, cfg.api.users[0].token, consoles, stop_consoles,
                                                   updates), name="consoles", daemon=True).start()
     try:
-        assert system.venue_links is not None
-        late = system.venue_links.wait_for_quotes([v.name for v in cfg.venues], 30)
-        assert not late, f"no quotes from {late}"
+        if system.venue_links is not None:  # processes: the gateway process waited for them
+            late = system.venue_links.wait_for_quotes([v.name for v in cfg.venues], 30)
+            assert not late, f"no quotes from {late}"
+        sample = system.metrics.registry.get_sample_value
         return {**measured_apart(cfg.fix.port, "OMS", "CLIENT2", "FIX.4.4", tmp, orders, window),
-                "console_updates": updates.value}
+                "console_updates": updates.value, "engine_us": sample("oms_engine_latency_seconds_sum") /
+                sample("oms_engine_latency_seconds_count") * 1e6}
     finally:
         stop_consoles.set()
         system.stop()
@@ -278,7 +284,9 @@ def main() -> None:
     p.add_argument("--orders", type=int, default=2000)
     p.add_argument("--window", type=int, default=20)
     p.add_argument("--no-fsync", action="store_true", help="journal without fsync, to show what durability costs")
-    p.add_argument("--no-nats", action="store_true", help="without the NATS streams (their publisher shares the GIL)")
+    p.add_argument("--no-nats", action="store_true", help="without the NATS streams")
+    p.add_argument("--single-process", action="store_true", help="the FIX gateway in the engine's process, as "
+                                                                 "oms run --single-process runs it")
     p.add_argument("--consoles", type=int, default=0, help="also run the OMS with this many live console clients")
     p.add_argument("--door", action="store_true", help="only the echo's round trip, alone and behind the trader "
                                                        "port's front door")
@@ -295,16 +303,18 @@ def main() -> None:
         return
     if a.consoles:
         with tempfile.TemporaryDirectory() as d, tempfile.TemporaryDirectory() as e:
-            alone = run_oms(Path(d), a.orders, a.window, fsync=not a.no_fsync, streams=not a.no_nats)
+            alone = run_oms(Path(d), a.orders, a.window, fsync=not a.no_fsync, streams=not a.no_nats,
+                            processes=not a.single_process)
             watched = run_oms(Path(e), a.orders, a.window, fsync=not a.no_fsync, streams=not a.no_nats,
-                              consoles=a.consoles)
+                              consoles=a.consoles, processes=not a.single_process)
         print(f"OMS alone: {alone['orders_per_s']:.0f} orders/s; with {a.consoles} live consoles "
               f"({watched['console_updates']} updates received): {watched['orders_per_s']:.0f} orders/s, "
               f"{watched['orders_per_s'] / alone['orders_per_s']:.2f}x")
         return
     with tempfile.TemporaryDirectory() as d:
         echo = run_echo(Path(d), a.orders, a.window)
-        oms = run_oms(Path(d), a.orders, a.window, fsync=not a.no_fsync, streams=not a.no_nats)
+        oms = run_oms(Path(d), a.orders, a.window, fsync=not a.no_fsync, streams=not a.no_nats,
+                      processes=not a.single_process)
         commit = commit_floor(Path(d))
     print(f"{'':8} {'p50 us':>9} {'p99 us':>9} {'mean us':>9} {'orders/s':>10}  terminal statuses")
     for name, r in (("echo", echo), ("oms", oms)):
@@ -316,6 +326,7 @@ def main() -> None:
           f"throughput oms/echo = {oms['orders_per_s'] / echo['orders_per_s']:.2f}x")
     print(f"durability floor: one fsync'd commit {commit:.0f} us; a round trip waits for two (acceptance, fill): "
           f"{2 * commit:.0f} us = {2 * commit / echo['p50_us']:.1f}x the echo's p50 before any FIX message")
+    print(f"engine: mean oms_engine_latency_seconds {oms['engine_us']:.1f} us per command")
 
 
 if __name__ == "__main__":

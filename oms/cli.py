@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import gc
 import logging
 import signal
 import sys
@@ -158,6 +159,9 @@ def _run(args: argparse.Namespace) -> int:
         log.critical("cannot start: %s: %s; inspect the state before it with: oms replay %s --until %d",
                      journal, exc, journal, exc.seq - 1)
         return 3
+    # start-up's objects (modules, config, the replayed state) live as long as the process: out of
+    # every later collection, whose full passes otherwise rescan them all while the engine waits
+    gc.freeze()
     stop = _stop_event()  # after start: a component that resets SIGINT must not win
     gateway = None
     if args.stdio:

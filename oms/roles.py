@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stop = _child_setup()
     cfg = msgspec.json.decode(args.config_json.read_bytes(), type=Config)
+    gc.freeze()  # what is loaded by now lives as long as the process: no collection need rescan it
     if args.role == "fix":
         return run(cfg, args.base, args.engine, stop)
     sims = start_venues(cfg, cfg.run_path(args.base))
