@@ -23,7 +23,7 @@ from oms.engine import Engine, SequentialIds
 from oms.journal import Journal
 from oms.metrics import Metrics
 from oms.model import EVENT_DECODER, EVENT_ENCODER, Command, Event, Timer
-from oms.snapshot import Snapshots
+from oms.snapshot import Snapshots, no_gc
 from oms.state import OmsState
 
 log = logging.getLogger("oms.runtime")
@@ -67,13 +67,14 @@ def replay(journal: Journal, state: OmsState | None = None, until: int = 0, star
     """Rebuild the state by applying every journaled event from seq `start` (up to `until`), in order."""
     state = state if state is not None else OmsState()
     decode, apply = EVENT_DECODER.decode, state.apply
-    for seq, payload in journal.replay(start):
-        if until and seq > until:
-            break
-        try:
-            apply(decode(payload))
-        except Exception as exc:
-            raise ReplayError(seq, payload, exc) from exc
+    with no_gc():
+        for seq, payload in journal.replay(start):
+            if until and seq > until:
+                break
+            try:
+                apply(decode(payload))
+            except Exception as exc:
+                raise ReplayError(seq, payload, exc) from exc
     return state
 
 

@@ -13,6 +13,8 @@ file, fsync, rename), so a crash never leaves half of one.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import logging
 import os
@@ -20,7 +22,7 @@ import pickle
 import struct
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,6 +54,30 @@ class Header(msgspec.Struct, frozen=True):
     orders: int = 0
 
 
+@contextlib.contextmanager
+def no_gc() -> Iterator[None]:
+    """The cyclic collector off while millions of objects are made at once (a snapshot, a
+    replay): it would walk them all again and again, for garbage there is none of."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def freeze(state: object, compliance: object) -> bytes:
+    with no_gc():
+        return pickle.dumps((state, compliance), protocol=5)
+
+
+def thaw(payload: bytes) -> tuple:
+    """(state, compliance) of a snapshot's payload."""
+    with no_gc():
+        return pickle.loads(payload)
+
+
 def directory(journal_path: Path) -> Path:
     """Where a journal's snapshots live: beside it, `<journal>.snapshots/`."""
     return Path(f"{journal_path}.snapshots")
@@ -66,7 +92,7 @@ def write(folder: Path, journal: Journal, state: object, compliance: object, sta
           orders: int = 0) -> Path:
     """Write a snapshot of `state` and `compliance`, which hold every journal record so far."""
     seq = journal.last_seq
-    payload = pickle.dumps((state, compliance), protocol=5)
+    payload = freeze(state, compliance)
     header = msgspec.msgpack.encode(Header(seq, journal.record_crc(seq) or 0, state_hash, fp, zlib.crc32(payload),
                                            orders))
     folder.mkdir(parents=True, exist_ok=True)

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import operator
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 
 import msgspec
 import numpy as np
@@ -106,6 +107,7 @@ class Verdict:
 
 
 PASS = Verdict(None)
+_key = operator.itemgetter(0)
 _VIEWS = frozenset({"lim", "soft", "book", "acct", "inst", "ref_ts", "last_fill", "static_ref", "cash"})
 
 
@@ -242,11 +244,16 @@ class Compliance:
         overrides, message and execution windows. Not the market's reference prices, which
         are not events."""
         def canon(d: dict) -> list:
-            return sorted(((k, list(v) if isinstance(v, deque) else v) for k, v in d.items()), key=repr)
+            items = [(k, list(v) if isinstance(v, deque) else v) for k, v in d.items()]
+            try:
+                return sorted(items, key=_key)  # keys of one kind compare: fast
+            except TypeError:  # keys holding None beside numbers (duplicate-order keys)
+                return sorted(items, key=repr)
 
         return msgspec.msgpack.encode((
             self.book.tobytes(), self.acct.tobytes(), self.breach.tobytes(), self.last_fill.tobytes(), canon(self.kill),
-            canon(self.overrides), self.rules, canon({k: astuple(t) for k, t in self.tracked.items()}),
+            canon(self.overrides), self.rules, canon({k: (t.a, t.i, t.sign, t.short, t.session, t.working, t.px, t.cum, t.cum_value)
+                                          for k, t in self.tracked.items()}),
             canon(self.windows), canon(self.recent), canon(self.orders_sent), canon(self.executions),
             canon(self.exec_windows), sorted(self.exec_throttled), canon(self.anchors),
             sorted(self.reduce_only_accounts), canon(self.wash_last), canon(self.allocated_qty),

@@ -9,7 +9,6 @@ cannot be applied yields a typed reject or an `Anomaly`, never an exception.
 from __future__ import annotations
 
 import logging
-import pickle
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -39,6 +38,7 @@ from oms.model import (
     TimeInForce,
 )
 from oms.reasons import Reason
+from oms.snapshot import thaw
 from oms.state import ChildOrder, OmsState, ParentOrder
 from oms.states import TERMINAL, IllegalTransition, Trigger, leaves_qty
 from risk.compliance import Compliance
@@ -155,7 +155,7 @@ class Core:
 
     def _fresh_state(self) -> tuple[OmsState, Compliance]:
         if self._base is not None:
-            return pickle.loads(self._base)  # our own file, checked against its journal
+            return thaw(self._base)  # our own file, checked against its journal
         state = OmsState()
         compliance = Compliance(list(self.ref.accounts), list(self.ref.instruments), self.risk_cfg,
                                 self.ref.ref_prices)
