@@ -25,7 +25,9 @@ NUMBERS = st.one_of(
     st.integers(min_value=-10**12, max_value=10**20).map(str),
     st.decimals(min_value=-10**10, max_value=10**10, places=4, allow_nan=False).map(str),
 )
-CODES = st.one_of(st.sampled_from(["1", "2", "3", "4", "5", "6", "9", "0", "A", "Z", ""]), st.text(max_size=3))
+# any character but SOH, which ends a field: a value holding one is a framing error, not a business field
+CODES = st.one_of(st.sampled_from(["1", "2", "3", "4", "5", "6", "9", "0", "A", "Z", ""]),
+                  st.text(st.characters(blacklist_characters="\x01"), max_size=3))
 SYMBOLS = st.sampled_from(["AAPL", "MSFT", "NOPE", "", "A" * 200, "AAPL\u00e9"])
 ACCOUNTS = st.sampled_from(["DEMO1", "DEMO2", "DEMO3", "OTHER", "", None])
 TIMES = st.sampled_from([None, "20991231-23:59:59", "19700101-00:00:00", "garbage", "20261301-25:61:61"])
@@ -53,7 +55,7 @@ def test_fuzzed_business_fields_get_an_answer_and_the_state_replays(tmp_path: Pa
         with desk.trader() as t:
             answers: list[tuple[str, dict]] = []
 
-            @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+            @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
             @given(messages())
             def run(message: tuple[str, dict[int, str | None]]) -> None:
                 kind, fields = message
