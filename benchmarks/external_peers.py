@@ -35,7 +35,7 @@ from pathlib import Path
 import msgspec
 import tomli_w
 
-from benchmarks.fix_load import Echo, commit_floor, load_config
+from benchmarks.fix_load import Echo, commit_floor, cpu_seconds, load_config
 from gateways.fix_session import Endpoint, FixSession, write_settings
 from oms.config import DEFAULT_CONFIG, SimConfig, VenueConfig, load
 from tests.fix_client import free_port
@@ -46,7 +46,6 @@ EXAMPLE = Path("/usr/share/doc/libquickfix-doc/examples/executor/C++")
 CACHE = Path.home() / ".cache" / "oms" / "peers"
 CXX = ["g++", "-O2", "-std=gnu++14", "-Wno-deprecated"]  # quickfix 1.15's headers use throw() specifications
 SYMBOL, PRICE, ACCOUNT = "AAPL", "190", "DEMO2"
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def ensure_packages() -> None:
@@ -80,11 +79,6 @@ def build() -> tuple[Path, Path]:
     if not client.exists() or client.stat().st_mtime < client_src.stat().st_mtime:
         subprocess.run([*CXX, "-o", str(client), str(client_src), *flags, "-lpthread"], check=True)
     return executor, client
-
-
-def cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
 
 
 def family(pid: int) -> dict[int, str]:
@@ -130,9 +124,10 @@ def run_client(client: Path, tmp: Path, port: int, sender: str, target: str, ord
     watched = {**watched, proc.pid: "load client"}
     if proc.stdout.readline() != "window\n":
         raise RuntimeError(f"load client failed ({proc.wait()})")
-    before = {pid: cpu_ticks(pid) for pid in watched}
+    stats = {pid: Path(f"/proc/{pid}/stat") for pid in watched}
+    before = {pid: cpu_seconds(stat) for pid, stat in stats.items()}
     result = proc.stdout.readline()
-    cpu = {name: (cpu_ticks(pid) - before[pid]) / TICK / orders * 1e6 for pid, name in watched.items()}
+    cpu = {name: (cpu_seconds(stats[pid]) - before[pid]) / orders * 1e6 for pid, name in watched.items()}
     if proc.wait(60):
         raise RuntimeError(f"load client failed ({proc.returncode})")
     return {**json.loads(result), "cpu_us": cpu}

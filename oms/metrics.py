@@ -6,26 +6,55 @@ in one process; `oms run` serves the registry at /metrics.
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 from oms.model import AllocationRejected, Anomaly, CancelRejected, ComplianceAlert, Event, OrderRejected
 
 _LATENCY_BUCKETS = (1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3, 1e-2, 0.1)
 
 
+class _PerCommand:
+    """oms_commands_total, oms_events_total and oms_engine_latency_seconds as plain numbers
+    that only the engine's thread adds to, turned into samples when /metrics is read. A
+    prometheus_client child takes a lock per increment: with a label look-up per event that
+    was 10 µs of the engine's thread per command under load, a quarter of the command itself."""
+
+    def __init__(self) -> None:
+        self.commands: dict[type, int] = {}
+        self.events: dict[type, int] = {}
+        self.buckets = [0] * (len(_LATENCY_BUCKETS) + 1)  # the last: above every bound (+Inf)
+        self.seconds = 0.0
+
+    def collect(self) -> Iterator[Metric]:
+        buckets, seconds = list(self.buckets), self.seconds  # copies: the engine's thread goes on adding
+        for name, doc, counts in (("oms_commands", "Commands handled by the engine", self.commands),
+                                  ("oms_events", "Events emitted by the engine", self.events)):
+            family = CounterMetricFamily(name, doc, labels=["type"])
+            for t, n in dict(counts).items():
+                family.add_metric([t.__name__], n)
+            yield family
+        cumulative, total = [], 0
+        for bound, n in zip((*_LATENCY_BUCKETS, float("inf")), buckets):
+            total += n
+            cumulative.append((floatToGoString(bound), total))
+        yield HistogramMetricFamily("oms_engine_latency_seconds", "Engine time per command", buckets=cumulative,
+                                    sum_value=seconds)
+
+
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        self.commands = Counter("oms_commands", "Commands handled by the engine", ["type"], registry=r)
-        self.events = Counter("oms_events", "Events emitted by the engine", ["type"], registry=r)
+        self._per_command = _PerCommand()
+        r.register(self._per_command)
         self.rejects = Counter("oms_rejects", "Orders, cancels and replaces refused, by reason", ["reason"], registry=r)
         self.alerts = Counter("oms_compliance_alerts", "Compliance alerts by control and level (soft, hard)",
                               ["control", "level"], registry=r)
         self.anomalies = Counter("oms_anomalies", "Venue reports refused by the state machine", ["kind"], registry=r)
-        self.engine_latency = Histogram(
-            "oms_engine_latency_seconds", "Engine time per command", buckets=_LATENCY_BUCKETS, registry=r
-        )
         self.commit_latency = Histogram(
             "oms_journal_commit_seconds", "Journal append + fsync'd commit per group", buckets=_LATENCY_BUCKETS, registry=r
         )
@@ -61,8 +90,7 @@ class Metrics:
                                           "no Logon within fix.logon_timeout_s", registry=r)
         self.fix_pending = Gauge("oms_fix_connections_pending", "Trader FIX connections without an admitted "
                                  "Logon yet", registry=r)
-        self._cmd_children: dict[type, Counter] = {}
-        self._event_children: dict[type, Counter] = {}
+        self._children: dict[tuple, Counter] = {}  # (metric, labels) -> its child, looked up once
         self.gateway_restarts = Counter("oms_fix_gateway_restarts", "Times the FIX gateway process died and was "
                                         "restarted", registry=r)
         # what the FIX gateway process counts, sent to the engine process that serves /metrics:
@@ -74,25 +102,29 @@ class Metrics:
         self._absorbed: dict[str, float] = {}
 
     def count(self, cmd: object, events: list[Event], seconds: float) -> None:
-        """Record one handled command; label children are cached off the hot path."""
+        """Record one handled command, on the engine's thread (the only one that calls this)."""
+        pc = self._per_command
         t = type(cmd)
-        c = self._cmd_children.get(t)
-        if c is None:
-            c = self._cmd_children[t] = self.commands.labels(t.__name__)
-        c.inc()
-        self.engine_latency.observe(seconds)
+        pc.commands[t] = pc.commands.get(t, 0) + 1
+        pc.buckets[bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        pc.seconds += seconds
+        counts = pc.events
         for ev in events:
             et = type(ev)
-            ec = self._event_children.get(et)
-            if ec is None:
-                ec = self._event_children[et] = self.events.labels(et.__name__)
-            ec.inc()
+            counts[et] = counts.get(et, 0) + 1
             if et is OrderRejected or et is CancelRejected or et is AllocationRejected:
-                self.rejects.labels(ev.reason.lower()).inc()  # type: ignore[union-attr]
+                self._child(self.rejects, ev.reason.lower()).inc()  # type: ignore[union-attr]
             elif et is Anomaly:
-                self.anomalies.labels(ev.kind).inc()  # type: ignore[union-attr]
+                self._child(self.anomalies, ev.kind).inc()  # type: ignore[union-attr]
             elif et is ComplianceAlert:
-                self.alerts.labels(ev.control, ev.level).inc()  # type: ignore[union-attr]
+                self._child(self.alerts, ev.control, ev.level).inc()  # type: ignore[union-attr]
+
+    def _child(self, metric: Counter, *labels: str) -> Counter:
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def gateway_counters(self) -> dict[str, float]:
         """The FIX gateway process's figures as `sample name + labels (JSON)` -> value."""
