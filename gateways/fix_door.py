@@ -251,7 +251,7 @@ class FixDoor:
             self._refuse(peer, "oversized", f"more than {LOGON_MAX_BYTES} bytes before the Logon is answered")
             return
         try:
-            while (end := frame(peer.buf, peer.parsed, limit)):
+            while (end := self._frame(peer, limit)):
                 if peer.inner is None and peer.session is None and peer.parsed == 0:
                     self._check_logon(peer, bytes(peer.buf[:end]))
                     if peer.sock.fileno() < 0:
@@ -262,6 +262,23 @@ class FixDoor:
             return
         if peer.inner is not None:
             self._forward(peer)
+
+    @staticmethod
+    def _frame(peer: _Peer, limit: int) -> int:
+        """`frame` of the next message; after logon, bytes that are no FIX framing are dropped
+        up to the next BeginString, as quickfix's parser drops them (the session stays up)."""
+        while True:
+            try:
+                return frame(peer.buf, peer.parsed, limit)
+            except FrameError as exc:
+                if peer.inner is None or exc.reason != "garbled":
+                    raise
+                assert peer.session is not None
+                log.info("FIX door: %s: %s; dropped up to the next BeginString (8)", peer.session.toString(), exc)
+                nxt = peer.buf.find(b"8=", peer.parsed + 1)
+                del peer.buf[peer.parsed:nxt if nxt >= 0 else max(peer.parsed, len(peer.buf) - 1)]
+                if nxt < 0:
+                    return 0
 
     def _forward(self, peer: _Peer) -> None:
         """The whole messages received so far go to quickfix."""

@@ -162,6 +162,24 @@ def test_oversized_messages_close_the_connection_before_and_after_logon(oms: Sys
     assert refused(oms, "oversized", 2) == 2
 
 
+def test_garbage_after_logon_is_dropped_and_the_session_stays_up(oms: System):
+    """As quickfix's own parser does: bytes that are no FIX framing go, the next message counts."""
+    stamp = time.strftime("%Y%m%d-%H:%M:%S", time.gmtime())
+    with socket.create_connection(("127.0.0.1", oms.cfg.fix.port)) as s:
+        s.sendall(logon())
+        s.settimeout(5)
+        assert b"35=A" in s.recv(4096)
+        test_request = raw("FIX.4.4", f"35=1|34=2|49=CLIENT2|52={stamp}|56=OMS|112=T1|")
+        s.sendall(b"hello\r\n" + b"8=FIX.4.4\x019=zz\x01junk" + test_request)
+        got = b""
+        while b"112=T1" not in got:
+            chunk = s.recv(4096)
+            assert chunk, "the door closed the session"
+            got += chunk
+        assert b"35=0" in got  # the Heartbeat answering the TestRequest
+    assert refused(oms, "garbled", 0) == 0
+
+
 @pytest.mark.parametrize("first,reason", [
     (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + b"." * 64, "garbled"),
     (raw("FIX.4.4", "35=D|34=1|49=CLIENT2|56=OMS|11=X|"), "not_logon"),
