@@ -209,3 +209,11 @@ def test_every_listener_is_on_loopback(system):
     wanted = {cfg.fix.port, cfg.metrics.port, cfg.api.port, cfg.nats.port, *(v.port for v in cfg.venues)}
     assert wanted <= {port for _addr, port in found}
     assert {addr for addr, _port in found} == {"127.0.0.1"}, sorted(found)
+
+
+def test_an_order_without_account_goes_to_the_session_default(system, tmp_path):
+    """As the QuickFIX example trade client sends it: no Account (1); CLIENT1 trades two accounts."""
+    with trader(system, tmp_path) as t:
+        cl = t.next_id()
+        t.new_order(cl, "AAPL", "1", "100")
+        assert tags(t.expect("8", t11=cl, timeout=15), 39, 1) == ("A", "DEMO1")
