@@ -83,9 +83,9 @@ def rebuild(cfg: Config, journal: Journal, ids: Callable[[], str] | None = None,
     """An engine holding the state the journal gives (up to record `until`), its compliance
     state included: replayed through the engine's state, whose observers rebuild it. With
     `snapshots`, from the latest usable snapshot and the records after it."""
-    engine = Engine(cfg.reference_data(), clock=clock, ids=ids or SequentialIds(), risk=cfg.risk)
-    base = Snapshots(journal, cfg).restore(engine, until) if snapshots else 0
-    replay(journal, engine.state, until, base + 1)
+    snapshot = Snapshots(journal, cfg).find(until) if snapshots else None
+    engine = Engine(cfg.reference_data(), clock=clock, ids=ids or SequentialIds(), risk=cfg.risk, snapshot=snapshot)
+    replay(journal, engine.state, until, engine.base_seq + 1)
     return engine
 
 

@@ -174,14 +174,11 @@ class Snapshots:
                  time.perf_counter() - t0)
         return path
 
-    def restore(self, engine: Engine, until: int = 0) -> int:
-        """Load the latest usable snapshot into `engine`: the journal record to replay after (0: none)."""
+    def find(self, until: int = 0) -> tuple[bytes, int] | None:
+        """The latest usable snapshot (holding no record after `until`) as an Engine takes it:
+        (payload, the journal record it holds)."""
         found = latest(self.folder, self.journal, self.fp, until)
-        if found is None:
-            return 0
-        header, payload = found
-        engine.restore(payload, header.seq)
-        return header.seq
+        return None if found is None else (found[1], found[0].seq)
 
     def at_end_of_day(self, request: Callable[[Callable[[Engine], object]], None]) -> Callable[[list], None]:
         """A runtime listener: once a DayEnded is durable, `request` a snapshot on the engine's thread."""

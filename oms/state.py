@@ -94,6 +94,20 @@ class ChildOrder(msgspec.Struct):
     doubt: str = ""  # why nobody can vouch for its state at the venue; "" once the venue answers
 
 
+class _Bulk(msgspec.Struct, array_like=True, gc=False):
+    """The tables with an entry per order, as a snapshot holds them: encoded by msgspec, since
+    pickle's memo of millions of objects is what made snapshots slow."""
+
+    orders: list[ParentOrder]
+    children: list[ChildOrder]
+    by_cl_ord_id: list[tuple[str, str, str]]
+    child_by_cl_ord_id: list[tuple[str, str, str]]
+
+
+_BULK_FIELDS = frozenset(_Bulk.__struct_fields__)
+_BULK_DECODER = msgspec.msgpack.Decoder(_Bulk)
+
+
 class OmsState:
     """Orders, children and their lookup indexes."""
 
@@ -119,6 +133,23 @@ class OmsState:
         # called with each event of their type after it is applied (compliance state)
         self._observers: dict[type, tuple] = {}
         self._digests: list[Callable[[], bytes]] = []  # the observers' derived state, for the hash
+
+    def __getstate__(self) -> dict:
+        """Pickled (a snapshot) with the per-order tables as one msgspec blob, in their order."""
+        state = {k: v for k, v in self.__dict__.items() if k not in _BULK_FIELDS}
+        state["bulk"] = msgspec.msgpack.encode(_Bulk(
+            list(self.orders.values()), list(self.children.values()),
+            [(*key, oid) for key, oid in self.by_cl_ord_id.items()],
+            [(*key, cid) for key, cid in self.child_by_cl_ord_id.items()]))
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        bulk = _BULK_DECODER.decode(state.pop("bulk"))
+        self.__dict__.update(state)
+        self.orders = {o.order_id: o for o in bulk.orders}
+        self.children = {c.child_id: c for c in bulk.children}
+        self.by_cl_ord_id = {(session, cl): oid for session, cl, oid in bulk.by_cl_ord_id}
+        self.child_by_cl_ord_id = {(venue, cl): cid for venue, cl, cid in bulk.child_by_cl_ord_id}
 
     # ------------------------------------------------------------------ apply
     def apply(self, ev: Event) -> None:

@@ -209,6 +209,12 @@ class Compliance:
             return None if i is None else plane[:, i:i + 1]
         return None if a is None or i is None else plane[a:a + 1, i:i + 1]
 
+    def __copy__(self) -> Compliance:
+        """A shallow copy, without what a snapshot's pickling does."""
+        twin = object.__new__(Compliance)
+        twin.__dict__.update(self.__dict__)
+        return twin
+
     def snapshot(self) -> Compliance:
         """A copy of the exposure, limits and reference prices, taken on the engine's thread,
         for what-ifs decided off it (`check_basket`, `reference`): a large rebalance then
@@ -222,11 +228,17 @@ class Compliance:
         return twin
 
     def __getstate__(self) -> dict:
-        """Pickled (a snapshot) without the views into the arenas: they are views again on load."""
-        return {k: v for k, v in self.__dict__.items() if k not in _VIEWS}
+        """Pickled (a snapshot) without the views into the arenas (they are views again on load)
+        and with the tracked orders as one msgspec blob (pickle's memo of millions is slow)."""
+        state = {k: v for k, v in self.__dict__.items() if k not in _VIEWS}
+        state["tracked"] = msgspec.msgpack.encode([(k, t.a, t.i, t.sign, t.short, t.session, t.working, t.px, t.cum,
+                                                    t.cum_value) for k, t in self.tracked.items()])
+        return state
 
     def __setstate__(self, state: dict) -> None:
+        rows = msgspec.msgpack.decode(state.pop("tracked"))
         self.__dict__.update(state)
+        self.tracked = {row[0]: _Tracked(*row[1:]) for row in rows}
         self.lim, self.soft, self.book, self.acct, self.inst = views(self.arena)
         self.ref_ts, self.last_fill, self.static_ref = self.priced
         self.cash = self.book[B_CASH]
@@ -642,8 +654,8 @@ class Compliance:
                 self.nav[self.accounts[acc]] = to_money(v, f"NAV of {acc}")
         issuers = [cfg.issuers.get(s, s) for s in symbols] or ["-"]
         sectors = [cfg.sectors.get(s, "other") for s in symbols] or ["-"]
-        self.issuer = np.array([sorted(set(issuers)).index(x) for x in issuers], np.int64)
-        self.sector = np.array([sorted(set(sectors)).index(x) for x in sectors], np.int64)
+        self.issuer, self.sector = (np.array([rank[x] for x in names], np.int64) for names, rank in (
+            (names, {x: k for k, x in enumerate(sorted(set(names)))}) for names in (issuers, sectors)))
         self.warn = np.full((RULES, n_a), UNLIMITED, np.int64)
         self.hard = np.full((RULES, n_a), UNLIMITED, np.int64)
         for rule in cfg.post_trade:

@@ -71,12 +71,15 @@ class Engine(TraderCommands, Amendments, VenueReports, Routing, Recovery, Alloca
         on_anomaly: Callable[[Anomaly], None] | None = None,
         risk: RiskConfig | None = None,
         history: Callable[[], Iterable[Event]] | None = None,
+        snapshot: tuple[bytes, int] | None = None,
     ) -> None:
         self.ref = ref
         self.clock = clock
         self.ids = ids
         self.risk_cfg = risk or RiskConfig()
-        self._base, self.base_seq = None, 0
+        # a snapshot's state (oms.snapshot) and the last journal record it holds: the state
+        # starts from it, and an undo rebuilds from it too
+        self._base, self.base_seq = snapshot or (None, 0)
         self.state, self.compliance = self._fresh_state()
         # where an undo rebuilds state from: every event applied before the current command.
         # Without a source (a standalone engine) the engine keeps its own log of them.

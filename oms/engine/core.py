@@ -147,12 +147,6 @@ class Core:
         journal's) instead of a log of the engine's own."""
         self._history, self._log = history, None
 
-    def restore(self, payload: bytes, seq: int) -> None:
-        """Start from a snapshot's state (oms.snapshot), which holds journal records up to
-        `seq`; an undo rebuilds from it too."""
-        self._base, self.base_seq = payload, seq
-        self.state, self.compliance = self._fresh_state()
-
     def _fresh_state(self) -> tuple[OmsState, Compliance]:
         if self._base is not None:
             return thaw(self._base)  # our own file, checked against its journal
