@@ -161,6 +161,7 @@ class HttpApi:
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+        self.reports.stop()
 
     # ------------------------------------------------------------------ routes
     def _allocation_routes(self) -> list[Any]:

@@ -1,5 +1,6 @@
-"""Reports over HTTP: the same code as `oms report` (oms.reporting), read from the running
-OMS's journal on a read-only connection, so the engine is never held up.
+"""Reports over HTTP: the same code as `oms report` (oms.reporting), computed in a process
+of its own (spawned once, kept) from the running OMS's journal on a read-only
+connection, so a pass over a large journal never holds the engine's interpreter.
 
 | GET | what |
 |---|---|
@@ -9,17 +10,17 @@ OMS's journal on a read-only connection, so the engine is never held up.
 
 A user restricted to some accounts gets only the rows of those accounts, and only the
 reports that are per account (the roll-ups across accounts, the venue comparison and the
-charts are for users of every account). One day's facts are kept between requests
-while the journal does not grow, so the console's several downloads read it once.
+charts are for users of every account). The report process keeps one day's facts while
+the journal does not grow, so the console's several downloads read it once.
 """
 from __future__ import annotations
 
+import multiprocessing
 import threading
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
 from litestar import Request, Response, get
 from litestar.params import FromPath, FromQuery
 
@@ -30,94 +31,109 @@ from oms.config import ApiUser, Config
 from oms.reporting.facts import Facts, Reader, ReportError, date_of, day_bounds, zone_of
 
 _ACCOUNT_COLUMNS = ("account", "block_account")
+_PER_ACCOUNT = frozenset(n for n in reporting.REPORTS if n not in ("tca-summary", "venues"))
+_kept: tuple[tuple, Facts] | None = None  # in the report process: the last day's facts
+
+
+def _facts(cfg: Config, journal: Path, first: str | None, to: str | None) -> tuple[Facts, str]:
+    """In the report process: the facts of first..to (default: the journal's last date)."""
+    global _kept
+    reader = Reader(journal)
+    try:
+        last_seq, first = reader.last_seq, first or date_of(reader.span()[1], zone_of(cfg))
+    finally:
+        reader.close()
+    key = (str(journal), first, to, last_seq)
+    if _kept is None or _kept[0] != key:
+        _kept = None  # the old day's memory goes before the new one's comes
+        _kept = (key, reporting.make(cfg, journal, first, to))
+    return _kept[1], first
+
+
+def _render(cfg: Config, journal: Path, kind: str, name: str, first: str | None, to: str | None, fmt: str,
+            accounts: list[str]) -> tuple[bytes, str]:
+    """In the report process: (the file, its date) of a report (its rows of `accounts`
+    only, when given) or of a chart."""
+    facts, first = _facts(cfg, journal, first, to)
+    if kind == "chart":
+        return reporting.chart(facts, name, fmt), first
+    table = reporting.REPORTS[name](facts)
+    columns = [c for c in _ACCOUNT_COLUMNS if c in table.column_names]
+    if accounts:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        allowed = pa.array(accounts)
+        keep = pc.is_in(table.column(columns[0]), value_set=allowed)
+        for c in columns[1:]:
+            keep = pc.or_(keep, pc.is_in(table.column(c), value_set=allowed))
+        table = table.filter(keep)
+    return reporting.encode(table, fmt), first
 
 
 class ReportApi:
     def __init__(self, cfg: Config, journal: Path) -> None:
         self.cfg, self.journal = cfg, journal
-        self._lock = threading.Lock()
-        self._cached: tuple[tuple, Facts] | None = None
+        self.zone = zone_of(cfg)
         self.every_account = frozenset(a.id for a in cfg.accounts)
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
 
     def span(self) -> tuple[str, str]:
-        reader = self._reader()
+        try:
+            reader = Reader(self.journal)
+        except ReportError as exc:
+            raise ApiError(404, "NO_DATA", str(exc)) from None
         try:
             first, last = reader.span()
         finally:
             reader.close()
-        zone = zone_of(self.cfg)
-        return date_of(first, zone), date_of(last, zone)
+        return date_of(first, self.zone), date_of(last, self.zone)
 
-    def _reader(self) -> Reader:
+    def _run(self, kind: str, name: str, user: ApiUser, date: str | None, to: str | None, fmt: str) -> Response:
+        if to is not None and date is None:
+            raise ApiError(400, "BAD_REQUEST", "to: a range needs its first date too (date)")
+        if date is not None:
+            try:
+                day_bounds(date, to, self.zone)
+            except ReportError as exc:
+                raise ApiError(400, "BAD_REQUEST", str(exc)) from None
+        restricted = bool(user.accounts) and not frozenset(user.accounts) >= self.every_account
+        if restricted and (kind == "chart" or name not in _PER_ACCOUNT):
+            raise ApiError(403, "FORBIDDEN", f"{kind} {name} spans every account; {user.name} may see "
+                                             f"{', '.join(user.accounts)} only")
+        with self._lock:
+            if self._pool is None:  # one process, kept: it holds the last day's facts
+                self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            future = self._pool.submit(_render, self.cfg, self.journal, kind, name, date, to, fmt,
+                                       list(user.accounts) if restricted else [])
         try:
-            return Reader(self.journal)
+            body, first = future.result()
         except ReportError as exc:
             raise ApiError(404, "NO_DATA", str(exc)) from None
-
-    def facts(self, date: str | None, to: str | None) -> Facts:
-        """The facts of date..to (default: the journal's last date), kept while the journal
-        has not grown."""
-        reader = self._reader()
-        try:
-            last_seq = reader.last_seq
-            first = date or date_of(reader.span()[1], zone_of(self.cfg))
-        finally:
-            reader.close()
-        try:
-            day_bounds(first, to, zone_of(self.cfg))
-        except ReportError as exc:
-            raise ApiError(400, "BAD_REQUEST", str(exc)) from None
-        key = (first, to, last_seq)
-        with self._lock:  # one pass at a time; the next request for the same day finds it done
-            if self._cached is not None and self._cached[0] == key:
-                return self._cached[1]
-            try:
-                facts = reporting.make(self.cfg, self.journal, first, to)
-            except ReportError as exc:
-                raise ApiError(404, "NO_DATA", str(exc)) from None
-            self._cached = (key, facts)
-            return facts
+        media = (reporting.CHART_FORMATS if kind == "chart" else reporting.FORMATS)[fmt]
+        filename = f"{'chart-' if kind == 'chart' else ''}{name}-{first}{f'_{to}' if to else ''}.{fmt}"
+        return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
     def report(self, user: ApiUser, name: str, date: str | None, to: str | None, fmt: str) -> Response:
         if name not in reporting.REPORTS:
             raise ApiError(404, "NOT_FOUND", f"no report {name!r}: one of {', '.join(reporting.REPORTS)}")
         if fmt not in reporting.FORMATS:
             raise ApiError(400, "BAD_REQUEST", f"format: one of {', '.join(reporting.FORMATS)}")
-        table = reporting.REPORTS[name](self.facts(date, to))
-        table = self._entitled(user, name, table)
-        return self._download(reporting.encode(table, fmt), reporting.FORMATS[fmt], f"{name}-{date or 'last'}.{fmt}")
+        return self._run("report", name, user, date, to, fmt)
 
     def chart(self, user: ApiUser, name: str, date: str | None, to: str | None, fmt: str) -> Response:
-        self._all_accounts(user, f"chart {name}")
-        try:
-            body = reporting.chart(self.facts(date, to), name, fmt)
-        except ReportError as exc:
-            raise ApiError(404 if "unknown chart " in str(exc) else 400, "BAD_REQUEST", str(exc)) from None
-        return self._download(body, reporting.CHART_FORMATS[fmt], f"chart-{name}-{date or 'last'}.{fmt}")
-
-    def _entitled(self, user: ApiUser, name: str, table: pa.Table) -> pa.Table:
-        """Only the rows of the user's accounts."""
-        if not user.accounts or frozenset(user.accounts) >= self.every_account:
-            return table
-        columns = [c for c in _ACCOUNT_COLUMNS if c in table.column_names]
-        if not columns:
-            self._all_accounts(user, f"report {name}")
-        allowed = pa.array(user.accounts)
-        keep = None
-        for c in columns:
-            mine = pc.is_in(table.column(c), value_set=allowed)
-            keep = mine if keep is None else pc.or_(keep, mine)
-        return table.filter(keep)
-
-    def _all_accounts(self, user: ApiUser, what: str) -> None:
-        if user.accounts and not frozenset(user.accounts) >= self.every_account:
-            raise ApiError(403, "FORBIDDEN", f"{what} spans every account; {user.name} may see "
-                                             f"{', '.join(user.accounts)} only")
-
-    @staticmethod
-    def _download(body: bytes, media_type: str, filename: str) -> Response:
-        return Response(body, media_type=media_type,
-                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+        if name not in reporting.CHARTS:
+            raise ApiError(404, "NOT_FOUND", f"no chart {name!r}: one of {', '.join(reporting.CHARTS)}")
+        if fmt not in reporting.CHART_FORMATS:
+            raise ApiError(400, "BAD_REQUEST", f"format: one of {', '.join(reporting.CHART_FORMATS)}")
+        return self._run("chart", name, user, date, to, fmt)
 
     def routes(self, users: Any) -> list[Any]:
         api = self

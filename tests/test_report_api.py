@@ -78,7 +78,8 @@ def test_a_restricted_user_sees_only_its_accounts(oms: System) -> None:
     ("/v1/reports/orders?date=yesterday", 400, "BAD_REQUEST"),
     ("/v1/reports/orders?format=xlsx", 400, "BAD_REQUEST"),
     ("/v1/reports/blotters", 404, "NOT_FOUND"),
-    ("/v1/reports/charts/pie", 404, "BAD_REQUEST"),
+    ("/v1/reports/charts/pie", 404, "NOT_FOUND"),
+    ("/v1/reports/orders?to=2001-01-01", 400, "BAD_REQUEST"),
 ])
 def test_bad_requests_are_refused_clearly(oms: System, path: str, status_: int, error: str) -> None:
     status, _, body = get(oms, path)
