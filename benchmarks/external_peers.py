@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -112,9 +113,10 @@ def role(pid: int, top: int) -> str:
 
 
 def run_client(client: Path, tmp: Path, port: int, sender: str, target: str, orders: int, window: int,
-               watched: dict[int, str]) -> dict:
+               watched: dict[int, str], probe: Callable[[], dict[str, float]] = dict) -> dict:
     """The load client's run, and the CPU every watched process (and the client) spent per order
-    while `window` orders were outstanding (one at a time, CPU per order is mostly waiting's)."""
+    while `window` orders were outstanding (one at a time, CPU per order is mostly waiting's);
+    `probe`'s figures as that phase starts and ends."""
     settings = tmp / f"client-{port}.cfg"
     write_settings(settings, "initiator", "127.0.0.1", port, [FixSession("FIX.4.4", sender, target)],
                    store_dir=tmp / f"client-store-{port}", dictionary=False)
@@ -126,11 +128,13 @@ def run_client(client: Path, tmp: Path, port: int, sender: str, target: str, ord
         raise RuntimeError(f"load client failed ({proc.wait()})")
     stats = {pid: Path(f"/proc/{pid}/stat") for pid in watched}
     before = {pid: cpu_seconds(stat) for pid, stat in stats.items()}
+    probed = probe()
     result = proc.stdout.readline()
+    probed = {k: v - probed[k] for k, v in probe().items()}
     cpu = {name: (cpu_seconds(stats[pid]) - before[pid]) / orders * 1e6 for pid, name in watched.items()}
     if proc.wait(60):
         raise RuntimeError(f"load client failed ({proc.returncode})")
-    return {**json.loads(result), "cpu_us": cpu}
+    return {**json.loads(result), "cpu_us": cpu, "probed": probed}
 
 
 def serve_echo(port: int, tmp: Path, stop) -> None:
@@ -228,8 +232,8 @@ def oms_leg(executor: Path, client: Path, tmp: Path, orders: int, window: int, f
             time.sleep(0.2)
         wait_port(cfg.fix.port, 60)
         watched = {**family(oms.pid), ex.pid: "executor"}
-        return {**run_client(client, tmp, cfg.fix.port, "CLIENT2", "OMS", orders, window, watched),
-                "engine_us": engine_latency(cfg.metrics.port)}
+        return run_client(client, tmp, cfg.fix.port, "CLIENT2", "OMS", orders, window, watched,
+                          lambda: engine_latency(cfg.metrics.port))
     finally:
         oms.send_signal(signal.SIGINT)
         oms.wait(60)
@@ -237,12 +241,22 @@ def oms_leg(executor: Path, client: Path, tmp: Path, orders: int, window: int, f
         ex.wait()
 
 
-def engine_latency(metrics_port: int) -> float:
-    """Mean oms_engine_latency_seconds per command over the run, in µs."""
+def engine_latency(metrics_port: int) -> dict[str, float]:
+    """oms_engine_latency_seconds's samples (bucket{le="..."}, sum, count) as /metrics serves them now."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
-    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if
-              line.startswith("oms_engine_latency_seconds_")}
-    return values["oms_engine_latency_seconds_sum"] / values["oms_engine_latency_seconds_count"] * 1e6
+    return {line.split()[0].removeprefix("oms_engine_latency_seconds_"): float(line.split()[1])
+            for line in text.splitlines() if line.startswith("oms_engine_latency_seconds_")}
+
+
+def median_bound(probed: dict[str, float]) -> str:
+    """The histogram bucket the median command falls in."""
+    bounds = [(float(k.split('"')[1]), n) for k, n in probed.items() if k.startswith("bucket")]
+    below = 0.0
+    for bound, n in sorted(bounds):
+        if n >= probed["count"] / 2:
+            return f"{below * 1e6:g}-{bound * 1e6:g} us"
+        below = bound
+    return "?"
 
 
 def main() -> None:
@@ -274,7 +288,10 @@ def main() -> None:
           f"after) + 3 x echo p50 = {bound:.0f} us "
           f"({'met' if oms['p50_us'] <= bound else 'not met'}); stretch p50 <= 1 ms: "
           f"{'met' if oms['p50_us'] <= 1000 else 'not met'}")
-    print(f"engine: mean oms_engine_latency_seconds {oms['engine_us']:.1f} us per command")
+    probed = oms["probed"]
+    mean = probed["sum"] / probed["count"] * 1e6
+    print(f"engine, {a.window} outstanding: oms_engine_latency_seconds mean {mean:.1f} us per command, median in "
+          f"{median_bound(probed)} ({probed['count']:.0f} commands)")
     for name, r in (("echo", echo), ("oms", oms)):
         cpu = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r["cpu_us"].items(), key=lambda kv: -kv[1]) if v)
         print(f"CPU per order, {a.window} outstanding ({name} leg), us: {cpu}")
