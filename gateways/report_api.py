@@ -32,6 +32,7 @@ from oms.reporting.facts import Facts, Reader, ReportError, date_of, day_bounds,
 
 _ACCOUNT_COLUMNS = ("account", "block_account")
 _PER_ACCOUNT = frozenset(n for n in reporting.REPORTS if n not in ("tca-summary", "venues"))
+_KINDS = {"report": (reporting.REPORTS, reporting.FORMATS), "chart": (reporting.CHARTS, reporting.CHART_FORMATS)}
 _kept: tuple[tuple, Facts] | None = None  # in the report process: the last day's facts
 
 
@@ -96,7 +97,13 @@ class ReportApi:
             reader.close()
         return date_of(first, self.zone), date_of(last, self.zone)
 
-    def _run(self, kind: str, name: str, user: ApiUser, date: str | None, to: str | None, fmt: str) -> Response:
+    def render(self, kind: str, name: str, user: ApiUser, date: str | None, to: str | None, fmt: str) -> Response:
+        """A report or a chart (`kind`) of date..to as a download."""
+        names, formats = _KINDS[kind]
+        if name not in names:
+            raise ApiError(404, "NOT_FOUND", f"no {kind} {name!r}: one of {', '.join(names)}")
+        if fmt not in formats:
+            raise ApiError(400, "BAD_REQUEST", f"format: one of {', '.join(formats)}")
         if to is not None and date is None:
             raise ApiError(400, "BAD_REQUEST", "to: a range needs its first date too (date)")
         if date is not None:
@@ -117,23 +124,9 @@ class ReportApi:
             body, first = future.result()
         except ReportError as exc:
             raise ApiError(404, "NO_DATA", str(exc)) from None
-        media = (reporting.CHART_FORMATS if kind == "chart" else reporting.FORMATS)[fmt]
+        media = formats[fmt]
         filename = f"{'chart-' if kind == 'chart' else ''}{name}-{first}{f'_{to}' if to else ''}.{fmt}"
         return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
-
-    def report(self, user: ApiUser, name: str, date: str | None, to: str | None, fmt: str) -> Response:
-        if name not in reporting.REPORTS:
-            raise ApiError(404, "NOT_FOUND", f"no report {name!r}: one of {', '.join(reporting.REPORTS)}")
-        if fmt not in reporting.FORMATS:
-            raise ApiError(400, "BAD_REQUEST", f"format: one of {', '.join(reporting.FORMATS)}")
-        return self._run("report", name, user, date, to, fmt)
-
-    def chart(self, user: ApiUser, name: str, date: str | None, to: str | None, fmt: str) -> Response:
-        if name not in reporting.CHARTS:
-            raise ApiError(404, "NOT_FOUND", f"no chart {name!r}: one of {', '.join(reporting.CHARTS)}")
-        if fmt not in reporting.CHART_FORMATS:
-            raise ApiError(400, "BAD_REQUEST", f"format: one of {', '.join(reporting.CHART_FORMATS)}")
-        return self._run("chart", name, user, date, to, fmt)
 
     def routes(self, users: Any) -> list[Any]:
         api = self
@@ -153,13 +146,13 @@ class ReportApi:
         def report(request: Request, name: FromPath[str], date: FromQuery[str | None] = None,
                    to: FromQuery[str | None] = None, format: FromQuery[str] = "csv") -> Response:  # noqa: A002
             """One report of a trading date (default: the journal's last) or a range, as a download."""
-            return api.report(users.authenticate(request), name, date, to, format)
+            return api.render("report", name, users.authenticate(request), date, to, format)
 
         @get("/v1/reports/charts/{name:str}")
         @threaded
         def chart(request: Request, name: FromPath[str], date: FromQuery[str | None] = None,
                   to: FromQuery[str | None] = None, format: FromQuery[str] = "png") -> Response:  # noqa: A002
             """A chart (slippage, venues, pnl) as PNG or SVG."""
-            return api.chart(users.authenticate(request), name, date, to, format)
+            return api.render("chart", name, users.authenticate(request), date, to, format)
 
         return [catalogue, report, chart]
