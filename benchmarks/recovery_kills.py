@@ -38,9 +38,10 @@ def main() -> int:
                     time.sleep(0.05)
                 t0 = time.monotonic()
                 if k < args.kills:
+                    logons = trader.logons
                     rig.kill(rig.oms)
                     rig.start_oms()
-                    while not trader.logged_on.is_set():
+                    while trader.logons == logons:  # logged on to the new OMS, not still to the old
                         time.sleep(0.01)
                 else:
                     rig.kill(rig.venue)

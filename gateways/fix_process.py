@@ -8,7 +8,9 @@ acknowledged that is not durable; restarted, its sessions resume from their File
 """
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import queue
 import socket
 import threading
@@ -55,8 +57,21 @@ class Batcher:
                 return  # the engine is gone: the reader sees it and the process stops
 
 
+def _own_the_stores(run_dir: Path) -> int:
+    """One gateway at a time writes the session stores: wait for an earlier one (killed with
+    its engine, or stopping) to be gone. The lock goes with the process, however it ends."""
+    fd = os.open(run_dir / "fix-gateway.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.warning("FIX gateway: waiting for the previous gateway process to end")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
 def run(cfg: Config, base: Path, engine_path: Path, stop: threading.Event) -> int:
     run_dir = cfg.run_path(base)
+    _own_the_stores(run_dir)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(str(engine_path))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)

@@ -99,9 +99,11 @@ def wait_listening(addresses: list[tuple[str, int]], child: RoleProcess, timeout
 
 
 def _child_setup() -> threading.Event:
-    """Die with the parent; leave Ctrl-C to `oms run`; SIGTERM sets the returned event."""
+    """Die with the parent, at once (SIGKILL: a gateway that lost its engine must not go on
+    writing session stores a restarted one is opening); leave Ctrl-C to `oms run`, which
+    stops its children in order; SIGTERM sets the returned event."""
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

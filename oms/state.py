@@ -92,6 +92,7 @@ class ChildOrder(msgspec.Struct):
     pending_price: int | None = None
     venue_fills: dict[str, str] = {}  # venue ExecID -> parent ExecID (each venue ExecID once)
     doubt: str = ""  # why nobody can vouch for its state at the venue; "" once the venue answers
+    resent: bool = False  # sent again after its venue said it did not know it: at most once
 
 
 class _Bulk(msgspec.Struct, array_like=True, gc=False):
@@ -214,6 +215,7 @@ class OmsState:
 
     def _child_sent(self, ev: ChildOrderSent) -> None:
         if ev.resend:
+            self.children[ev.child_id].resent = True
             self._await(ev.child_id, ev.ts)
             return
         self.children[ev.child_id] = ChildOrder(

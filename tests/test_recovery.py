@@ -37,6 +37,8 @@ def test_sigkill_under_load_loses_nothing_and_books_every_venue_fill(rig: CrashR
     wait_for(lambda: len(rig.trader.got) > 150, 30, "no load reached the trader")
     rig.kill(rig.oms)  # mid-stream: orders in flight on both sessions
     rig.start_oms()
+    rig.kill(rig.oms)  # again, while it recovers (its FIX gateway, killed with it, must not outlive it)
+    rig.start_oms()
     load.join()
     wait_for(lambda: rig.trader.logged_on.is_set(), 60, "the trader did not log on again")
     v = rig.verdict()

@@ -225,3 +225,17 @@ def test_a_fill_at_an_absurd_price_is_an_anomaly_not_a_journal_it_cannot_write()
     assert d.book() == before
     for ev in evs:
         EVENT_ENCODER.encode(ev)
+
+
+def test_a_child_is_sent_again_once_and_stale_status_answers_change_nothing():
+    """Two status answers saying "unknown" (one to a request made before the resend reached
+    the venue) send the child again once; a status answer the venue resends after a
+    reconnect (PossDup) is stale and ignored."""
+    d = desk()
+    d.nos("A", 100)
+    first = status(d, "A", OrdStatus.REJECTED, text="unknown order")
+    second = status(d, "A", OrdStatus.REJECTED, text="unknown order")
+    assert [type(e) for e in first] == [ChildOrderSent] and second == []
+    assert d.child("A").resent
+    stale = status(d, "A", OrdStatus.CANCELED, poss_dup=True)
+    assert stale == [] and d.child("A").status is OrdStatus.PENDING_NEW

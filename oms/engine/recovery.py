@@ -45,6 +45,8 @@ class Recovery(Core):
         """A venue's status of a child: acknowledge what it has, send again what never reached
         it, book the fills we missed, end it if the venue has."""
         if r.ord_status is S.REJECTED and not ch.acked:  # the venue never had it (or refused it unseen)
+            if ch.resent:  # answers a request made before the resend reached it: wait for the resend's answer
+                return
             if self._policy(ch.venue).unknown_child == "resend" and ch.status is S.PENDING_NEW:
                 self._emit(ChildOrderSent(ts=self._now, child_id=ch.child_id, order_id=o.order_id, venue=ch.venue,
                                           cl_ord_id=ch.cl_ord_id, symbol=o.symbol, side=o.side, ord_type=o.ord_type,

@@ -31,8 +31,10 @@ class VenueReports(Core):
             return
         et = r.exec_type
         if r.exec_id in ch.venue_fills or (r.poss_dup and et not in _FILLS and (
-                ch.status in TERMINAL or (et is ExecType.NEW and ch.acked))):
-            self.duplicate_venue_execs += 1  # each venue ExecID applies once; a resent report that is past, too
+                et is ExecType.ORDER_STATUS or ch.status in TERMINAL or (et is ExecType.NEW and ch.acked))):
+            # each venue ExecID applies once; a resent report that is past, too, and a resent status
+            # answer is stale (the venue logon that resent it asks afresh)
+            self.duplicate_venue_execs += 1
             return
         o = self.state.orders[ch.order_id]
         if et is ExecType.TRADE:
