@@ -49,25 +49,29 @@ def names(wanted: list[str] | tuple[str, ...]) -> list[str]:
     return [n for n in REPORTS if n in out]
 
 
-def encode(table: pa.Table, fmt: str) -> bytes:
+def encode(table: pa.Table, fmt: str, path: Path | None = None) -> bytes:
     """The table as CSV (header row; decimals as written, times in ISO 8601 UTC), Parquet or
-    JSON (an array of objects; decimals as strings, to stay exact)."""
-    buf = io.BytesIO()
+    JSON (an array of objects; decimals as strings, to stay exact): its bytes, or written
+    straight to `path` (no copy of a large file in memory; then b"")."""
+    sink = io.BytesIO() if path is None else str(path)
     if fmt == "csv":
         import pyarrow.csv as csv
 
-        csv.write_csv(table, buf)
+        csv.write_csv(table, sink)
     elif fmt == "parquet":
         import pyarrow.parquet as pq
 
-        pq.write_table(table, buf, compression="zstd")
+        pq.write_table(table, sink, compression="zstd")
     elif fmt == "json":
         cast = table.cast(pa.schema([pa.field(f.name, pa.string()) if pa.types.is_timestamp(f.type) else f
                                      for f in table.schema]))
-        return msgspec.json.encode(cast.to_pylist())
+        data = msgspec.json.encode(cast.to_pylist())
+        if path is None:
+            return data
+        path.write_bytes(data)
     else:
         raise ReportError(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
-    return buf.getvalue()
+    return sink.getvalue() if isinstance(sink, io.BytesIO) else b""
 
 
 def make(cfg: Config, journal: Path, first: str, last: str | None = None, positions: bool = True) -> Facts:
@@ -112,7 +116,7 @@ def _write(cfg: Config, journal: Path, out: Path, first: str, last: str | None, 
     written = []
     for n in wanted:
         path = out / f"{n}-{dates}.{fmt}"
-        path.write_bytes(encode(REPORTS[n](facts), fmt))
+        encode(REPORTS[n](facts), fmt, path)
         written.append(path)
     for c in CHARTS if chart_fmt else ():
         path = out / f"chart-{c}-{dates}.{chart_fmt}"

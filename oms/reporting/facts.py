@@ -309,6 +309,7 @@ class Facts:
         self._fill_child: dict[str, tuple[str, str]] = {}  # parent ExecID -> (child_id, venue ExecID)
         self.events_read = 0
         self.journal_end = 0
+        self._names: dict[str, str] = {}
         self.derived: dict[str, object] = {}  # what several reports compute from the facts, once (tables.once)
 
     # ------------------------------------------------------------------ the pass
@@ -415,9 +416,11 @@ class Facts:
     def _accepted(self, ev: OrderAcceptedV, in_range: bool) -> None:
         o = ev.order
         bid, ask = self.bbo.get(o.symbol, (None, None))
+        name = self._names.setdefault  # one string per session, account, symbol, route: a million orders share them
         self.orders[ev.order_id] = Order(
-            ev.order_id, o.session, o.cl_ord_id, o.account, o.symbol, o.side, o.ord_type, o.tif, o.qty,
-            o.price, ev.venue, ev.ts, bid, ask, last_ts=ev.ts)
+            ev.order_id, name(o.session, o.session), o.cl_ord_id, name(o.account, o.account),
+            name(o.symbol, o.symbol), o.side, o.ord_type, o.tif, o.qty, o.price, name(ev.venue, ev.venue), ev.ts,
+            bid, ask, last_ts=ev.ts)
         if in_range:
             self.active.add(ev.order_id)
 
@@ -434,10 +437,10 @@ class Facts:
             value = ev.cum_value - o.cum_value
             if ch is not None:
                 ch.cum_value += value
-            if in_range:
-                self.fills.append(Fill(ev.ts, ev.order_id, ev.exec_id, et, ev.exec_ref_id, ev.cum_qty - o.cum_qty,
-                                       value, ev.last_qty, ev.last_px, child_id, ch.venue if ch is not None else "",
-                                       venue_exec))
+            if in_range:  # ids and names shared with the order and child, not held twice
+                self.fills.append(Fill(ev.ts, o.order_id, ev.exec_id, et, ev.exec_ref_id, ev.cum_qty - o.cum_qty,
+                                       value, ev.last_qty, ev.last_px, ch.child_id if ch is not None else child_id,
+                                       ch.venue if ch is not None else "", venue_exec))
             if et == ExecType.TRADE and not o.first_fill_ts:
                 o.first_fill_ts = ev.ts
         o.status, o.cum_qty, o.cum_value, o.qty, o.last_ts = ev.ord_status, ev.cum_qty, ev.cum_value, ev.order_qty, ev.ts
@@ -452,11 +455,12 @@ class Facts:
         if ev.resend and ev.child_id in self.children:
             return
         bid, ask = self.bbo.get(ev.symbol, (None, None))
-        self.children[ev.child_id] = Child(ev.child_id, ev.order_id, ev.venue, ev.cl_ord_id, ev.qty, ev.price, ev.ts,
-                                           bid, ask, last_ts=ev.ts)
         o = self.orders.get(ev.order_id)
         if o is not None:
             o.children += 1
+        self.children[ev.child_id] = Child(ev.child_id, o.order_id if o is not None else ev.order_id,
+                                           self._names.setdefault(ev.venue, ev.venue), ev.cl_ord_id, ev.qty, ev.price,
+                                           ev.ts, bid, ask, last_ts=ev.ts)
 
     def _child_replaced(self, ev: ChildReplaceSentV, in_range: bool) -> None:
         ch = self.children.get(ev.child_id)
