@@ -6,8 +6,10 @@ The figure for the README is the median per command (the cycle's median / 3).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import msgspec
+import numpy as np
 
 from oms.engine import Engine, SequentialIds
 from oms.model import ExecType, MarketData, NewOrder, OrdType, Side, VenueExecReport
@@ -30,8 +32,8 @@ def test_new_ack_fill_cycle(benchmark):
     benchmark.extra_info["commands_per_round"] = 3
 
 
-def test_new_ack_fill_cycle_with_demo_compliance(benchmark):
-    """The same cycle with the embedded default's limits and post-trade rules switched on."""
+def _demo_cycle() -> Callable[[], None]:
+    """The cycle on an engine with the embedded default's limits and post-trade rules switched on."""
     from oms.config import DEFAULT_CONFIG, load
 
     cfg = load(DEFAULT_CONFIG)
@@ -55,5 +57,22 @@ def test_new_ack_fill_cycle_with_demo_compliance(benchmark):
         engine.handle(VenueExecReport(venue="V1", cl_ord_id=child.cl_ord_id, exec_id=f"f{i}",
                                       exec_type=ExecType.TRADE, last_qty=100, last_px=100_000_000))
 
-    benchmark.pedantic(cycle, rounds=20000, iterations=1, warmup_rounds=1000)
+    return cycle
+
+
+def test_new_ack_fill_cycle_with_demo_compliance(benchmark):
+    """The same cycle with the embedded default's limits and post-trade rules switched on."""
+    benchmark.pedantic(_demo_cycle(), rounds=20000, iterations=1, warmup_rounds=1000)
+    benchmark.extra_info["commands_per_round"] = 3
+
+
+def test_new_ack_fill_cycle_cold_caches(benchmark):
+    """The same with 16 MB written before each cycle, untimed: in the running OMS other threads and
+    processes run between two orders and leave the caches cold (README, "The FIX path")."""
+    memory = np.zeros(16 << 20, dtype=np.uint8)
+
+    def evict() -> None:
+        memory[::64] += 1  # a cache line at a time
+
+    benchmark.pedantic(_demo_cycle(), setup=evict, rounds=5000, iterations=1, warmup_rounds=500)
     benchmark.extra_info["commands_per_round"] = 3
