@@ -243,6 +243,17 @@ class TradingHalt(msgspec.Struct, tag=True, frozen=True, gc=False):
     reason: str = ""
 
 
+class StockSplit(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """A split of `symbol`, `new` shares for every `old` (2 for 1: new=2, old=1), by an
+    operator (risk admins) before the day's trading: open orders and positions restated (H.1.b)."""
+
+    user: str
+    symbol: str
+    new: int
+    old: int
+    reason: str = ""
+
+
 class EndOfDay(msgspec.Struct, tag=True, frozen=True, gc=False):
     """An operator ends the trading day now: DAY orders done for day, GTD orders of the day
     expired, GTC orders carried."""
@@ -357,6 +368,7 @@ Command = (
     | StartOfDay
     | EndOfDay
     | TradingHalt
+    | StockSplit
 )
 
 
@@ -583,6 +595,18 @@ class HaltChanged(msgspec.Struct, tag=True, frozen=True, gc=False):
     reason: str = ""
 
 
+class SplitApplied(msgspec.Struct, tag=True, frozen=True, gc=False):
+    """`symbol` split `new` for `old`: positions and open orders count `new` shares for every
+    `old` (a remainder of a share is dropped), prices `old` / `new` of what they were."""
+
+    ts: int
+    symbol: str
+    new: int
+    old: int
+    user: str = ""
+    reason: str = ""
+
+
 class AllocationShare(msgspec.Struct, frozen=True, gc=False):
     account: str
     qty: int
@@ -646,6 +670,7 @@ Event = (
     | DayStarted
     | DayEnded
     | HaltChanged
+    | SplitApplied
 )
 
 # version of the journaled events; a journal records the highest that wrote to it, and code

@@ -35,7 +35,9 @@ from oms.model import (
     Event,
     ExecType,
     ExecutionReport,
+    RestatementReason,
     Side,
+    SplitApplied,
 )
 from oms.saturating import clamp, fits, largest, plus, sat_add, sat_sum, scaled, times
 
@@ -108,6 +110,21 @@ class Book:
             mark_cells(self.qty, self.cost, self.marks, self.rates, self.unrealized, self.account_unrealized,
                        np.array([a], np.int64), i)
 
+    def split(self, symbol: str, new: int, old: int) -> list[str]:
+        """A stock split: quantities count `new` shares for `old` (a remainder of a share is
+        dropped), the cost basis stays, the mark is `old` / `new` of what it was. The accounts moved."""
+        i = self.symbols[symbol]
+        moved = [self.names[a] for a in np.flatnonzero(self.qty[:, i]).tolist()]
+        self.qty[:, i] = self.qty[:, i] * new // old
+        self.marks[i] = self.marks[i] * old // new
+        for (_account, s), venues in self.venues.items():
+            if s == symbol:
+                for v in venues.values():
+                    v.qty, v.bought, v.sold = v.qty * new // old, v.bought * new // old, v.sold * new // old
+        if self.marking:
+            self.mark_all()
+        return moved
+
     def at_venue(self, account: str, symbol: str, venue: str, buy: bool, qty: int, value: int) -> None:
         """A change of one side's filled quantity and value at a venue (negative for a bust)."""
         v = self.venues.setdefault((account, symbol), {}).setdefault(venue, VenueFills(venue))
@@ -147,7 +164,7 @@ class Ledger:
         self.handlers: dict[type, Callable[[Any], tuple[list[str], str] | None]] = {
             ExecutionReport: self._report, ChildOrderSent: self._child_sent, ChildUpdated: self._child_updated,
             AllocationBooked: lambda ev: self._allocated(ev, 1),
-            AllocationCanceled: lambda ev: self._allocated(ev.booking, -1)}
+            AllocationCanceled: lambda ev: self._allocated(ev.booking, -1), SplitApplied: self._split}
 
     def follow(self, view: type, event: type) -> None:
         """Handle `view` (a Struct with the fields used here) as `event`."""
@@ -159,7 +176,16 @@ class Ledger:
         return None if h is None else h(ev)
 
     def _report(self, ev: ExecutionReport) -> tuple[list[str], str] | None:
-        return self._fill(ev) if ev.exec_type in FILL_TYPES else None
+        if ev.exec_type in FILL_TYPES:
+            return self._fill(ev)
+        if ev.restatement_reason == RestatementReason.CORPORATE_ACTION and ev.order_id in self.fills:
+            self.fills[ev.order_id] = (ev.cum_qty, ev.cum_value)  # counted already, now in post-split shares
+        return None
+
+    def _split(self, ev: SplitApplied) -> tuple[list[str], str] | None:
+        if ev.symbol not in self.book.symbols:
+            return None
+        return self.book.split(ev.symbol, ev.new, ev.old), ev.symbol
 
     def _child_sent(self, ev: ChildOrderSent) -> None:
         self.child_venues[ev.child_id] = ev.venue

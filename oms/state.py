@@ -37,6 +37,7 @@ from oms.model import (
     DayStarted,
     HaltChanged,
     OrdType,
+    SplitApplied,
     Side,
     TimeInForce,
 )
@@ -375,4 +376,5 @@ _APPLY = {
     DayStarted: OmsState._day_started,
     DayEnded: OmsState._day_ended,
     HaltChanged: OmsState._halt_changed,
+    SplitApplied: OmsState._no_change,  # the orders are restated by the reports that follow it
 }

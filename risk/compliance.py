@@ -25,13 +25,13 @@ import numpy as np
 from oms.fixed import MAX_NOTIONAL, MAX_QTY, FixedPointError, to_money, to_price, to_qty
 from oms.model import (
     AllocationBooked, AllocationCanceled, AllocationShare, ComplianceAlert, DayStarted, ExecType, ExecutionReport, NewOrder, OrderAccepted, OrderRejected, CancelRejected, OrdType, ReenableExecutions,
-    RiskChanged, SetKillSwitch, SetLimit, SetOverride, Side,
+    RiskChanged, SetKillSwitch, SetLimit, SetOverride, Side, SplitApplied,
 )
 from risk.config import LimitRule, PostTradeRule, RiskConfig
 from oms.saturating import clamp
 from risk.controls import KERNEL_CONTROLS, MONEY_CONTROLS, UNLIMITED, Control, describe, money_str
 from risk.kernel import (
-    A_EXEC, B_BUYS, B_CASH, B_POS, B_SELLS, I_ADV, I_REF, check_one, check_orders, new_arena, order_moved, views,
+    A_EXEC, B_BUYS, B_CASH, B_LOCATE, B_POS, B_SELLS, I_ADV, I_REF, check_one, check_orders, new_arena, order_moved, views,
 )
 from risk.posttrade import RULES, Rule, evaluate, mark_prices
 
@@ -155,7 +155,7 @@ class Compliance:
         self.handlers = {ExecutionReport: self._report, OrderAccepted: self._accepted, OrderRejected: self._rejected,
                          CancelRejected: self._cancel_rejected, RiskChanged: self._changed, ComplianceAlert: self._alerted,
                          AllocationBooked: self._allocated, AllocationCanceled: self._allocation_canceled,
-                         DayStarted: self._day_started}
+                         DayStarted: self._day_started, SplitApplied: self._split}
         self.allocated_qty: dict[str, int] = {}  # order_id -> shares allocated, to see a bust break it
         self._materialize(0)
 
@@ -625,6 +625,23 @@ class Compliance:
         self.exec_windows.clear()
         self.anchors.clear()
         self.wash_last.clear()
+
+    def _split(self, ev: SplitApplied) -> None:
+        """A stock split: positions, locates, working and filled quantities of its orders count
+        new shares for old (a remainder of a share is dropped), prices old for new; the
+        orders' restatements that follow move their open notional to the new prices."""
+        i = self.symbols.get(ev.symbol)
+        if i is None:
+            return
+        for plane in (B_POS, B_BUYS, B_SELLS, B_LOCATE):
+            self.book[plane, :, i] = self.book[plane, :, i] * ev.new // ev.old
+        for t in self.tracked.values():
+            if t.i == i:
+                t.working, t.cum = t.working * ev.new // ev.old, t.cum * ev.new // ev.old
+        for prices in (self.inst[I_REF], self.last_fill, self.static_ref):
+            prices[i] = prices[i] * ev.old // ev.new
+        self.inst[I_ADV, i] = self.inst[I_ADV, i] * ev.new // ev.old
+        self.anchors.pop(ev.symbol, None)
 
     def _changed(self, ev: RiskChanged) -> None:
         ch = ev.change

@@ -3,6 +3,8 @@ at the engine level, row by row as in ../shared/reference/fix-order-state-matric
 (H, GT orders across days, is in tests/test_trading_day.py)."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 import msgspec
 
 from oms.model import (
@@ -162,3 +164,48 @@ def test_k_halts_from_unknown_venues_or_users_are_refused():
     assert d.run_events(TradingHalt(symbol="AAPL", halted=True, user="intruder"))[0].control == "authorisation"
     assert "unknown symbol" in d.run_events(TradingHalt(symbol="ZZZ", halted=True, user=ADMIN))[0].text
     assert not d.engine.state.halts and not any(type(e) is OrderRejected for e in d.events)
+
+
+# ---------------------------------------------------------------- H.1.b a split
+
+
+def test_h1b_a_2_for_1_split_restates_open_orders_positions_and_prices():
+    from oms.model import StockSplit
+    from oms.positions import Book, Ledger
+
+    d = Desk(RiskConfig(admins=[ADMIN]))
+    d.nos("X", 10000, tif=TimeInForce.GTC)
+    d.v_ack("X")
+    d.v_fill("X", 2000, "100.01")
+    ledger = Ledger(Book(["ACC1", "ACC2", "OTHER"], list(REF.instruments)))
+    for e in d.events:
+        ledger.apply(e)
+    before = d.engine.compliance.book.copy()
+    events = d.run_events(StockSplit(user=ADMIN, symbol="AAPL", new=2, old=1))
+    reps = [r for r in d.reports[-1:]]
+    # H.1.b: Restated / PF 20000/4000/16000, prices halved, ExecRestatementReason 10
+    assert rows(reps) == [(RESTATED, PF, 20000, 4000, 16000, 0)]
+    assert reps[0].price == px("50") and reps[0].restatement_reason == RestatementReason.CORPORATE_ACTION
+    assert reps[0].avg_px * 2 == Decimal("100.01")  # the same value over twice the shares
+    assert d.child("X").qty == 20000 and d.child("X").cum_qty == 4000 and d.child("X").price == px("50")
+    c = d.engine.compliance
+    i, a = c.symbols["AAPL"], c.accounts["ACC1"]
+    assert c.book[0, a, i] == 2 * before[0, a, i] == 4000  # the position, in post-split shares
+    for e in events:
+        ledger.apply(e)
+    assert ledger.book.qty[0, ledger.book.symbols["AAPL"]] == 4000
+    assert rows(d.v_fill("X", 16000, "50")) == [("TRADE", FILLED, 20000, 20000, 0, 16000)]
+    for e in d.events[-3:]:
+        ledger.apply(e)
+    assert ledger.book.qty[0, ledger.book.symbols["AAPL"]] == 20000 == c.book[0, a, i]
+    assert d.replayed().state.state_hash() == d.engine.state.state_hash()
+
+
+def test_a_split_that_would_leave_a_fraction_of_a_lot_is_refused():
+    from oms.model import StockSplit
+
+    d = Desk(RiskConfig(admins=[ADMIN]))
+    d.nos("X", 3, tif=TimeInForce.GTC)
+    refused = d.run_events(StockSplit(user=ADMIN, symbol="AAPL", new=1, old=2))
+    assert [type(e) for e in refused] == [ComplianceAlert] and "whole lots" in refused[0].text
+    assert d.run_events(StockSplit(user="intruder", symbol="AAPL", new=2, old=1))[0].control == "authorisation"

@@ -14,6 +14,7 @@ One class, its handlers grouped by concern in the modules of this package:
 | risk_admin.py | limits, kill switches, overrides, the post-trade sweep |
 | day.py | the trading day (start and end, GT orders carried), the timer, expiry |
 | halts.py | trading halts: orders held or refused, routed on resume |
+| corporate.py | a stock split: open orders restated |
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Any
 
 from oms.engine.allocations import Allocations
 from oms.engine.amend import Amendments
+from oms.engine.corporate import CorporateActions
 from oms.engine.core import DEFAULT_POLICY, ReferenceData, SequentialIds, VenuePolicy
 from oms.engine.day import TradingDay
 from oms.engine.halts import Halts
@@ -48,6 +50,7 @@ from oms.model import (
     SetOverride,
     StartOfDay,
     StatusRequest,
+    StockSplit,
     Timer,
     TradingHalt,
     VenueCancelReject,
@@ -62,7 +65,7 @@ __all__ = ["Engine", "ReferenceData", "SequentialIds", "VenuePolicy"]
 
 
 class Engine(TraderCommands, Amendments, VenueReports, Routing, Recovery, Allocations, RiskAdministration,
-             TradingDay, Halts):
+             TradingDay, Halts, CorporateActions):
     def __init__(
         self,
         ref: ReferenceData,
@@ -117,4 +120,5 @@ class Engine(TraderCommands, Amendments, VenueReports, Routing, Recovery, Alloca
             StartOfDay: self._day_command,
             EndOfDay: self._day_command,
             TradingHalt: self._trading_halt,
+            StockSplit: self._stock_split,
         }

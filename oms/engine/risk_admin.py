@@ -12,6 +12,7 @@ from oms.model import (
     SetLimit,
     SetOverride,
     StartOfDay,
+    StockSplit,
     TradingHalt,
 )
 from oms.reasons import Reason
@@ -33,7 +34,7 @@ class RiskAdministration(Core):
         return None
 
     def _authorised(self, c: SetLimit | SetKillSwitch | SetOverride | ReenableExecutions | StartOfDay | EndOfDay
-                    | TradingHalt) -> bool:
+                    | TradingHalt | StockSplit) -> bool:
         """Operator commands come from the users in risk.admins only; a refusal is an alert."""
         if c.user in self.risk_cfg.admins:
             return True

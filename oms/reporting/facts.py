@@ -152,6 +152,7 @@ class ExecutionReportV(msgspec.Struct, tag="ExecutionReport", gc=False):
     price: int | None = None
     exec_ref_id: str | None = None
     text: str = ""
+    restatement_reason: int | None = None
 
 
 class ChildOrderSentV(msgspec.Struct, tag="ChildOrderSent", gc=False):
@@ -301,6 +302,7 @@ class Facts:
                 self.ledger.follow(view, event)
         self.opening: tuple[np.ndarray, ...] | None = None
         self.closing_bbo: dict[str, tuple[int | None, int | None]] | None = None
+        self.closed_at = 0  # events before the range's end
         self.opening_gross: dict[tuple[str, str], tuple[int, int, int, int]] = {}
         self.closing_gross: dict[tuple[str, str], tuple[int, int, int, int]] = {}
         self.pnl_curve: list[tuple[int, int]] = []  # (ts, realized P&L of all accounts, base currencies summed)
@@ -316,10 +318,11 @@ class Facts:
     def read(self, reader: Reader) -> Facts:
         first, last = reader.span()
         self.journal_end = last  # no price is known after it: a markout beyond it is empty
-        if last < self.start or first >= self.end:
-            zone = zone_of(self.cfg)
-            raise ReportError(f"no events from {date_of(self.start, zone)} to {date_of(self.end - 1, zone)}: the "
+        zone = zone_of(self.cfg)
+        nothing = ReportError(f"no events from {date_of(self.start, zone)} to {date_of(self.end - 1, zone)}: the "
                               f"journal {reader.path} covers {date_of(first, zone)} to {date_of(last, zone)}")
+        if last < self.start or first >= self.end:
+            raise nothing
         handlers = {OrderAcceptedV: self._accepted, ExecutionReportV: self._report, ChildOrderSentV: self._child_sent,
                     ChildReplaceSentV: self._child_replaced, ChildUpdatedV: self._child_updated,
                     BestPrice: self._price, OrderRejected: self._compliance, CancelRejected: self._compliance,
@@ -328,7 +331,7 @@ class Facts:
                     AllocationRejected: self._allocation}
         moves = self.ledger.handlers if self.with_positions else {}
         start, end, tail = self.start, self.end, self.end + self.MARKOUT_TAIL_NS
-        n = 0
+        n = before = 0
         opened = False
         for ev in reader.events(reader.last_seq):
             n += 1
@@ -337,9 +340,10 @@ class Facts:
                 if not opened:
                     self._open()
                     opened = True
+                    before = n - 1
                 if ts >= end:
                     if self.closing_bbo is None:
-                        self._close()
+                        self._close(n - 1)
                     if ts >= tail:
                         break
                     if t is BestPrice:
@@ -357,7 +361,9 @@ class Facts:
         if self.opening is None:
             self._open()
         if self.closing_bbo is None:
-            self._close()
+            self._close(n)
+        if not opened or self.closed_at == before:  # a day inside the journal's span without an event
+            raise nothing
         self.events_read = n
         return self
 
@@ -368,9 +374,10 @@ class Facts:
         self.opening_gross = self._gross()
         self._last_realized = b.realized.copy()
 
-    def _close(self) -> None:
-        """The range ends: closing positions, marked at the mid of the consolidated best bid
-        and offer as it stood (later prices serve markouts only)."""
+    def _close(self, at: int) -> None:
+        """The range ends (before event `at`): closing positions, marked at the mid of the
+        consolidated best bid and offer as it stood (later prices serve markouts only)."""
+        self.closed_at = at
         self.closing_bbo = dict(self.bbo)
         if not self.with_positions:
             return
