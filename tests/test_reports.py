@@ -17,7 +17,7 @@ import pytest
 from oms import reporting
 from oms.config import AccountConfig, Config, InstrumentConfig, SimConfig, VenueConfig
 from oms.journal import Journal
-from oms.model import EVENT_DECODER, EVENT_ENCODER, SCHEMA, ExecType, MarketData, Side
+from oms.model import EVENT_DECODER, EVENT_ENCODER, SCHEMA, BestPrice, ExecType, MarketData, Side
 from oms.positions import Book
 from oms.reporting import tables
 from oms.reporting.facts import ReportError
@@ -201,6 +201,12 @@ def test_same_journal_same_bytes(day: Path, tmp_path: Path) -> None:
 def test_bad_input(day: Path, tmp_path: Path) -> None:
     with pytest.raises(ReportError, match=f"no events from 2026-11-29 to 2026-11-29: .* covers {DAY} to {DAY}"):
         reporting.make(CFG, day, "2026-11-29")
+    with Journal(day, fsync=False) as j:  # a quote two days later: the 1st is inside the span, without events
+        j.append([EVENT_ENCODER.encode(BestPrice(ts=T0 + 2 * 86_400 * S, symbol="AAPL", bid=1, ask=2))])
+        j.commit()
+    with pytest.raises(ReportError, match=f"no events from 2026-12-01 to 2026-12-01: .* covers {DAY} to 2026-12-02"):
+        reporting.make(CFG, day, "2026-12-01")
+    assert reporting.make(CFG, day, "2026-12-02").events_read
     with pytest.raises(ReportError, match="not a date"):
         reporting.make(CFG, day, "30/11/2026")
     with pytest.raises(ReportError, match="no such journal"):
