@@ -257,7 +257,8 @@ class Reader:
 
     def events(self, until: int):
         """Events (as views) in journal order up to record `until`: a chunk of records comes
-        from SQLite as one blob and is decoded in one call."""
+        from SQLite as one blob and is decoded in one call. (The range is a scan of the
+        rowid, seq, in order; the subquery's ORDER BY keeps it so for the aggregate.)"""
         last = 0
         while last < until:
             blob, n = self.db.execute(
