@@ -9,17 +9,20 @@ Run: .venv/bin/python -m benchmarks.external_peers [--orders 2000] [--window 50]
 On a fresh machine it installs libquickfix-dev and libquickfix-doc (apt-get, as root)
 and builds both peers into ~/.cache/oms/peers. Prints the round trip (one order at a
 time: p50, p99), the throughput (`window` orders outstanding), their ratios to the
-echo's, the targets of issue 10 and the CPU each process spent per order (utime + stime
-from /proc/<pid>/stat, before and after the client's run).
+echo's, the targets of issue 10 (against the median fsync'd commit measured before and after
+the OMS's run), and, while `window` orders are outstanding, the CPU each process spent per
+order (utime + stime from /proc/<pid>/stat) and the engine's oms_engine_latency_seconds.
 
 The executor fills every limit order at once at its price, sends no quotes and answers an
 OrderStatusRequest with a BusinessMessageReject, so its venue is configured with
-`market_data = false`, and the OMS puts the children it reconciles at logon in doubt (none
-are open at the first start). The load-tripping controls are off, as in fix_load.
+`market_data = false` (the OMS puts the children it reconciles at logon in doubt; none are
+open at the first start) and reference prices are the config's, never fresh: no staleness
+check. The load-tripping controls are off, as in fix_load.
 """
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import multiprocessing
 import os
@@ -59,8 +62,8 @@ def ensure_packages() -> None:
 
 
 def build() -> tuple[Path, Path]:
-    """The executor from the package's example sources (gzipped where large; its config.h
-    is the source tree's, empty here) and the load client; rebuilt when a source is newer."""
+    """The executor from the package's example sources (gzipped where large; the config.h it
+    includes is the source tree's, empty here), and the load client, again when its source is newer."""
     CACHE.mkdir(parents=True, exist_ok=True)
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", "quickfix"], check=True, capture_output=True,
                            text=True).stdout.split()
@@ -68,9 +71,8 @@ def build() -> tuple[Path, Path]:
     src.mkdir(exist_ok=True)
     for f in EXAMPLE.iterdir():
         if f.name in ("executor.cpp", "Application.cpp.gz", "Application.h"):
-            data = subprocess.run(["zcat", str(f)], check=True, capture_output=True).stdout \
-                if f.suffix == ".gz" else f.read_bytes()
-            (src / f.name.removesuffix(".gz")).write_bytes(data)
+            data = f.read_bytes()
+            (src / f.name.removesuffix(".gz")).write_bytes(gzip.decompress(data) if f.suffix == ".gz" else data)
     (src / "config.h").touch()
     executor, client = CACHE / "executor", CACHE / "load_client"
     client_src = ROOT / "benchmarks" / "peers" / "load_client.cpp"
