@@ -57,12 +57,14 @@ class Header(msgspec.Struct, frozen=True):
 @contextlib.contextmanager
 def no_gc() -> Iterator[None]:
     """The cyclic collector off while millions of objects are made at once (a snapshot, a
-    replay): it would walk them all again and again, for garbage there is none of."""
+    replay): it would walk them all again and again, for garbage there is none of. What
+    was made is then frozen out of its reach: state that lives as long as the process."""
     was = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        gc.freeze()
         if was:
             gc.enable()
 
