@@ -12,19 +12,26 @@ from hypothesis import strategies as st
 from oms.cli import main as cli
 from oms.config import load
 from oms.journal import Journal
+from oms.engine import SequentialIds
 from oms.model import (
     EVENT_ENCODER,
     Anomaly,
     CancelRequest,
+    DayEnded,
     EndOfDay,
     ExecType,
+    ExecutionReport,
     MarketData,
     NewOrder,
     OrderRejected,
+    OrdStatus,
     OrdType,
     Side,
     StartOfDay,
+    StockSplit,
     TimeInForce,
+    Timer,
+    TradingHalt,
     VenueExecReport,
 )
 from oms.runtime import Runtime, open_engine, rebuild
@@ -204,3 +211,110 @@ def test_a_snapshot_that_does_not_match_its_journal_or_config_is_passed_over(tmp
     other = config(tmp_path / "other", CONFIG.replace('value = "10000000"', 'value = "20000000"'))
     with Journal(path) as journal:
         assert rebuild(other, journal, snapshots=True).base_seq == 0  # another config: replayed in full
+
+
+DAYS = CONFIG + """
+[calendar]
+time_zone = "America/New_York"
+holidays = ["2026-12-25"]
+"""
+
+
+class Oms:
+    """An engine on a journal with the clock of the test; `restart` takes it down and up
+    again from its latest snapshot, as `oms run` starts."""
+
+    def __init__(self, cfg, journal: Journal, restarts: bool) -> None:
+        self.cfg, self.journal, self.restarts = cfg, journal, restarts
+        self.now = 0
+        self.ids = SequentialIds()
+        self.engine = rebuild(cfg, journal, self.ids, clock=lambda: self.now)
+        self.reports: list[tuple] = []
+
+    def at(self, date: str, hhmm: str) -> None:
+        h, m = hhmm.split(":")
+        self.now = self.cfg.reference_data().calendar.at(date, int(h) * 60 + int(m))
+
+    def run(self, cmd) -> list:
+        events = self.engine.handle(cmd)
+        self.journal.append([EVENT_ENCODER.encode(e) for e in events])
+        self.journal.commit()
+        self.reports += [(e.order_id, e.exec_type, e.ord_status, e.order_qty, e.cum_qty, e.leaves_qty, e.price)
+                         for e in events if type(e) is ExecutionReport]
+        if any(type(e) is DayEnded for e in events):
+            Snapshots(self.journal, self.cfg).take(self.engine)  # as the runtime does at every end of day
+            if self.restarts:
+                self.engine = rebuild(self.cfg, self.journal, self.ids, clock=lambda: self.now, snapshots=True)
+                assert self.engine.base_seq == self.journal.last_seq
+        return events
+
+    def venue(self, cl: str, exec_type: ExecType, **kw) -> None:
+        o = self.engine.state.find("C1", cl)
+        ch = self.engine.state.children[o.children[-1]]
+        self.run(VenueExecReport(venue="V1", cl_ord_id=ch.pending_cl_ord_id or ch.cl_ord_id,
+                                 exec_id=f"v{len(self.reports)}-{cl}", exec_type=exec_type, **kw))
+
+
+def three_days(oms: Oms) -> None:
+    """Wednesday, Thursday, a holiday, Monday: GTC, GTD and DAY orders filled in part each
+    day, a 2-for-1 split of AAPL on day two, a venue halt of MSFT on day three."""
+    oms.at("2026-12-23", "09:30")
+    oms.run(Timer())
+    oms.run(NewOrder(session="C1", cl_ord_id="GTC", account="A", symbol="AAPL", side=Side.BUY,
+                     ord_type=OrdType.LIMIT, qty=1000, price=px("100.02"), tif=TimeInForce.GTC))
+    oms.run(NewOrder(session="C1", cl_ord_id="GTD", account="B", symbol="MSFT", side=Side.SELL,
+                     ord_type=OrdType.LIMIT, qty=500, price=px("400"), tif=TimeInForce.GTD,
+                     expire_time=oms.cfg.reference_data().calendar.at("2026-12-28", 15 * 60)))
+    oms.run(NewOrder(session="C1", cl_ord_id="DAY", account="A", symbol="AAPL", side=Side.BUY,
+                     ord_type=OrdType.LIMIT, qty=300, price=px("99")))
+    for cl in ("GTC", "GTD", "DAY"):
+        oms.venue(cl, ExecType.NEW)
+    oms.venue("GTC", ExecType.TRADE, last_qty=200, last_px=px("100.01"))
+    oms.venue("GTD", ExecType.TRADE, last_qty=100, last_px=px("400.5"))
+    oms.venue("DAY", ExecType.TRADE, last_qty=100, last_px=px("99"))
+    oms.at("2026-12-23", "16:00")
+    oms.run(Timer())  # DAY done for day; GTC, GTD carried
+    oms.venue("DAY", ExecType.CANCELED)
+    oms.at("2026-12-24", "09:30")
+    oms.run(Timer())
+    oms.run(StockSplit(user="ops", symbol="AAPL", new=2, old=1))
+    oms.venue("GTC", ExecType.TRADE, last_qty=600, last_px=px("50"))
+    oms.venue("GTD", ExecType.TRADE, last_qty=100, last_px=px("401"))
+    oms.at("2026-12-24", "16:00")
+    oms.run(Timer())
+    oms.at("2026-12-25", "10:00")
+    oms.run(Timer())  # a holiday: no day
+    oms.at("2026-12-28", "09:30")
+    oms.run(Timer())
+    oms.run(TradingHalt(symbol="MSFT", halted=True, venue="V1"))
+    oms.run(NewOrder(session="C1", cl_ord_id="HELD", account="B", symbol="MSFT", side=Side.BUY,
+                     ord_type=OrdType.LIMIT, qty=100, price=px("399")))
+    oms.run(TradingHalt(symbol="MSFT", halted=False, venue="V1"))
+    oms.venue("HELD", ExecType.TRADE, last_qty=100, last_px=px("399"))
+    oms.venue("GTC", ExecType.TRADE, last_qty=500, last_px=px("50.01"))
+    oms.at("2026-12-28", "16:00")
+    oms.run(Timer())  # the GTD order's date: expired
+
+
+def test_three_days_with_a_holiday_a_split_and_a_halt_give_the_same_state_with_and_without_restarts(tmp_path):
+    finals = []
+    for restarts in (False, True):
+        folder = tmp_path / str(restarts)
+        folder.mkdir()
+        cfg = config(folder, DAYS)
+        path = cfg.journal_path(folder)
+        path.parent.mkdir(parents=True)
+        with Journal(path, fsync=False) as journal:
+            oms = Oms(cfg, journal, restarts)
+            three_days(oms)
+            assert rebuild(cfg, journal).state.state_hash() == oms.engine.state.state_hash()
+            finals.append((oms.engine.state.state_hash(), oms.reports, oms.engine.compliance.digest()))
+    assert finals[0] == finals[1]
+    reports = finals[0][1]
+    gtc = [r[1:] for r in reports if r[0] == reports[0][0]]
+    RS, PF = ExecType.RESTATED, OrdStatus.PARTIALLY_FILLED
+    assert (RS, PF, 1000, 200, 800, px("100.02")) in gtc  # GT renewal on day two (H.1.a)
+    assert (RS, PF, 2000, 400, 1600, px("50.01")) in gtc  # the split (H.1.b)
+    assert gtc[-1][:5] == (ExecType.TRADE, PF, 2000, 1500, 500)  # filled in part each day, carried
+    statuses = {r[0]: r[2] for r in reports}
+    assert OrdStatus.EXPIRED in statuses.values() and OrdStatus.DONE_FOR_DAY in statuses.values()
