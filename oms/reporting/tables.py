@@ -11,8 +11,6 @@ a markout is a gain (positive: the mid moved the fill's way after it, e.g. up af
 """
 from __future__ import annotations
 
-import bisect
-import itertools
 import math
 from collections.abc import Callable, Iterable
 from typing import TypeVar
@@ -41,39 +39,46 @@ from oms.reporting.facts import Child, Facts, Order
 MARKOUTS_S = (1, 5, 60)
 T = TypeVar("T")
 _TS = pa.timestamp("ns")
+_SAFE = float(2**52)  # a float estimate below it: the int64 result is exact, and exact as a double
 _NS_PER_US = 1000
 
 
 # ---------------------------------------------------------------- columns
-def fixed(values: list[int | None], scale: int = PRICE_DECIMALS) -> pa.Array:
-    """Fixed-point integers as an exact decimal column (None: null)."""
-    n = len(values)
-    valid = [v is not None for v in values]
-    ints = np.array([v or 0 for v in values], np.int64)
+def fixed(values: list[int | None] | np.ndarray, scale: int = PRICE_DECIMALS, valid: np.ndarray | None = None) -> pa.Array:
+    """Fixed-point integers as an exact decimal column (None, or not `valid`: null)."""
+    if isinstance(values, np.ndarray):
+        ints = values.astype(np.int64)
+    else:
+        valid = np.fromiter((v is not None for v in values), np.bool_, len(values))
+        ints = np.fromiter((v or 0 for v in values), np.int64, len(values))
+    n = len(ints)
     words = np.empty(2 * n, np.int64)
     words[0::2], words[1::2] = ints, ints >> 63  # 128-bit little-endian two's complement
-    validity = None if all(valid) else pa.array(valid, pa.bool_()).buffers()[1]
+    validity = None if valid is None or valid.all() else pa.array(valid, pa.bool_()).buffers()[1]
     return pa.Array.from_buffers(pa.decimal128(28, scale), n, [validity, pa.py_buffer(words)])
 
 
-def times(values: Iterable[int]) -> pa.Array:
+def times(values: Iterable[int] | np.ndarray) -> pa.Array:
     """ns timestamps (UTC: every time in the reports is; the column carries no zone, which
     CSV writes ten times faster); 0 (never) is null."""
-    ns = np.fromiter(values, np.int64)
+    ns = values if isinstance(values, np.ndarray) else np.fromiter(values, np.int64)
     return pa.array(ns, _TS, mask=ns == 0)
 
 
-def avg_px(values: list[int], qtys: list[int]) -> pa.Array:
+def avg_px(values: list[int] | np.ndarray, qtys: list[int] | np.ndarray) -> pa.Array:
     """value / qty at scale 10, rounded half-even once (as the FIX AvgPx); null without a quantity."""
     shift = 10 ** (AVGPX_DECIMALS - PRICE_DECIMALS)
-    out: list[int | None] = []
-    for v, q in zip(values, qtys):
-        if q <= 0:
-            out.append(None)
-            continue
-        d, r = divmod(v * shift, q)
-        out.append(d + 1 if 2 * r > q or (2 * r == q and d % 2) else d)
-    return fixed(out, AVGPX_DECIMALS)
+    v, q = np.asarray(values), np.asarray(qtys, np.int64)
+    known = q > 0
+    fast = known & (np.abs(v.astype(float)) * shift < _SAFE)
+    scaled, qq = np.where(fast, v, 0).astype(np.int64) * shift, np.where(fast, q, 1)
+    d = scaled // qq
+    r = scaled - d * qq
+    out = d + ((2 * r > qq) | ((2 * r == qq) & (d % 2 == 1)))
+    for k in np.flatnonzero(known & ~fast).tolist():  # too large for int64 before the division
+        dk, rk = divmod(int(v[k]) * shift, int(q[k]))
+        out[k] = dk + 1 if 2 * rk > q[k] or (2 * rk == q[k] and dk % 2) else dk
+    return fixed(out, AVGPX_DECIMALS, valid=known)
 
 
 def bps(num: int, den: int) -> float | None:
@@ -81,11 +86,11 @@ def bps(num: int, den: int) -> float | None:
     return None if not den else num * 10_000 / den
 
 
-def percentile(sorted_values: list[int], q: float) -> int | None:
+def percentile(sorted_values: list[int] | np.ndarray, q: float) -> int | None:
     """Nearest-rank percentile: an observed value, exact and deterministic."""
-    if not sorted_values:
+    if not len(sorted_values):
         return None
-    return sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)]
+    return int(sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)])
 
 
 def mid(bid: int | None, ask: int | None) -> int | None:
@@ -180,18 +185,13 @@ def later_mids(f: Facts) -> dict[int, list[int | None]]:
 
 
 def _markout_bps(later: list[int | None], signs: np.ndarray, prices: np.ndarray) -> pa.Array:
-    """sign x (later mid - price) / price in bps: one IEEE division of two integers below
-    2^53 (exact as doubles), so the same figure as the exact integers' correctly rounded
-    quotient; a gain too large for that is divided in Python."""
-    known = np.fromiter((m is not None for m in later), np.bool_, len(later))
+    """sign x (later mid - price) / price in bps."""
+    known = np.fromiter((m is not None for m in later), np.bool_, len(later))  # only fills with a price
     mids = np.fromiter((m or 0 for m in later), np.int64, len(later))
-    diff = signs * (mids - prices)
-    small = np.abs(diff) <= (2**53 - 1) // 10_000
-    out = np.divide(np.where(small, diff, 0) * 10_000, prices, out=np.zeros(len(later)),
-                    where=known & (prices > 0))
-    for k in np.flatnonzero(known & ~small):
-        out[k] = int(signs[k]) * (later[k] - int(prices[k])) * 10_000 / int(prices[k])  # type: ignore[operator]
-    return pa.array(out, pa.float64(), mask=~known)
+    fp = prices.astype(float)
+    return _bps_column(signs * (mids - prices), prices, known,
+                       np.maximum(np.abs(mids.astype(float) - fp) * 1e4, fp),
+                       lambda k: int(signs[k]) * (later[k] - int(prices[k])) * 10_000 / int(prices[k]))  # type: ignore
 
 
 def executions(f: Facts) -> pa.Table:
@@ -346,37 +346,150 @@ def _control(reason: str) -> str:
 
 
 # ---------------------------------------------------------------- execution quality
-class _Tca:
-    """Per order (parent or child): arrival and interval-VWAP slippage, fill rate, times."""
+def _vwap_index(f: Facts) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per symbol: the times of its fills (all orders) in order and running sums of their
+    quantity and value, for the VWAP of any interval."""
+    trades: dict[str, list[int]] = {}
+    for k, x in enumerate(f.fills):
+        if x.exec_type == ExecType.TRADE:
+            trades.setdefault(f.orders[x.order_id].symbol, []).append(k)
+    out = {}
+    for sym, ks in trades.items():
+        xs = [f.fills[k] for k in ks]
+        ts = _ints(x.ts for x in xs)
+        order = np.argsort(ts, kind="stable")
+        qs, vs = _ints(x.last_qty for x in xs)[order], _exact_product(_ints(x.last_qty for x in xs),
+                                                                      _ints(x.last_px for x in xs))[order]
+        out[sym] = (ts[order], np.concatenate([[0], np.cumsum(qs)]), _exact_cumsum(vs))
+    return out
 
-    def __init__(self, f: Facts) -> None:
-        # per symbol: fills in time order and running sums, for the VWAP of any interval
-        trades: dict[str, list[tuple[int, int, int]]] = {}
-        for x in f.fills:
-            if x.exec_type == ExecType.TRADE:
-                trades.setdefault(f.orders[x.order_id].symbol, []).append((x.ts, x.last_qty, x.last_qty * x.last_px))
-        self.vwap_index: dict[str, tuple[list[int], list[int], list[int]]] = {}
-        for sym, rows in trades.items():
-            rows.sort(key=lambda r: r[0])
-            ts, qs, vs = zip(*rows)
-            self.vwap_index[sym] = (list(ts), [0, *itertools.accumulate(qs)], [0, *itertools.accumulate(vs)])
 
-    def vwap(self, symbol: str, start: int, end: int) -> tuple[int, int]:
-        """(qty, value) of every fill in the symbol, all orders, from start to end inclusive."""
-        ts, cq, cv = self.vwap_index.get(symbol, ([], [0], [0]))
-        i, j = bisect.bisect_left(ts, start), bisect.bisect_right(ts, end)
-        return cq[j] - cq[i], cv[j] - cv[i]
+def _ints(values: Iterable[int | None]) -> np.ndarray:
+    """An int64 column (None as 0)."""
+    return np.fromiter((v or 0 for v in values), np.int64)
 
-    def row(self, side: Side, symbol: str, qty: int, cum_qty: int, cum_value: int, bid: int | None,
-            ask: int | None, arrival: int, first_fill: int, last_fill: int, done: int) -> tuple:
-        s = _sign(side)
-        m = mid(bid, ask)
-        vq, vv = self.vwap(symbol, arrival, last_fill) if cum_qty else (0, 0)
-        # avg - benchmark over benchmark, in exact integers: (value - m * qty) / (m * qty)
-        arrival_bps = bps(s * (cum_value - m * cum_qty), m * cum_qty) if m and cum_qty else None
-        vwap_bps = bps(s * (cum_value * vq - vv * cum_qty), vv * cum_qty) if vq and cum_qty else None
-        return (m, arrival_bps, (vv, vq) if vq else None, vwap_bps, cum_qty / qty if qty else None,
-                _us(first_fill, arrival), _us(done, arrival))
+
+
+
+def _exact_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a x b, in int64 where it cannot overflow, else as Python ints (object)."""
+    if len(a) and float(np.max(np.abs(a.astype(float) * b))) >= _SAFE:
+        return a.astype(object) * b.astype(object)
+    return a * b
+
+
+def _exact_cumsum(values: np.ndarray) -> np.ndarray:
+    """0 then the running sums, exact (Python ints when int64 could overflow)."""
+    if values.dtype != object and float(np.sum(np.abs(values.astype(float)))) >= _SAFE:
+        values = values.astype(object)
+    return np.concatenate([np.zeros(1, values.dtype), np.cumsum(values)])
+
+
+def _bps_column(num: np.ndarray, den: np.ndarray, valid: np.ndarray, bound: np.ndarray,
+                exact: Callable[[int], float]) -> pa.Array:
+    """num x 10,000 / den where valid (null elsewhere), as Python's correctly rounded int / int
+    gives it: one IEEE division where both are exact doubles (`bound`, a float estimate of
+    |num x 10,000| and |den|, below 2^52), exact(k) from Python ints otherwise."""
+    fast = valid & (bound < _SAFE)
+    out = np.divide(np.where(fast, num, 0).astype(np.int64) * 10_000, np.where(fast, den, 1).astype(np.int64),
+                    out=np.zeros(len(num)), where=fast)
+    for k in np.flatnonzero(valid & ~fast).tolist():
+        out[k] = exact(k)
+    return pa.array(out, pa.float64(), mask=~valid)
+
+
+class _Measures:
+    """Execution quality of a set of orders (parents, or children at their venues), in
+    columns: arrival mid, interval VWAP (its value and quantity), slippage against both,
+    fill rate, times to first fill and completion."""
+
+    def __init__(self, vwap_index: dict, symbols: list[str], sign: np.ndarray, qty: np.ndarray, cum_qty: np.ndarray,
+                 cum_value: np.ndarray, bid: np.ndarray, ask: np.ndarray, arrival: np.ndarray,
+                 first_fill: np.ndarray, last_fill: np.ndarray, done: np.ndarray) -> None:
+        n = len(symbols)
+        self.sign, self.qty, self.cq, self.cv = sign, qty, cum_qty, cum_value
+        self.has_bbo = (bid != 0) & (ask != 0)
+        self.m = np.where(self.has_bbo, (bid + ask) // 2, 0)
+        self.vq = np.zeros(n, np.int64)
+        vv: np.ndarray = np.zeros(n, np.int64)
+        rows: dict[str, list[int]] = {}
+        for k, sym in enumerate(symbols):
+            rows.setdefault(sym, []).append(k)
+        for sym, ks in rows.items():
+            ts, cq, cv = vwap_index.get(sym, (np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64)))
+            idx = np.asarray(ks)[cum_qty[ks] != 0]
+            i, j = np.searchsorted(ts, arrival[idx], "left"), np.searchsorted(ts, last_fill[idx], "right")
+            self.vq[idx] = cq[j] - cq[i]
+            if cv.dtype == object and vv.dtype != object:
+                vv = vv.astype(object)
+            vv[idx] = cv[j] - cv[i]
+        self.vv = vv
+        self.has_m = (self.m != 0) & (cum_qty != 0)
+        self.has_vwap = (self.vq != 0) & (cum_qty != 0)
+        self.first_us, self.done_us = _us_column(first_fill, arrival), _us_column(done, arrival)
+
+    def columns(self) -> dict[str, pa.Array]:
+        s, cq, cv, m, vq, vv = self.sign, self.cq, self.cv, self.m, self.vq, self.vv
+        fm, fcq, fcv, fvq, fvv = (a.astype(float) for a in (m, cq, cv, vq, vv))
+        mcq = _exact_product(m, cq)
+        py = lambda a, k: int(a[k])  # noqa: E731
+        arrival = _bps_column(s * (cv - mcq), mcq, self.has_m, np.maximum((np.abs(fcv) + np.abs(fm * fcq)) * 1e4,
+                                                                           np.abs(fm * fcq)),
+                              lambda k: py(s, k) * (py(cv, k) - py(m, k) * py(cq, k)) * 10_000 / (py(m, k) * py(cq, k)))
+        vden = np.abs(fvv * fcq)
+        vwap = _bps_column(s * (cv * vq - vv * cq), vv * cq, self.has_vwap,
+                           np.maximum((np.abs(fcv * fvq) + vden) * 1e4, vden),
+                           lambda k: (py(s, k) * (py(cv, k) * py(vq, k) - py(vv, k) * py(cq, k)) * 10_000
+                                      / (py(vv, k) * py(cq, k))))
+        qty = self.qty
+        return {
+            "arrival_mid": fixed(m, valid=self.has_bbo),
+            "arrival_slippage_bps": arrival,
+            "interval_vwap": avg_px(vv, vq),
+            "vwap_slippage_bps": vwap,
+            "fill_rate": pa.array(np.divide(cq, qty, out=np.zeros(len(qty)), where=qty != 0), pa.float64(),
+                                  mask=qty == 0),
+            "first_fill_us": pa.array(self.first_us[0], pa.int64(), mask=~self.first_us[1]),
+            "complete_us": pa.array(self.done_us[0], pa.int64(), mask=~self.done_us[1]),
+        }
+
+    def groups(self, keys: list[str]) -> list[tuple[str, dict[str, int | None | float]]]:
+        """Per key: orders, quantities, value, slippage as total cost over total benchmark
+        value (exact sums), median times."""
+        s, cq, cv, m, vq, vv = self.sign, self.cq, self.cv, self.m, self.vq, self.vv
+        mcq = _exact_product(m, cq)
+        cost = np.where(self.has_m, s * (cv - mcq), 0)
+        bench = np.where(self.has_m, mcq, 0)
+        # the order's fills at the interval's VWAP: cq * vv / vq, kept exact over a common scale
+        vcost = np.zeros(len(cq), object)
+        vbench = np.zeros(len(cq), object)
+        have = self.has_vwap
+        for k, sk, value, filled, q, w in zip(np.flatnonzero(have).tolist(),
+                                              *(a[have].tolist() for a in (s, cv, cq, vq, vv))):
+            vcost[k] = sk * (value * q - w * filled) * 10**6 // q
+            vbench[k] = w * filled * 10**6 // q
+        index: dict[str, int] = {}
+        codes = np.fromiter((index.setdefault(k, len(index)) for k in keys), np.int64, len(keys))
+        order = np.argsort(codes, kind="stable")
+        members = np.split(order, np.cumsum(np.bincount(codes, minlength=len(index)))[:-1])
+        out = []
+        for key, ks in zip(index, members):
+            total = lambda a: sum(a[ks].tolist())  # noqa: E731
+            qty, filled = total(self.qty), total(cq)
+            first = np.sort(self.first_us[0][ks][self.first_us[1][ks]])
+            done = np.sort(self.done_us[0][ks][self.done_us[1][ks]])
+            out.append((key, {"orders": len(ks), "qty": qty, "cum_qty": filled,
+                              "fill_rate": filled / qty if qty else None, "value": total(cv),
+                              "arrival_slippage_bps": bps(total(cost), total(bench)),
+                              "vwap_slippage_bps": bps(total(vcost), total(vbench)),
+                              "first_fill_p50_us": percentile(first, 0.5), "complete_p50_us": percentile(done, 0.5)}))
+        return out
+
+
+def _us_column(later: np.ndarray, earlier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(later - earlier) in µs and where both are known."""
+    known = (later != 0) & (earlier != 0)
+    return np.where(known, (later - earlier) // _NS_PER_US, 0), known
 
 
 def _last_fills(f: Facts) -> tuple[dict[str, int], dict[str, int]]:
@@ -390,72 +503,62 @@ def _last_fills(f: Facts) -> tuple[dict[str, int], dict[str, int]]:
     return parents, children
 
 
-def _vwap_px(values: list[tuple[int, int] | None]) -> pa.Array:
-    return avg_px([v[0] if v else 0 for v in values], [v[1] if v else 0 for v in values])
+def _signs(sides: Iterable[str]) -> np.ndarray:
+    return np.fromiter((1 if side == Side.BUY else -1 for side in sides), np.int64)
 
 
-def _tca_rows(f: Facts) -> tuple[list[Order], list[tuple], list[Child], list[tuple]]:
-    tca = _Tca(f)
+def _tca_rows(f: Facts) -> tuple[list[Order], _Measures, list[Child], _Measures]:
+    index = _vwap_index(f)
     last_parent, last_child = _last_fills(f)
-    parents = [f.orders[oid] for oid in f.orders if oid in f.active]
-    prow = [tca.row(o.side, o.symbol, o.qty, o.cum_qty, o.cum_value, o.bid, o.ask, o.arrival_ts, o.first_fill_ts,
-                    last_parent.get(o.order_id, 0), o.done_ts) for o in parents]
+    ps = [f.orders[oid] for oid in f.orders if oid in f.active]
+    parents = _Measures(index, [o.symbol for o in ps], _signs(o.side for o in ps), _ints(o.qty for o in ps),
+                        _ints(o.cum_qty for o in ps), _ints(o.cum_value for o in ps), _ints(o.bid for o in ps),
+                        _ints(o.ask for o in ps), _ints(o.arrival_ts for o in ps), _ints(o.first_fill_ts for o in ps),
+                        _ints(last_parent.get(o.order_id, 0) for o in ps), _ints(o.done_ts for o in ps))
     kids = [ch for ch in f.children.values() if ch.order_id in f.active]
-    crow = []
-    for ch in kids:
-        o = f.orders[ch.order_id]
-        done = ch.last_ts if ch.status in _DONE else 0
-        crow.append(tca.row(o.side, o.symbol, ch.qty, ch.cum_qty, ch.cum_value, ch.bid, ch.ask, ch.sent_ts,
-                            ch.first_fill_ts, last_child.get(ch.child_id, 0), done))
-    return parents, prow, kids, crow
+    of = [f.orders[ch.order_id] for ch in kids]
+    children = _Measures(index, [o.symbol for o in of], _signs(o.side for o in of), _ints(c.qty for c in kids),
+                         _ints(c.cum_qty for c in kids), _ints(c.cum_value for c in kids), _ints(c.bid for c in kids),
+                         _ints(c.ask for c in kids), _ints(c.sent_ts for c in kids),
+                         _ints(c.first_fill_ts for c in kids), _ints(last_child.get(c.child_id, 0) for c in kids),
+                         _ints(c.last_ts if c.status in _DONE else 0 for c in kids))
+    return ps, parents, kids, children
 
 
 _DONE = frozenset({OrdStatus.FILLED, OrdStatus.CANCELED, OrdStatus.REJECTED, OrdStatus.EXPIRED,
                    OrdStatus.DONE_FOR_DAY})
 
 
-def _tca_columns(rows: list[tuple]) -> dict[str, pa.Array]:
-    cols = list(zip(*rows)) if rows else [[] for _ in range(7)]
-    return {
-        "arrival_mid": fixed(list(cols[0])),
-        "arrival_slippage_bps": pa.array(cols[1], pa.float64()),
-        "interval_vwap": _vwap_px(list(cols[2])),
-        "vwap_slippage_bps": pa.array(cols[3], pa.float64()),
-        "fill_rate": pa.array(cols[4], pa.float64()),
-        "first_fill_us": pa.array(cols[5], pa.int64()),
-        "complete_us": pa.array(cols[6], pa.int64()),
-    }
-
-
 def tca_orders(f: Facts) -> pa.Table:
     """Execution quality per parent order."""
-    parents, rows, _, _ = once(f, _tca_rows)
+    parents, measures, _, _ = once(f, _tca_rows)
     return _table({
         "order_id": [o.order_id for o in parents], "cl_ord_id": [o.cl_ord_id for o in parents],
         "account": [o.account for o in parents], "symbol": [o.symbol for o in parents],
         "side": [_SIDE[o.side] for o in parents], "route": [o.route for o in parents],
-        "qty": [o.qty for o in parents], "cum_qty": [o.cum_qty for o in parents],
-        "avg_px": avg_px([o.cum_value for o in parents], [o.cum_qty for o in parents]),
+        "qty": measures.qty, "cum_qty": measures.cq,
+        "avg_px": avg_px(measures.cv, measures.cq),
         "arrival": times(o.arrival_ts for o in parents),
         "arrival_bid": fixed([o.bid for o in parents]), "arrival_ask": fixed([o.ask for o in parents]),
-        **_tca_columns(rows),
+        **measures.columns(),
         "status": [_STATUS[o.status] for o in parents],
     })
 
 
 def tca_children(f: Facts) -> pa.Table:
     """Execution quality per child order (at its venue), priced from when it was sent."""
-    _, _, kids, rows = once(f, _tca_rows)
+    _, _, kids, measures = once(f, _tca_rows)
+    of = [f.orders[c.order_id] for c in kids]
     return _table({
         "child_id": [c.child_id for c in kids], "order_id": [c.order_id for c in kids],
-        "venue": [c.venue for c in kids], "account": [f.orders[c.order_id].account for c in kids],
-        "symbol": [f.orders[c.order_id].symbol for c in kids],
-        "side": [_SIDE[f.orders[c.order_id].side] for c in kids], "qty": [c.qty for c in kids],
-        "cum_qty": [c.cum_qty for c in kids],
-        "avg_px": avg_px([c.cum_value for c in kids], [c.cum_qty for c in kids]),
+        "venue": [c.venue for c in kids], "account": [o.account for o in of],
+        "symbol": [o.symbol for o in of],
+        "side": [_SIDE[o.side] for o in of], "qty": measures.qty,
+        "cum_qty": measures.cq,
+        "avg_px": avg_px(measures.cv, measures.cq),
         "sent": times(c.sent_ts for c in kids), "acked": times(c.ack_ts for c in kids),
         "arrival_bid": fixed([c.bid for c in kids]), "arrival_ask": fixed([c.ask for c in kids]),
-        **_tca_columns(rows),
+        **measures.columns(),
         "status": [_STATUS[c.status] for c in kids],
     })
 
@@ -463,42 +566,19 @@ def tca_children(f: Facts) -> pa.Table:
 def tca_summary(f: Facts) -> pa.Table:
     """Rolled up per account, symbol, routing policy (parents) and venue (children): the
     slippage of a group is its total cost over its total benchmark value (exact sums)."""
-    parents, prow, kids, crow = once(f, _tca_rows)
-    groups: dict[tuple[str, str], list] = {}
-    for o, r in zip(parents, prow):
-        for dim, key in (("account", o.account), ("symbol", o.symbol), ("policy", o.route)):
-            groups.setdefault((dim, key), []).append((o.side, o.qty, o.cum_qty, o.cum_value, r))
-    for ch, r in zip(kids, crow):
-        groups.setdefault(("venue", ch.venue), []).append((f.orders[ch.order_id].side, ch.qty, ch.cum_qty,
-                                                           ch.cum_value, r))
-    out = []
-    for (dim, key), members in sorted(groups.items()):
-        cost = bench = vcost = vbench = qty = filled = value = 0
-        first, done = [], []
-        for side, q, cq, cv, (m, _, vw, _, _, ff, comp) in members:
-            s = _sign(side)
-            qty, filled, value = qty + q, filled + cq, value + cv
-            if m and cq:
-                cost, bench = cost + s * (cv - m * cq), bench + m * cq
-            if vw and cq:  # the order's fills at the interval's VWAP: cq * vv / vq, kept exact over a common scale
-                vv, vq = vw
-                vcost += s * (cv * vq - vv * cq) * 10**6 // vq
-                vbench += vv * cq * 10**6 // vq
-            if ff is not None:
-                first.append(ff)
-            if comp is not None:
-                done.append(comp)
-        first.sort()
-        done.sort()
-        out.append((dim, key, len(members), qty, filled, filled / qty if qty else None, value, bps(cost, bench),
-                    bps(vcost, vbench), percentile(first, 0.5), percentile(done, 0.5)))
-    cols = list(zip(*out)) if out else [[] for _ in range(11)]
+    parents, pm, kids, cm = once(f, _tca_rows)
+    groups = [(dim, key, row) for dim, measures, keys in (
+        ("account", pm, [o.account for o in parents]), ("symbol", pm, [o.symbol for o in parents]),
+        ("policy", pm, [o.route for o in parents]), ("venue", cm, [c.venue for c in kids]))
+        for key, row in measures.groups(keys)]
+    groups.sort(key=lambda g: (g[0], g[1]))
+    names = {"orders": pa.int64(), "qty": pa.int64(), "cum_qty": pa.int64(), "fill_rate": pa.float64(),
+             "value": None, "arrival_slippage_bps": pa.float64(), "vwap_slippage_bps": pa.float64(),
+             "first_fill_p50_us": pa.int64(), "complete_p50_us": pa.int64()}
     return _table({
-        "dimension": list(cols[0]), "key": list(cols[1]), "orders": pa.array(cols[2], pa.int64()),
-        "qty": pa.array(cols[3], pa.int64()), "cum_qty": pa.array(cols[4], pa.int64()),
-        "fill_rate": pa.array(cols[5], pa.float64()), "value": fixed(list(cols[6])),
-        "arrival_slippage_bps": pa.array(cols[7], pa.float64()), "vwap_slippage_bps": pa.array(cols[8], pa.float64()),
-        "first_fill_p50_us": pa.array(cols[9], pa.int64()), "complete_p50_us": pa.array(cols[10], pa.int64()),
+        "dimension": [g[0] for g in groups], "key": [g[1] for g in groups],
+        **{n: fixed([g[2][n] for g in groups]) if t is None else pa.array([g[2][n] for g in groups], t)
+           for n, t in names.items()},
     })
 
 
