@@ -12,6 +12,7 @@ a markout is a gain (positive: the mid moved the fill's way after it, e.g. up af
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -93,18 +94,9 @@ def percentile(sorted_values: list[int] | np.ndarray, q: float) -> int | None:
     return int(sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)])
 
 
-def mid(bid: int | None, ask: int | None) -> int | None:
-    """Mid of the consolidated best bid and offer, rounded down to the last decimal; None without both sides."""
-    return (bid + ask) // 2 if bid and ask else None
-
-
 _SIDE = {s.value: s.name for s in Side}
 _STATUS = {s.value: s.name for s in OrdStatus}
 _EXEC = {e.value: e.name for e in ExecType}
-
-
-def _sign(side: str) -> int:
-    return 1 if side == Side.BUY else -1
 
 
 def _us(later: int, earlier: int) -> int | None:
@@ -121,32 +113,32 @@ def orders(f: Facts) -> pa.Table:
     ps = [f.orders[oid] for oid in f.orders if oid in f.active]
     position = {o.order_id: k for k, o in enumerate(ps)}
     cs = [ch for ch in f.children.values() if ch.order_id in position]
+    qty, cum_qty, cum_value, created, first_fill, done, last = _columns(
+        ps, "qty", "cum_qty", "cum_value", "arrival_ts", "first_fill_ts", "done_ts", "last_ts")
     parents = _table({
         "kind": pa.repeat("parent", len(ps)), "order_id": [o.order_id for o in ps],
         "child_id": pa.nulls(len(ps), pa.string()), "cl_ord_id": [o.cl_ord_id for o in ps],
         "session": [o.session for o in ps], "account": [o.account for o in ps], "symbol": [o.symbol for o in ps],
         "side": [_SIDE[o.side] for o in ps], "ord_type": [o.ord_type for o in ps], "tif": [o.tif for o in ps],
-        "route": [o.route for o in ps], "qty": pa.array([o.qty for o in ps], pa.int64()),
-        "price": fixed([o.price for o in ps]), "status": [_STATUS[o.status] for o in ps],
-        "cum_qty": pa.array([o.cum_qty for o in ps], pa.int64()), "cum_value": fixed([o.cum_value for o in ps]),
-        "avg_px": avg_px([o.cum_value for o in ps], [o.cum_qty for o in ps]),
-        "created": times(o.arrival_ts for o in ps), "acked": times(0 for _ in ps),
-        "first_fill": times(o.first_fill_ts for o in ps), "done": times(o.done_ts for o in ps),
-        "last_update": times(o.last_ts for o in ps), "text": [o.text for o in ps],
+        "route": [o.route for o in ps], "qty": qty, "price": fixed([o.price for o in ps]),
+        "status": [_STATUS[o.status] for o in ps], "cum_qty": cum_qty, "cum_value": fixed(cum_value),
+        "avg_px": avg_px(cum_value, cum_qty), "created": times(created), "acked": times(np.zeros(len(ps), np.int64)),
+        "first_fill": times(first_fill), "done": times(done), "last_update": times(last),
+        "text": [o.text for o in ps],
     })
     parent_of = np.fromiter((position[c.order_id] for c in cs), np.int64, len(cs))
     inherited = parents.select(["session", "account", "symbol", "side", "ord_type", "tif"]).take(parent_of)
+    qty, cum_qty, cum_value, created, acked, first_fill, last = _columns(
+        cs, "qty", "cum_qty", "cum_value", "sent_ts", "ack_ts", "first_fill_ts", "last_ts")
     children = _table({
         "kind": pa.repeat("child", len(cs)), "order_id": parents.column("order_id").take(parent_of),
         "child_id": pa.array([c.child_id for c in cs], pa.string()), "cl_ord_id": [c.cl_ord_id for c in cs],
         **{name: inherited.column(name) for name in inherited.column_names},
-        "route": [c.venue for c in cs], "qty": pa.array([c.qty for c in cs], pa.int64()),
-        "price": fixed([c.price for c in cs]), "status": [_STATUS[c.status] for c in cs],
-        "cum_qty": pa.array([c.cum_qty for c in cs], pa.int64()), "cum_value": fixed([c.cum_value for c in cs]),
-        "avg_px": avg_px([c.cum_value for c in cs], [c.cum_qty for c in cs]),
-        "created": times(c.sent_ts for c in cs), "acked": times(c.ack_ts for c in cs),
-        "first_fill": times(c.first_fill_ts for c in cs), "done": times(0 for _ in cs),
-        "last_update": times(c.last_ts for c in cs), "text": pa.repeat("", len(cs)),
+        "route": [c.venue for c in cs], "qty": qty, "price": fixed([c.price for c in cs]),
+        "status": [_STATUS[c.status] for c in cs], "cum_qty": cum_qty, "cum_value": fixed(cum_value),
+        "avg_px": avg_px(cum_value, cum_qty), "created": times(created), "acked": times(acked),
+        "first_fill": times(first_fill), "done": times(np.zeros(len(cs), np.int64)), "last_update": times(last),
+        "text": pa.repeat("", len(cs)),
     })
     # parent k, then its children in the order they were sent
     key = np.concatenate([np.arange(len(ps), dtype=np.int64) * 2, parent_of * 2 + 1])
@@ -160,38 +152,38 @@ def once(f: Facts, fn: Callable[[Facts], T]) -> T:
     return f.derived[fn.__name__]  # type: ignore[return-value]
 
 
-def later_mids(f: Facts) -> dict[int, list[int | None]]:
-    """Per horizon and fill: the consolidated mid that long after the fill (None: no
-    two-sided price then, a bust or correction, or past the journal's end)."""
-    out: dict[int, list[int | None]] = {h: [None] * len(f.fills) for h in MARKOUTS_S}
+def later_mids(f: Facts) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per horizon, per fill: the consolidated mid that long after the fill and whether it
+    is known (not: no two-sided price then, a bust or correction, or past the journal's end)."""
+    n = len(f.fills)
+    out = {h: (np.zeros(n, np.int64), np.zeros(n, np.bool_)) for h in MARKOUTS_S}
     by_symbol: dict[str, list[int]] = {}
     for k, x in enumerate(f.fills):
         if x.exec_type == ExecType.TRADE and x.last_px:
             by_symbol.setdefault(f.orders[x.order_id].symbol, []).append(k)
+    (fts,) = _columns(f.fills, "ts")
     for symbol, ks in by_symbol.items():
         q = f.quotes.get(symbol)
         if q is None:
             continue
-        qts = np.asarray(q[0], np.int64)
-        mids = [mid(b, a) for b, a in zip(q[1], q[2])]
-        fts = np.fromiter((f.fills[k].ts for k in ks), np.int64, len(ks))
+        qts, bid, ask = (np.asarray(c, np.int64) for c in q)
+        two_sided = (bid != 0) & (ask != 0)
+        mids = (bid + ask) // 2
         for h in MARKOUTS_S:
-            at = fts + h * 10**9
-            col = out[h]
-            for k, i, t in zip(ks, (np.searchsorted(qts, at, side="right") - 1).tolist(), at.tolist()):
-                if i >= 0 and t <= f.journal_end:
-                    col[k] = mids[i]
+            at = fts[ks] + h * 10**9
+            i = np.searchsorted(qts, at, side="right") - 1
+            known = (i >= 0) & (at <= f.journal_end) & two_sided[i]
+            out[h][0][ks], out[h][1][ks] = np.where(known, mids[i], 0), known
     return out
 
 
-def _markout_bps(later: list[int | None], signs: np.ndarray, prices: np.ndarray) -> pa.Array:
+def _markout_bps(later: tuple[np.ndarray, np.ndarray], signs: np.ndarray, prices: np.ndarray) -> pa.Array:
     """sign x (later mid - price) / price in bps."""
-    known = np.fromiter((m is not None for m in later), np.bool_, len(later))  # only fills with a price
-    mids = np.fromiter((m or 0 for m in later), np.int64, len(later))
+    mids, known = later  # only fills with a price
     fp = prices.astype(float)
     return _bps_column(signs * (mids - prices), prices, known,
                        np.maximum(np.abs(mids.astype(float) - fp) * 1e4, fp),
-                       lambda k: int(signs[k]) * (later[k] - int(prices[k])) * 10_000 / int(prices[k]))  # type: ignore
+                       lambda k: int(signs[k]) * (int(mids[k]) - int(prices[k])) * 10_000 / int(prices[k]))
 
 
 def executions(f: Facts) -> pa.Table:
@@ -199,11 +191,10 @@ def executions(f: Facts) -> pa.Table:
     fills, orders_ = f.fills, f.orders
     parents = [orders_[x.order_id] for x in fills]
     later = once(f, later_mids)
-    signs = np.fromiter((_sign(o.side) for o in parents), np.int64, len(fills))
-    prices = np.fromiter((x.last_px for x in fills), np.int64, len(fills))
-    marks = {h: _markout_bps(later[h], signs, prices) for h in MARKOUTS_S}
+    signs = _signs(o.side for o in parents)
+    ts, last_qty, prices, qty, value = _columns(fills, "ts", "last_qty", "last_px", "qty", "value")
     return _table({
-        "ts": times(x.ts for x in fills),
+        "ts": times(ts),
         "order_id": [x.order_id for x in fills],
         "cl_ord_id": [o.cl_ord_id for o in parents],
         "account": [o.account for o in parents],
@@ -212,14 +203,14 @@ def executions(f: Facts) -> pa.Table:
         "exec_id": [x.exec_id for x in fills],
         "exec_type": [_EXEC[x.exec_type] for x in fills],
         "exec_ref_id": [x.exec_ref_id for x in fills],
-        "last_qty": [x.last_qty for x in fills],
-        "last_px": fixed([x.last_px for x in fills]),
-        "qty_change": [x.qty for x in fills],
-        "value_change": fixed([x.value for x in fills]),
+        "last_qty": last_qty,
+        "last_px": fixed(prices),
+        "qty_change": qty,
+        "value_change": fixed(value),
         "child_id": [x.child_id for x in fills],
         "venue": [x.venue for x in fills],
         "venue_exec_id": [x.venue_exec_id for x in fills],
-        **{f"markout_{h}s_bps": marks[h] for h in MARKOUTS_S},
+        **{f"markout_{h}s_bps": _markout_bps(later[h], signs, prices) for h in MARKOUTS_S},
     })
 
 
@@ -356,17 +347,20 @@ def _vwap_index(f: Facts) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]
     out = {}
     for sym, ks in trades.items():
         xs = [f.fills[k] for k in ks]
-        ts = _ints(x.ts for x in xs)
+        ts, qs, ps = _columns(xs, "ts", "last_qty", "last_px")
         order = np.argsort(ts, kind="stable")
-        qs, vs = _ints(x.last_qty for x in xs)[order], _exact_product(_ints(x.last_qty for x in xs),
-                                                                      _ints(x.last_px for x in xs))[order]
+        qs, vs = qs[order], _exact_product(qs, ps)[order]
         out[sym] = (ts[order], np.concatenate([[0], np.cumsum(qs)]), _exact_cumsum(vs))
     return out
 
 
-def _ints(values: Iterable[int | None]) -> np.ndarray:
-    """An int64 column (None as 0)."""
-    return np.fromiter((v or 0 for v in values), np.int64)
+def _ints(values: list[int]) -> np.ndarray:
+    return np.array(values, np.int64)
+
+
+def _columns(items: list, *fields: str) -> list[np.ndarray]:
+    """int64 columns of the items' fields (None as 0)."""
+    return [_ints([v or 0 for v in map(operator.attrgetter(name), items)]) for name in fields]
 
 
 
@@ -376,6 +370,12 @@ def _exact_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if len(a) and float(np.max(np.abs(a.astype(float) * b))) >= _SAFE:
         return a.astype(object) * b.astype(object)
     return a * b
+
+
+def _exact_sum(values: np.ndarray) -> int:
+    if values.dtype == object or float(np.sum(np.abs(values.astype(float)))) >= _SAFE:
+        return sum(values.tolist())
+    return int(values.sum())
 
 
 def _exact_cumsum(values: np.ndarray) -> np.ndarray:
@@ -474,7 +474,7 @@ class _Measures:
         members = np.split(order, np.cumsum(np.bincount(codes, minlength=len(index)))[:-1])
         out = []
         for key, ks in zip(index, members):
-            total = lambda a: sum(a[ks].tolist())  # noqa: E731
+            total = lambda a: _exact_sum(a[ks])  # noqa: E731
             qty, filled = total(self.qty), total(cq)
             first = np.sort(self.first_us[0][ks][self.first_us[1][ks]])
             done = np.sort(self.done_us[0][ks][self.done_us[1][ks]])
@@ -511,17 +511,15 @@ def _tca_rows(f: Facts) -> tuple[list[Order], _Measures, list[Child], _Measures]
     index = _vwap_index(f)
     last_parent, last_child = _last_fills(f)
     ps = [f.orders[oid] for oid in f.orders if oid in f.active]
-    parents = _Measures(index, [o.symbol for o in ps], _signs(o.side for o in ps), _ints(o.qty for o in ps),
-                        _ints(o.cum_qty for o in ps), _ints(o.cum_value for o in ps), _ints(o.bid for o in ps),
-                        _ints(o.ask for o in ps), _ints(o.arrival_ts for o in ps), _ints(o.first_fill_ts for o in ps),
-                        _ints(last_parent.get(o.order_id, 0) for o in ps), _ints(o.done_ts for o in ps))
+    parents = _Measures(index, [o.symbol for o in ps], _signs(o.side for o in ps),
+                        *_columns(ps, "qty", "cum_qty", "cum_value", "bid", "ask", "arrival_ts", "first_fill_ts"),
+                        _ints([last_parent.get(o.order_id, 0) for o in ps]), *_columns(ps, "done_ts"))
     kids = [ch for ch in f.children.values() if ch.order_id in f.active]
     of = [f.orders[ch.order_id] for ch in kids]
-    children = _Measures(index, [o.symbol for o in of], _signs(o.side for o in of), _ints(c.qty for c in kids),
-                         _ints(c.cum_qty for c in kids), _ints(c.cum_value for c in kids), _ints(c.bid for c in kids),
-                         _ints(c.ask for c in kids), _ints(c.sent_ts for c in kids),
-                         _ints(c.first_fill_ts for c in kids), _ints(last_child.get(c.child_id, 0) for c in kids),
-                         _ints(c.last_ts if c.status in _DONE else 0 for c in kids))
+    children = _Measures(index, [o.symbol for o in of], _signs(o.side for o in of),
+                         *_columns(kids, "qty", "cum_qty", "cum_value", "bid", "ask", "sent_ts", "first_fill_ts"),
+                         _ints([last_child.get(c.child_id, 0) for c in kids]),
+                         _ints([c.last_ts if c.status in _DONE else 0 for c in kids]))
     return ps, parents, kids, children
 
 
@@ -600,17 +598,23 @@ def venues(f: Facts) -> pa.Table:
         if ch.first_fill_ts:
             s["fill"].append(_us(ch.first_fill_ts, ch.sent_ts))
     later = once(f, later_mids)
+    fills = f.fills
+    code = {v: k for k, v in enumerate(stats)}
+    at = np.array([code.get(x.venue, -1) if x.exec_type == ExecType.TRADE else -1 for x in fills], np.int64)
+    for v, n in zip(code, np.bincount(at[at >= 0], minlength=len(code)).tolist()):
+        if n:
+            stats[v]["fills"] = n
+    signs = _signs(f.orders[x.order_id].side for x in fills)
+    px, qty = _columns(fills, "last_px", "last_qty")
+    value = _exact_product(px, qty)
     gains: dict[tuple[str, int], list[int]] = {}
-    for k, x in enumerate(f.fills):
-        if x.venue in stats and x.exec_type == ExecType.TRADE:
-            stats[x.venue]["fills"] = stats[x.venue].get("fills", 0) + 1
-            s = _sign(f.orders[x.order_id].side)
-            for h in MARKOUTS_S:
-                m = later[h][k]
-                if m is not None:
-                    g = gains.setdefault((x.venue, h), [0, 0])
-                    g[0] += s * (m - x.last_px) * x.last_qty
-                    g[1] += x.last_px * x.last_qty
+    for h in MARKOUTS_S:
+        mids, known = later[h]
+        gain = _exact_product(signs * (mids - px), qty)
+        for v, k in code.items():
+            sel = known & (at == k)
+            if sel.any():
+                gains[(v, h)] = [_exact_sum(gain[sel]), _exact_sum(value[sel])]
     rows = []
     for v in sorted(stats):
         s = stats[v]
