@@ -40,7 +40,7 @@ from oms.reporting.facts import Child, Facts, Order
 MARKOUTS_S = (1, 5, 60)
 T = TypeVar("T")
 _TS = pa.timestamp("ns")
-_SAFE = float(2**52)  # a float estimate below it: the int64 result is exact, and exact as a double
+_FITS = float(2**62)  # a float estimate of a magnitude below it: int64 arithmetic on it cannot overflow
 _NS_PER_US = 1000
 
 
@@ -71,7 +71,7 @@ def avg_px(values: list[int] | np.ndarray, qtys: list[int] | np.ndarray) -> pa.A
     shift = 10 ** (AVGPX_DECIMALS - PRICE_DECIMALS)
     v, q = np.asarray(values), np.asarray(qtys, np.int64)
     known = q > 0
-    fast = known & (np.abs(v.astype(float)) * shift < _SAFE)
+    fast = known & (np.abs(v.astype(float)) * shift < _FITS)
     scaled, qq = np.where(fast, v, 0).astype(np.int64) * shift, np.where(fast, q, 1)
     d = scaled // qq
     r = scaled - d * qq
@@ -180,9 +180,7 @@ def later_mids(f: Facts) -> dict[int, tuple[np.ndarray, np.ndarray]]:
 def _markout_bps(later: tuple[np.ndarray, np.ndarray], signs: np.ndarray, prices: np.ndarray) -> pa.Array:
     """sign x (later mid - price) / price in bps."""
     mids, known = later  # only fills with a price
-    fp = prices.astype(float)
-    return _bps_column(signs * (mids - prices), prices, known,
-                       np.maximum(np.abs(mids.astype(float) - fp) * 1e4, fp),
+    return _bps_column(signs * (mids - prices), prices, known, True,
                        lambda k: int(signs[k]) * (int(mids[k]) - int(prices[k])) * 10_000 / int(prices[k]))
 
 
@@ -359,38 +357,42 @@ def _ints(values: list[int]) -> np.ndarray:
 
 
 def _columns(items: list, *fields: str) -> list[np.ndarray]:
-    """int64 columns of the items' fields (None as 0)."""
-    return [_ints([v or 0 for v in map(operator.attrgetter(name), items)]) for name in fields]
+    """int64 columns of the items' fields (None as 0, in the fields that may be None)."""
+    return [np.fromiter(map(operator.attrgetter(name), items), np.int64, len(items)) if name not in _OPTIONAL
+            else _ints([v or 0 for v in map(operator.attrgetter(name), items)]) for name in fields]
+
+
+_OPTIONAL = frozenset({"bid", "ask", "price"})
 
 
 
 
 def _exact_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a x b, in int64 where it cannot overflow, else as Python ints (object)."""
-    if len(a) and float(np.max(np.abs(a.astype(float) * b))) >= _SAFE:
+    if len(a) and float(np.max(np.abs(a.astype(float) * b))) >= _FITS:
         return a.astype(object) * b.astype(object)
     return a * b
 
 
 def _exact_sum(values: np.ndarray) -> int:
-    if values.dtype == object or float(np.sum(np.abs(values.astype(float)))) >= _SAFE:
+    if values.dtype == object or float(np.sum(np.abs(values.astype(float)))) >= _FITS:
         return sum(values.tolist())
     return int(values.sum())
 
 
 def _exact_cumsum(values: np.ndarray) -> np.ndarray:
     """0 then the running sums, exact (Python ints when int64 could overflow)."""
-    if values.dtype != object and float(np.sum(np.abs(values.astype(float)))) >= _SAFE:
+    if values.dtype != object and float(np.sum(np.abs(values.astype(float)))) >= _FITS:
         values = values.astype(object)
     return np.concatenate([np.zeros(1, values.dtype), np.cumsum(values)])
 
 
-def _bps_column(num: np.ndarray, den: np.ndarray, valid: np.ndarray, bound: np.ndarray,
+def _bps_column(num: np.ndarray, den: np.ndarray, valid: np.ndarray, fits: np.ndarray | bool,
                 exact: Callable[[int], float]) -> pa.Array:
     """num x 10,000 / den where valid (null elsewhere), as Python's correctly rounded int / int
-    gives it: one IEEE division where both are exact doubles (`bound`, a float estimate of
-    |num x 10,000| and |den|, below 2^52), exact(k) from Python ints otherwise."""
-    fast = valid & (bound < _SAFE)
+    gives it: one IEEE division where both are exact doubles (num and den computed in int64
+    without overflow where `fits`, and small enough), exact(k) from Python ints otherwise."""
+    fast = valid & fits & (np.abs(num) <= (2**53 - 1) // 10_000) & (np.abs(den) <= 2**53)
     out = np.divide(np.where(fast, num, 0).astype(np.int64) * 10_000, np.where(fast, den, 1).astype(np.int64),
                     out=np.zeros(len(num)), where=fast)
     for k in np.flatnonzero(valid & ~fast).tolist():
@@ -430,15 +432,12 @@ class _Measures:
 
     def columns(self) -> dict[str, pa.Array]:
         s, cq, cv, m, vq, vv = self.sign, self.cq, self.cv, self.m, self.vq, self.vv
-        fm, fcq, fcv, fvq, fvv = (a.astype(float) for a in (m, cq, cv, vq, vv))
+        fm, fcq, fcv, fvq, fvv = (np.abs(a.astype(float)) for a in (m, cq, cv, vq, vv))
         mcq = _exact_product(m, cq)
         py = lambda a, k: int(a[k])  # noqa: E731
-        arrival = _bps_column(s * (cv - mcq), mcq, self.has_m, np.maximum((np.abs(fcv) + np.abs(fm * fcq)) * 1e4,
-                                                                           np.abs(fm * fcq)),
+        arrival = _bps_column(s * (cv - mcq), mcq, self.has_m, (fm * fcq < _FITS) & (fcv < _FITS),
                               lambda k: py(s, k) * (py(cv, k) - py(m, k) * py(cq, k)) * 10_000 / (py(m, k) * py(cq, k)))
-        vden = np.abs(fvv * fcq)
-        vwap = _bps_column(s * (cv * vq - vv * cq), vv * cq, self.has_vwap,
-                           np.maximum((np.abs(fcv * fvq) + vden) * 1e4, vden),
+        vwap = _bps_column(s * (cv * vq - vv * cq), vv * cq, self.has_vwap, (fcv * fvq < _FITS) & (fvv * fcq < _FITS),
                            lambda k: (py(s, k) * (py(cv, k) * py(vq, k) - py(vv, k) * py(cq, k)) * 10_000
                                       / (py(vv, k) * py(cq, k))))
         qty = self.qty
