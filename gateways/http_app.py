@@ -26,6 +26,7 @@ from gateways.console import Console
 from gateways.http_api import AllocationApi, ApiError, _Body, _decode
 from gateways.http_server import HttpServer, threaded
 from gateways.report_api import ReportApi
+from gateways.day_api import DayApi
 from gateways.risk_api import RiskApi, Sessions
 from oms.config import API_OPEN_USER, ApiUser, Config
 from oms.metrics import Metrics
@@ -116,12 +117,13 @@ class HttpApi:
         self.users = Users(cfg.api.users)
         self.alloc = AllocationApi(cfg, runtime)
         self.risk = RiskApi(cfg, runtime, sessions)
+        self.day = DayApi(runtime)
         self.console = Console(cfg, runtime, self.risk, metrics)
         self.reports = ReportApi(cfg, runtime.journal.path)
         runtime.listeners.append(self.console.on_events)
         self.app = Litestar(
             route_handlers=[*self._allocation_routes(), *self._session_routes(), *self.risk.routes(self.users),
-                            *self.console.routes(self.users), *self.reports.routes(self.users)],
+                            *self.day.routes(self.users), *self.console.routes(self.users), *self.reports.routes(self.users)],
             exception_handlers={Exception: _json_refusal, HTTPException: _json_refusal, 404: _json_refusal},
             openapi_config=OpenAPIConfig(
                 title="OMS: allocation, risk and operations API", version="1",
