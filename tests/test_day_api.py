@@ -3,26 +3,8 @@ the day, halt and resume a symbol, split a stock (role risk, a reason each); ref
 the engine are 422 with its reason, other roles 403."""
 from __future__ import annotations
 
-import msgspec
-import pytest
-
-from oms.config import Config
 from oms.model import DayEnded, DayStarted, HaltChanged, SplitApplied
-from oms.system import System
-from tests.fix_client import free_port
-from tests.test_risk_api import CONFIG, TOKENS, Journaled, call, resting
-
-
-@pytest.fixture(scope="module")
-def oms(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("day-api")
-    cfg = msgspec.toml.decode(CONFIG.format(port=free_port(), **TOKENS), type=Config)
-    s = System(cfg, tmp, venues=False, fix=False, streams=False, serve_metrics=False)
-    s.start()
-    s.journaled = Journaled()
-    s.runtime.listeners.append(s.journaled)
-    yield s
-    s.stop()
+from tests.test_risk_api import call, oms, resting  # noqa: F401 (oms: the running OMS, a fixture)
 
 
 def test_an_operator_runs_the_day_halts_and_splits_over_http(oms):
