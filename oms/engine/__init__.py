@@ -7,7 +7,7 @@ One class, its handlers grouped by concern in the modules of this package:
 | core.py | `handle` (a command's events, all or none), emitting reports and child updates |
 | trader.py | new orders, status requests, cancel-on-disconnect |
 | amend.py | cancel and replace, carried out on the children (the split-replace flow) |
-| venue.py | venue reports: acks, fills, busts, cancels, replaces, rejects |
+| venue.py | venue reports: acks, fills, busts, cancels, replaces, rejects, restatements, Stopped |
 | routing.py | internal crossing, routing by policy, re-routing, quotes |
 | recovery.py | venues down and up, reconciliation, children in doubt, timeouts |
 | allocations.py | block allocation and its cancel |

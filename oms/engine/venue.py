@@ -1,5 +1,6 @@
 """Venue reports about child orders: acknowledgements, fills, busts and corrections,
-cancels, replaces, rejects; each applied to the child and carried to its parent."""
+cancels, replaces, rejects, restatements (E), Stopped (L), the end of a venue's day; each
+applied to the child and carried to its parent."""
 from __future__ import annotations
 
 from oms.fixed import MAX_NOTIONAL, MAX_PRICE, price_str
