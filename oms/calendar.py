@@ -31,6 +31,7 @@ class Calendar(msgspec.Struct, frozen=True):
     holidays: frozenset[str] = frozenset()  # YYYY-MM-DD
     weekdays: frozenset[int] = frozenset(range(5))  # Monday = 0
     venue_hours: dict[str, tuple[int, int]] = {}  # venue -> (open, close) minutes, where they differ
+    outside_hours: str = "accept"  # new orders while no day is open: "accept" (routed), "hold" or "reject"
 
     def _zone(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.time_zone)

@@ -143,11 +143,13 @@ class CalendarConfig(_Base):
     close: str = "16:00"
     holidays: list[str] = []  # YYYY-MM-DD
     weekdays: list[str] = msgspec.field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
+    # new orders while no trading day is open: routed at once, held until the day starts, or rejected
+    outside_hours: Literal["accept", "hold", "reject"] = "accept"
 
     def calendar(self, venues: list[VenueConfig]) -> Calendar:
         return Calendar(self.time_zone, parse_hhmm(self.open), parse_hhmm(self.close), frozenset(self.holidays),
                         frozenset(WEEKDAYS.index(d) for d in self.weekdays),
-                        {v.name: _hours(v.hours) for v in venues if v.hours})
+                        {v.name: _hours(v.hours) for v in venues if v.hours}, self.outside_hours)
 
 
 def _hours(text: str) -> tuple[int, int]:

@@ -188,3 +188,19 @@ def test_calendar_config_is_checked_and_errors_name_the_key(tmp_path):
                     '[[venues]]\nname = "V"\nport = 1\nhours = "08:00-17:30"\n[venues.sim]\nenabled = false')
     cal = load(path).reference_data().calendar
     assert cal is not None and cal.venue_hours == {"V": (480, 1050)} and cal.time_zone == "Europe/Berlin"
+
+
+def test_orders_outside_the_trading_day_are_held_until_it_starts_or_rejected_by_policy():
+    d = Desk(RiskConfig(), msgspec.structs.replace(REF, calendar=msgspec.structs.replace(CAL, outside_hours="hold")))
+    d.now = at("2026-12-23", "08:00")
+    reps = d.nos("EARLY", 100)
+    assert rows(reps) == [("PENDING_NEW", "PENDING_NEW", 100, 0, 100, 0), (NEW, NEW, 100, 0, 100, 0)]
+    assert reps[1].text == "held: the trading day is closed" and not d.engine.state.find("CLIENT1", "EARLY").children
+    tick(d, "2026-12-23", "09:30")
+    assert d.child("EARLY").qty == 100  # routed as the day starts
+    d2 = Desk(RiskConfig(), msgspec.structs.replace(REF, calendar=msgspec.structs.replace(CAL, outside_hours="reject")))
+    d2.now = at("2026-12-23", "08:00")
+    refused = d2.nos("EARLY", 100)
+    assert rows(refused) == [("REJECTED", "REJECTED", 100, 0, 0, 0)] and refused[0].ord_rej_reason == 2
+    tick(d2, "2026-12-23", "09:30")
+    assert rows(d2.nos("OPEN", 100)) == [("PENDING_NEW", "PENDING_NEW", 100, 0, 100, 0)]

@@ -88,13 +88,14 @@ class TradingDay(Core):
         self._emit(DayStarted(ts=self._now, date=date, user=user, marks=tuple(
             (s, int(marks[i])) for s, i in self.compliance.symbols.items() if marks[i] > 0)))
         for o in list(self.state.orders.values()):
-            if o.tif not in GT or o.status in TERMINAL:
+            if o.status in TERMINAL:
                 continue
-            status = next_status(o.status, T.RESTATE, o.acked, o.order_qty, o.cum_qty)
-            self._er(o, ExecType.RESTATED, status, restatement_reason=RestatementReason.GT_RENEWAL,
-                     text=f"GT renewal for {date}")
+            if o.tif in GT:
+                status = next_status(o.status, T.RESTATE, o.acked, o.order_qty, o.cum_qty)
+                self._er(o, ExecType.RESTATED, status, restatement_reason=RestatementReason.GT_RENEWAL,
+                         text=f"GT renewal for {date}")
             if o.status not in PENDING:
-                self._fit_children(o)  # leaves whose children their venue ended overnight go out again
+                self._fit_children(o)  # leaves held overnight, or whose children their venue ended, go out
 
     def _end_of_day(self, user: str) -> None:
         self._emit(DayEnded(ts=self._now, date=self.state.day, user=user))

@@ -2,10 +2,12 @@
 operator). While halted, new quantity is not routed: an order is held, acknowledged by the
 OMS, or refused (`halt_policy = "reject"`); policy orders avoid the venues that halted
 it. Working orders stay at their venues, which fill them after the halt (K.1.a) or cancel
-them (K.1.b). When trading resumes, held quantity is routed."""
+them (K.1.b). When trading resumes, held quantity is routed. Outside the trading day the
+same holds by the calendar's `outside_hours` ("accept": routed at any hour)."""
 from __future__ import annotations
 
 from oms.model import ComplianceAlert, ExecType, HaltChanged, TradingHalt
+from oms.reasons import Reason
 from oms.router import POLICIES
 from oms.state import ParentOrder
 from oms.states import PENDING, TERMINAL, next_status
@@ -43,8 +45,18 @@ class Halts(Core):
             return True
         return all(v in venues for v in self.ref.venues) if venue in POLICIES else venue in venues
 
-    def _hold(self, o: ParentOrder) -> None:
-        """Keep the order's quantity at the OMS while its symbol is halted; the OMS acknowledges it."""
+    def _waiting(self, symbol: str, venue: str) -> tuple[Reason, str, str] | None:
+        """Why new quantity must wait, and the policy (hold or reject): a halt where it
+        would go, or a trading day that is not open; None when it need not."""
+        if self.state.halts and self._halted(symbol, venue):
+            return Reason.HALTED, f"trading in {symbol} is halted", self.ref.halt_policy
+        cal = self.ref.calendar
+        if cal is not None and cal.outside_hours != "accept" and not self.state.day_open:
+            return Reason.DAY_CLOSED, "the trading day is closed", cal.outside_hours
+        return None
+
+    def _hold(self, o: ParentOrder, why: str) -> None:
+        """Keep the order's quantity at the OMS while it must wait; the OMS acknowledges it."""
         if not o.acked:
             self._er(o, ExecType.NEW, next_status(o.status, T.ACK, True, o.order_qty, o.cum_qty),
-                     text=f"held: trading in {o.symbol} is halted")
+                     text=f"held: {why}")

@@ -14,8 +14,9 @@ class Routing(Core):
     def _route(self, o: ParentOrder, qty: int, avoid: frozenset[str] = frozenset()) -> None:
         """Children for `qty`: one at the order's venue, or where its policy sends them
         (oms.router); a CROSS order's rests in the internal crossing book, acknowledged at once."""
-        if self.state.halts and self._halted(o.symbol, o.venue):
-            self._hold(o)
+        wait = self._waiting(o.symbol, o.venue) if self.state.halts or self.ref.calendar else None
+        if wait is not None:
+            self._hold(o, wait[1])
             return
         if o.venue == CROSS:
             self._venue_ack(self._send_child(o, INTERNAL, qty), o)

@@ -98,8 +98,9 @@ class TraderCommands(Core):
         if c.ord_type not in PRICED and c.price is not None:
             c = msgspec.structs.replace(c, price=None)  # a market or stop order carries no limit
         venue = c.ex_destination or self.ref.default_route or self.ref.default_venue
-        if self.state.halts and self.ref.halt_policy == "reject" and self._halted(c.symbol, venue):
-            self._reject_new(c, Reason.HALTED, f"trading in {c.symbol} is halted")
+        wait = self._waiting(c.symbol, venue) if self.state.halts or self.ref.calendar else None
+        if wait is not None and wait[2] == "reject":
+            self._reject_new(c, wait[0], wait[1])
             return
         verdict = self.compliance.check_new(c, venue, self._now)
         if verdict.control is not None:
@@ -113,8 +114,8 @@ class TraderCommands(Core):
                                        symbol=c.symbol, order_id=order_id))
         o = self.state.orders[order_id]
         left = c.qty
-        if self.state.halts and self._halted(o.symbol, o.venue):
-            self._hold(o)  # neither crossed nor routed until trading resumes
+        if wait is not None:
+            self._hold(o, wait[1])  # neither crossed nor routed until trading resumes or the day starts
             return
         if self.ref.internal_cross and (venue in POLICIES or venue == CROSS) and c.ord_type in _CROSSABLE:
             left -= self._cross(o, c.qty)
