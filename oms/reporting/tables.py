@@ -107,49 +107,87 @@ def _table(columns: dict[str, pa.Array | pa.ChunkedArray | list]) -> pa.Table:
     return pa.table({k: v if isinstance(v, (pa.Array, pa.ChunkedArray)) else pa.array(v) for k, v in columns.items()})
 
 
-# ---------------------------------------------------------------- blotter
-def orders(f: Facts) -> pa.Table:
-    """Every parent order active in the range, each followed by its child orders."""
-    ps = [f.orders[oid] for oid in f.orders if oid in f.active]
-    position = {o.order_id: k for k, o in enumerate(ps)}
-    cs = [ch for ch in f.children.values() if ch.order_id in position]
-    qty, cum_qty, cum_value, created, first_fill, done, last = _columns(
-        ps, "qty", "cum_qty", "cum_value", "arrival_ts", "first_fill_ts", "done_ts", "last_ts")
-    parents = _table({
-        "kind": pa.repeat("parent", len(ps)), "order_id": [o.order_id for o in ps],
-        "child_id": pa.nulls(len(ps), pa.string()), "cl_ord_id": [o.cl_ord_id for o in ps],
-        "session": [o.session for o in ps], "account": [o.account for o in ps], "symbol": [o.symbol for o in ps],
-        "side": [_SIDE[o.side] for o in ps], "ord_type": [o.ord_type for o in ps], "tif": [o.tif for o in ps],
-        "route": [o.route for o in ps], "qty": qty, "price": fixed([o.price for o in ps]),
-        "status": [_STATUS[o.status] for o in ps], "cum_qty": cum_qty, "cum_value": fixed(cum_value),
-        "avg_px": avg_px(cum_value, cum_qty), "created": times(created), "acked": times(np.zeros(len(ps), np.int64)),
-        "first_fill": times(first_fill), "done": times(done), "last_update": times(last),
-        "text": [o.text for o in ps],
-    })
-    parent_of = np.fromiter((position[c.order_id] for c in cs), np.int64, len(cs))
-    inherited = parents.select(["session", "account", "symbol", "side", "ord_type", "tif"]).take(parent_of)
-    qty, cum_qty, cum_value, created, acked, first_fill, last = _columns(
-        cs, "qty", "cum_qty", "cum_value", "sent_ts", "ack_ts", "first_fill_ts", "last_ts")
-    children = _table({
-        "kind": pa.repeat("child", len(cs)), "order_id": parents.column("order_id").take(parent_of),
-        "child_id": pa.array([c.child_id for c in cs], pa.string()), "cl_ord_id": [c.cl_ord_id for c in cs],
-        **{name: inherited.column(name) for name in inherited.column_names},
-        "route": [c.venue for c in cs], "qty": qty, "price": fixed([c.price for c in cs]),
-        "status": [_STATUS[c.status] for c in cs], "cum_qty": cum_qty, "cum_value": fixed(cum_value),
-        "avg_px": avg_px(cum_value, cum_qty), "created": times(created), "acked": times(acked),
-        "first_fill": times(first_fill), "done": times(np.zeros(len(cs), np.int64)), "last_update": times(last),
-        "text": pa.repeat("", len(cs)),
-    })
-    # parent k, then its children in the order they were sent
-    key = np.concatenate([np.arange(len(ps), dtype=np.int64) * 2, parent_of * 2 + 1])
-    return pa.concat_tables([parents, children.cast(parents.schema)]).take(np.argsort(key, kind="stable"))
-
-
 def once(f: Facts, fn: Callable[[Facts], T]) -> T:
     """fn(f), computed once per facts (several reports use the same derived figures)."""
     if fn.__name__ not in f.derived:
         f.derived[fn.__name__] = fn(f)
     return f.derived[fn.__name__]  # type: ignore[return-value]
+
+
+class _Rows:
+    """Orders (parents active in the range, or their children) as the reports read them:
+    the structs, their int64 fields and their text columns, extracted once per facts."""
+
+    def __init__(self, items: list, ints: tuple[str, ...], text: dict[str, pa.Array | list]) -> None:
+        self.items = items
+        self.ints = dict(zip(ints, _columns(items, *ints)))
+        self.text = _table(text)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.ints[name]
+
+    def column(self, name: str) -> pa.Array | pa.ChunkedArray:
+        return self.text.column(name)
+
+
+def _parents(f: Facts) -> _Rows:
+    ps = [f.orders[oid] for oid in f.orders if oid in f.active]
+    rows = _Rows(ps, ("qty", "cum_qty", "cum_value", "bid", "ask", "arrival_ts", "first_fill_ts", "done_ts",
+                      "last_ts"), {
+        "order_id": [o.order_id for o in ps], "cl_ord_id": [o.cl_ord_id for o in ps],
+        "session": [o.session for o in ps], "account": [o.account for o in ps], "symbol": [o.symbol for o in ps],
+        "side": [_SIDE[o.side] for o in ps], "ord_type": [o.ord_type for o in ps], "tif": [o.tif for o in ps],
+        "route": [o.route for o in ps], "status": [_STATUS[o.status] for o in ps], "text": [o.text for o in ps]})
+    rows.ints["sign"] = _signs(o.side for o in ps)
+    return rows
+
+
+def _children(f: Facts) -> tuple[_Rows, np.ndarray]:
+    """The children of the active parents, in the order they were sent, and their parents' rows."""
+    position = {o.order_id: k for k, o in enumerate(once(f, _parents).items)}
+    cs = [ch for ch in f.children.values() if ch.order_id in position]
+    rows = _Rows(cs, ("qty", "cum_qty", "cum_value", "bid", "ask", "sent_ts", "ack_ts", "first_fill_ts", "last_ts"), {
+        "child_id": pa.array([c.child_id for c in cs], pa.string()), "cl_ord_id": [c.cl_ord_id for c in cs],
+        "venue": [c.venue for c in cs], "status": [_STATUS[c.status] for c in cs]})
+    return rows, np.fromiter((position[c.order_id] for c in cs), np.int64, len(cs))
+
+
+def _fill_parents(f: Facts) -> np.ndarray:
+    """The parent row of each fill (a fill in the range makes its order active)."""
+    position = {o.order_id: k for k, o in enumerate(once(f, _parents).items)}
+    return np.fromiter((position[x.order_id] for x in f.fills), np.int64, len(f.fills))
+
+
+# ---------------------------------------------------------------- blotter
+def orders(f: Facts) -> pa.Table:
+    """Every parent order active in the range, each followed by its child orders."""
+    p = once(f, _parents)
+    n = len(p.items)
+    parents = _table({
+        "kind": pa.repeat("parent", n), "order_id": p.column("order_id"),
+        "child_id": pa.nulls(n, pa.string()), "cl_ord_id": p.column("cl_ord_id"),
+        **{name: p.column(name) for name in ("session", "account", "symbol", "side", "ord_type", "tif", "route")},
+        "qty": p["qty"], "price": fixed([o.price for o in p.items]),
+        "status": p.column("status"), "cum_qty": p["cum_qty"], "cum_value": fixed(p["cum_value"]),
+        "avg_px": avg_px(p["cum_value"], p["cum_qty"]), "created": times(p["arrival_ts"]),
+        "acked": times(np.zeros(n, np.int64)), "first_fill": times(p["first_fill_ts"]), "done": times(p["done_ts"]),
+        "last_update": times(p["last_ts"]), "text": p.column("text"),
+    })
+    c, parent_of = once(f, _children)
+    inherited = p.text.select(["session", "account", "symbol", "side", "ord_type", "tif"]).take(parent_of)
+    children = _table({
+        "kind": pa.repeat("child", len(c.items)), "order_id": p.column("order_id").take(parent_of),
+        "child_id": c.column("child_id"), "cl_ord_id": c.column("cl_ord_id"),
+        **{name: inherited.column(name) for name in inherited.column_names},
+        "route": c.column("venue"), "qty": c["qty"], "price": fixed([ch.price for ch in c.items]),
+        "status": c.column("status"), "cum_qty": c["cum_qty"], "cum_value": fixed(c["cum_value"]),
+        "avg_px": avg_px(c["cum_value"], c["cum_qty"]), "created": times(c["sent_ts"]), "acked": times(c["ack_ts"]),
+        "first_fill": times(c["first_fill_ts"]), "done": times(np.zeros(len(c.items), np.int64)),
+        "last_update": times(c["last_ts"]), "text": pa.repeat("", len(c.items)),
+    })
+    # parent k, then its children in the order they were sent
+    key = np.concatenate([np.arange(n, dtype=np.int64) * 2, parent_of * 2 + 1])
+    return pa.concat_tables([parents, children.cast(parents.schema)]).take(np.argsort(key, kind="stable"))
 
 
 def later_mids(f: Facts) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -186,18 +224,15 @@ def _markout_bps(later: tuple[np.ndarray, np.ndarray], signs: np.ndarray, prices
 
 def executions(f: Facts) -> pa.Table:
     """Every trade, bust and correction, with the child, venue and venue ExecID, and its markouts."""
-    fills, orders_ = f.fills, f.orders
-    parents = [orders_[x.order_id] for x in fills]
+    fills = f.fills
+    p, parent = once(f, _parents), once(f, _fill_parents)
     later = once(f, later_mids)
-    signs = _signs(o.side for o in parents)
+    signs = p["sign"][parent]
     ts, last_qty, prices, qty, value = _columns(fills, "ts", "last_qty", "last_px", "qty", "value")
     return _table({
         "ts": times(ts),
         "order_id": [x.order_id for x in fills],
-        "cl_ord_id": [o.cl_ord_id for o in parents],
-        "account": [o.account for o in parents],
-        "symbol": [o.symbol for o in parents],
-        "side": [_SIDE[o.side] for o in parents],
+        **{name: p.column(name).take(parent) for name in ("cl_ord_id", "account", "symbol", "side")},
         "exec_id": [x.exec_id for x in fills],
         "exec_type": [_EXEC[x.exec_type] for x in fills],
         "exec_ref_id": [x.exec_ref_id for x in fills],
@@ -506,20 +541,20 @@ def _signs(sides: Iterable[str]) -> np.ndarray:
     return np.fromiter((1 if side == Side.BUY else -1 for side in sides), np.int64)
 
 
-def _tca_rows(f: Facts) -> tuple[list[Order], _Measures, list[Child], _Measures]:
+def _tca_rows(f: Facts) -> tuple[_Measures, _Measures]:
     index = _vwap_index(f)
     last_parent, last_child = _last_fills(f)
-    ps = [f.orders[oid] for oid in f.orders if oid in f.active]
-    parents = _Measures(index, [o.symbol for o in ps], _signs(o.side for o in ps),
-                        *_columns(ps, "qty", "cum_qty", "cum_value", "bid", "ask", "arrival_ts", "first_fill_ts"),
-                        _ints([last_parent.get(o.order_id, 0) for o in ps]), *_columns(ps, "done_ts"))
-    kids = [ch for ch in f.children.values() if ch.order_id in f.active]
-    of = [f.orders[ch.order_id] for ch in kids]
-    children = _Measures(index, [o.symbol for o in of], _signs(o.side for o in of),
-                         *_columns(kids, "qty", "cum_qty", "cum_value", "bid", "ask", "sent_ts", "first_fill_ts"),
-                         _ints([last_child.get(c.child_id, 0) for c in kids]),
-                         _ints([c.last_ts if c.status in _DONE else 0 for c in kids]))
-    return ps, parents, kids, children
+    p = once(f, _parents)
+    c, parent_of = once(f, _children)
+    symbols = p.column("symbol").to_pylist()
+    parents = _Measures(index, symbols, p["sign"], p["qty"], p["cum_qty"], p["cum_value"], p["bid"], p["ask"],
+                        p["arrival_ts"], p["first_fill_ts"], _ints([last_parent.get(o.order_id, 0) for o in p.items]),
+                        p["done_ts"])
+    children = _Measures(index, [symbols[k] for k in parent_of.tolist()], p["sign"][parent_of], c["qty"],
+                         c["cum_qty"], c["cum_value"], c["bid"], c["ask"], c["sent_ts"], c["first_fill_ts"],
+                         _ints([last_child.get(ch.child_id, 0) for ch in c.items]),
+                         _ints([ch.last_ts if ch.status in _DONE else 0 for ch in c.items]))
+    return parents, children
 
 
 _DONE = frozenset({OrdStatus.FILLED, OrdStatus.CANCELED, OrdStatus.REJECTED, OrdStatus.EXPIRED,
@@ -528,45 +563,39 @@ _DONE = frozenset({OrdStatus.FILLED, OrdStatus.CANCELED, OrdStatus.REJECTED, Ord
 
 def tca_orders(f: Facts) -> pa.Table:
     """Execution quality per parent order."""
-    parents, measures, _, _ = once(f, _tca_rows)
+    p, (measures, _) = once(f, _parents), once(f, _tca_rows)
     return _table({
-        "order_id": [o.order_id for o in parents], "cl_ord_id": [o.cl_ord_id for o in parents],
-        "account": [o.account for o in parents], "symbol": [o.symbol for o in parents],
-        "side": [_SIDE[o.side] for o in parents], "route": [o.route for o in parents],
-        "qty": measures.qty, "cum_qty": measures.cq,
-        "avg_px": avg_px(measures.cv, measures.cq),
-        "arrival": times(o.arrival_ts for o in parents),
-        "arrival_bid": fixed([o.bid for o in parents]), "arrival_ask": fixed([o.ask for o in parents]),
+        **{name: p.column(name) for name in ("order_id", "cl_ord_id", "account", "symbol", "side", "route")},
+        "qty": p["qty"], "cum_qty": p["cum_qty"], "avg_px": avg_px(p["cum_value"], p["cum_qty"]),
+        "arrival": times(p["arrival_ts"]),
+        "arrival_bid": fixed([o.bid for o in p.items]), "arrival_ask": fixed([o.ask for o in p.items]),
         **measures.columns(),
-        "status": [_STATUS[o.status] for o in parents],
+        "status": p.column("status"),
     })
 
 
 def tca_children(f: Facts) -> pa.Table:
     """Execution quality per child order (at its venue), priced from when it was sent."""
-    _, _, kids, measures = once(f, _tca_rows)
-    of = [f.orders[c.order_id] for c in kids]
+    p, (c, parent_of), (_, measures) = once(f, _parents), once(f, _children), once(f, _tca_rows)
     return _table({
-        "child_id": [c.child_id for c in kids], "order_id": [c.order_id for c in kids],
-        "venue": [c.venue for c in kids], "account": [o.account for o in of],
-        "symbol": [o.symbol for o in of],
-        "side": [_SIDE[o.side] for o in of], "qty": measures.qty,
-        "cum_qty": measures.cq,
-        "avg_px": avg_px(measures.cv, measures.cq),
-        "sent": times(c.sent_ts for c in kids), "acked": times(c.ack_ts for c in kids),
-        "arrival_bid": fixed([c.bid for c in kids]), "arrival_ask": fixed([c.ask for c in kids]),
+        "child_id": c.column("child_id"), "order_id": p.column("order_id").take(parent_of),
+        "venue": c.column("venue"),
+        **{name: p.column(name).take(parent_of) for name in ("account", "symbol", "side")},
+        "qty": c["qty"], "cum_qty": c["cum_qty"], "avg_px": avg_px(c["cum_value"], c["cum_qty"]),
+        "sent": times(c["sent_ts"]), "acked": times(c["ack_ts"]),
+        "arrival_bid": fixed([ch.bid for ch in c.items]), "arrival_ask": fixed([ch.ask for ch in c.items]),
         **measures.columns(),
-        "status": [_STATUS[c.status] for c in kids],
+        "status": c.column("status"),
     })
 
 
 def tca_summary(f: Facts) -> pa.Table:
     """Rolled up per account, symbol, routing policy (parents) and venue (children): the
     slippage of a group is its total cost over its total benchmark value (exact sums)."""
-    parents, pm, kids, cm = once(f, _tca_rows)
+    p, (c, _), (pm, cm) = once(f, _parents), once(f, _children), once(f, _tca_rows)
     groups = [(dim, key, row) for dim, measures, keys in (
-        ("account", pm, [o.account for o in parents]), ("symbol", pm, [o.symbol for o in parents]),
-        ("policy", pm, [o.route for o in parents]), ("venue", cm, [c.venue for c in kids]))
+        ("account", pm, p.column("account").to_pylist()), ("symbol", pm, p.column("symbol").to_pylist()),
+        ("policy", pm, p.column("route").to_pylist()), ("venue", cm, c.column("venue").to_pylist()))
         for key, row in measures.groups(keys)]
     groups.sort(key=lambda g: (g[0], g[1]))
     names = {"orders": pa.int64(), "qty": pa.int64(), "cum_qty": pa.int64(), "fill_rate": pa.float64(),
