@@ -113,6 +113,7 @@ class Verdict:
     duplicates_without_possdup: list[str] = dfield(default_factory=list)
     position_oms: int = 0
     position_venue: int = 0
+    venue_fills: int = 0  # fills in the venue's own record
     in_doubt: int = 0
     resent_reports: int = 0  # reports the trader got more than once, always PossDup
 
@@ -277,6 +278,7 @@ class CrashRig:
                                         and "duplicate" in m.get(58, "").lower())
         for m in venue_msgs:
             if m.get(35) == "8" and m.get(150) == "F":
+                v.venue_fills += 1
                 v.position_venue += (1 if m.get(54) == "1" else -1) * int(m.get(32, "0"))
                 if m[17] not in booked:
                     v.unbooked_venue_fills.append(m[17])

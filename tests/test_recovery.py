@@ -43,7 +43,7 @@ def test_sigkill_under_load_loses_nothing_and_books_every_venue_fill(rig: CrashR
     wait_for(lambda: rig.trader.logged_on.is_set(), 60, "the trader did not log on again")
     v = rig.verdict()
     assert v.clean(), v.row()
-    assert v.orders_sent > 300 and v.position_venue != 0 and v.in_doubt == 0, v.row()
+    assert v.orders_sent > 300 and v.venue_fills > 0 and v.in_doubt == 0, v.row()  # fills, whatever they net to
 
 
 def test_a_venue_killed_and_frozen_leaves_nothing_unbooked(tmp_path: Path) -> None:
