@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from oms.fixed import AVGPX_DECIMALS, PRICE_DECIMALS
 from oms.model import (
@@ -131,14 +132,15 @@ class _Rows:
 
 
 def _parents(f: Facts) -> _Rows:
-    ps = [f.orders[oid] for oid in f.orders if oid in f.active]
+    active = f.active
+    ps = [o for oid, o in f.orders.items() if oid in active]
     rows = _Rows(ps, ("qty", "cum_qty", "cum_value", "bid", "ask", "arrival_ts", "first_fill_ts", "done_ts",
                       "last_ts"), {
         "order_id": [o.order_id for o in ps], "cl_ord_id": [o.cl_ord_id for o in ps],
         "session": [o.session for o in ps], "account": [o.account for o in ps], "symbol": [o.symbol for o in ps],
         "side": [_SIDE[o.side] for o in ps], "ord_type": [o.ord_type for o in ps], "tif": [o.tif for o in ps],
         "route": [o.route for o in ps], "status": [_STATUS[o.status] for o in ps], "text": [o.text for o in ps]})
-    rows.ints["sign"] = _signs(o.side for o in ps)
+    rows.ints["sign"] = np.where(pc.equal(rows.column("side"), Side.BUY.name).to_numpy(zero_copy_only=False), 1, -1)
     return rows
 
 
@@ -392,9 +394,18 @@ def _ints(values: list[int]) -> np.ndarray:
 
 
 def _columns(items: list, *fields: str) -> list[np.ndarray]:
-    """int64 columns of the items' fields (None as 0, in the fields that may be None)."""
-    return [np.fromiter(map(operator.attrgetter(name), items), np.int64, len(items)) if name not in _OPTIONAL
-            else _ints([v or 0 for v in map(operator.attrgetter(name), items)]) for name in fields]
+    """int64 columns of the items' fields (None as 0, in the fields that may be None); the
+    others in one pass, a record per item."""
+    plain = [name for name in fields if name not in _OPTIONAL]
+    out = {name: _ints([v or 0 for v in map(operator.attrgetter(name), items)]) for name in fields
+           if name in _OPTIONAL}
+    if len(plain) == 1:
+        out[plain[0]] = np.fromiter(map(operator.attrgetter(plain[0]), items), np.int64, len(items))
+    elif plain:
+        rows = np.fromiter(map(operator.attrgetter(*plain), items), np.dtype([(n, np.int64) for n in plain]),
+                           len(items))
+        out.update((name, np.ascontiguousarray(rows[name])) for name in plain)
+    return [out[name] for name in fields]
 
 
 _OPTIONAL = frozenset({"bid", "ask", "price"})
@@ -537,10 +548,6 @@ def _last_fills(f: Facts) -> tuple[dict[str, int], dict[str, int]]:
     return parents, children
 
 
-def _signs(sides: Iterable[str]) -> np.ndarray:
-    return np.fromiter((1 if side == Side.BUY else -1 for side in sides), np.int64)
-
-
 def _tca_rows(f: Facts) -> tuple[_Measures, _Measures]:
     index = _vwap_index(f)
     last_parent, last_child = _last_fills(f)
@@ -632,7 +639,7 @@ def venues(f: Facts) -> pa.Table:
     for v, n in zip(code, np.bincount(at[at >= 0], minlength=len(code)).tolist()):
         if n:
             stats[v]["fills"] = n
-    signs = _signs(f.orders[x.order_id].side for x in fills)
+    signs = once(f, _parents)["sign"][once(f, _fill_parents)]
     px, qty = _columns(fills, "last_px", "last_qty")
     value = _exact_product(px, qty)
     gains: dict[tuple[str, int], list[int]] = {}
