@@ -11,6 +11,7 @@ a markout is a gain (positive: the mid moved the fill's way after it, e.g. up af
 """
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from collections.abc import Callable, Iterable
@@ -36,7 +37,7 @@ from oms.model import (
     Side,
 )
 from oms.positions import SCALE
-from oms.reporting.facts import Child, Facts, Order
+from oms.reporting.facts import Facts
 
 MARKOUTS_S = (1, 5, 60)
 T = TypeVar("T")
@@ -98,10 +99,6 @@ def percentile(sorted_values: list[int] | np.ndarray, q: float) -> int | None:
 _SIDE = {s.value: s.name for s in Side}
 _STATUS = {s.value: s.name for s in OrdStatus}
 _EXEC = {e.value: e.name for e in ExecType}
-
-
-def _us(later: int, earlier: int) -> int | None:
-    return (later - earlier) // _NS_PER_US if later and earlier else None
 
 
 def _table(columns: dict[str, pa.Array | pa.ChunkedArray | list]) -> pa.Table:
@@ -498,21 +495,25 @@ class _Measures:
             "complete_us": pa.array(self.done_us[0], pa.int64(), mask=~self.done_us[1]),
         }
 
-    def groups(self, keys: list[str]) -> list[tuple[str, dict[str, int | None | float]]]:
-        """Per key: orders, quantities, value, slippage as total cost over total benchmark
-        value (exact sums), median times."""
+    @functools.cached_property
+    def costs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per order: cost and benchmark value against the arrival mid and the interval VWAP (0 without one)."""
         s, cq, cv, m, vq, vv = self.sign, self.cq, self.cv, self.m, self.vq, self.vv
         mcq = _exact_product(m, cq)
-        cost = np.where(self.has_m, s * (cv - mcq), 0)
-        bench = np.where(self.has_m, mcq, 0)
         # the order's fills at the interval's VWAP: cq * vv / vq, kept exact over a common scale
         vcost = np.zeros(len(cq), object)
         vbench = np.zeros(len(cq), object)
         have = self.has_vwap
-        for k, sk, value, filled, q, w in zip(np.flatnonzero(have).tolist(),
-                                              *(a[have].tolist() for a in (s, cv, cq, vq, vv))):
-            vcost[k] = sk * (value * q - w * filled) * 10**6 // q
-            vbench[k] = w * filled * 10**6 // q
+        rows = list(zip(*(a[have].tolist() for a in (s, cv, cq, vq, vv))))
+        vcost[have] = [sk * (value * q - w * filled) * 10**6 // q for sk, value, filled, q, w in rows]
+        vbench[have] = [w * filled * 10**6 // q for _, _, filled, q, w in rows]
+        return np.where(self.has_m, s * (cv - mcq), 0), np.where(self.has_m, mcq, 0), vcost, vbench
+
+    def groups(self, keys: list[str]) -> list[tuple[str, dict[str, int | None | float]]]:
+        """Per key: orders, quantities, value, slippage as total cost over total benchmark
+        value (exact sums), median times."""
+        cq, cv = self.cq, self.cv
+        cost, bench, vcost, vbench = self.costs
         index: dict[str, int] = {}
         codes = np.fromiter((index.setdefault(k, len(index)) for k in keys), np.int64, len(keys))
         order = np.argsort(codes, kind="stable")
@@ -619,22 +620,20 @@ def venues(f: Facts) -> pa.Table:
     """Per venue: fill ratio (filled over sent quantity), reject rate, acknowledgement and
     first-fill latency percentiles from the child being sent, and markouts after its fills
     (the fills' gain at the later mid over their value, exact sums)."""
+    c, _ = once(f, _children)
+    code: dict[str, int] = {}
+    at_child = np.fromiter((code.setdefault(v, len(code)) for v in c.column("venue").to_pylist()), np.int64,
+                           len(c.items))
+    rejected = pc.equal(c.column("status"), OrdStatus.REJECTED.name).to_numpy(zero_copy_only=False)
+    ack, acked = _us_column(c["ack_ts"], c["sent_ts"])
+    fill, filled = _us_column(c["first_fill_ts"], c["sent_ts"])
     stats: dict[str, dict] = {}
-    for ch in f.children.values():
-        if ch.order_id not in f.active:
-            continue
-        s = stats.setdefault(ch.venue, {"n": 0, "qty": 0, "filled": 0, "rejected": 0, "ack": [], "fill": []})
-        s["n"] += 1
-        s["qty"] += ch.qty
-        s["filled"] += ch.cum_qty
-        s["rejected"] += ch.status == OrdStatus.REJECTED
-        if ch.ack_ts:
-            s["ack"].append(_us(ch.ack_ts, ch.sent_ts))
-        if ch.first_fill_ts:
-            s["fill"].append(_us(ch.first_fill_ts, ch.sent_ts))
+    for v, k in code.items():
+        sel = at_child == k
+        stats[v] = {"n": int(sel.sum()), "qty": _exact_sum(c["qty"][sel]), "filled": _exact_sum(c["cum_qty"][sel]),
+                    "rejected": int(rejected[sel].sum()), "ack": ack[sel & acked], "fill": fill[sel & filled]}
     later = once(f, later_mids)
     fills = f.fills
-    code = {v: k for k, v in enumerate(stats)}
     at = np.array([code.get(x.venue, -1) if x.exec_type == ExecType.TRADE else -1 for x in fills], np.int64)
     for v, n in zip(code, np.bincount(at[at >= 0], minlength=len(code)).tolist()):
         if n:
@@ -653,7 +652,7 @@ def venues(f: Facts) -> pa.Table:
     rows = []
     for v in sorted(stats):
         s = stats[v]
-        ack, fill = sorted(s["ack"]), sorted(s["fill"])
+        ack, fill = np.sort(s["ack"]), np.sort(s["fill"])
         rows.append((v, s["n"], s.get("fills", 0), s["qty"], s["filled"], s["filled"] / s["qty"] if s["qty"] else None,
                      s["rejected"], s["rejected"] / s["n"], *(percentile(ack, q) for q in (0.5, 0.9, 0.99)),
                      *(percentile(fill, q) for q in (0.5, 0.9, 0.99)),
