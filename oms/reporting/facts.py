@@ -331,6 +331,7 @@ class Facts:
                     AllocationBooked: self._allocation, AllocationCanceled: self._allocation,
                     AllocationRejected: self._allocation}
         moves = self.ledger.handlers if self.with_positions else {}
+        calls = {t: (handlers.get(t), moves.get(t)) for t in (*handlers, *moves)}  # one look-up per event
         start, end, tail = self.start, self.end, self.end + self.MARKOUT_TAIL_NS
         n = before = 0
         opened = False
@@ -350,15 +351,16 @@ class Facts:
                     if t is BestPrice:
                         self._price(ev, False)
                     continue
-            h = handlers.get(t)
+            hm = calls.get(t)
+            if hm is None:
+                continue
+            h, m = hm
             if h is not None:
                 h(ev, ts >= start)
-            if moves:
-                m = moves.get(t)
-                if m is not None:
-                    moved = m(ev)
-                    if moved is not None and ts >= start:
-                        self._moved(moved, ts)
+            if m is not None:
+                moved = m(ev)
+                if moved is not None and ts >= start:
+                    self._moved(moved, ts)
         if self.opening is None:
             self._open()
         if self.closing_bbo is None:
