@@ -120,6 +120,7 @@ class _Rows:
         self.items = items
         self.ints = dict(zip(ints, _columns(items, *ints)))
         self.text = _table(text)
+        self.symbols: list[str] = []  # parents: the symbols their "symbol" column numbers
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.ints[name]
@@ -137,8 +138,15 @@ def _parents(f: Facts) -> _Rows:
         "session": [o.session for o in ps], "account": [o.account for o in ps], "symbol": [o.symbol for o in ps],
         "side": [_SIDE[o.side] for o in ps], "ord_type": [o.ord_type for o in ps], "tif": [o.tif for o in ps],
         "route": [o.route for o in ps], "status": [_STATUS[o.status] for o in ps], "text": [o.text for o in ps]})
+    rows.symbols, rows.ints["symbol"] = _codes(rows.column("symbol"))
     rows.ints["sign"] = np.where(pc.equal(rows.column("side"), Side.BUY.name).to_numpy(zero_copy_only=False), 1, -1)
     return rows
+
+
+def _codes(column: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
+    """A text column as its distinct values and each row's number among them."""
+    encoded = column.combine_chunks().dictionary_encode()
+    return encoded.dictionary.to_pylist(), encoded.indices.to_numpy().astype(np.int64)
 
 
 def _children(f: Facts) -> tuple[_Rows, np.ndarray]:
@@ -372,17 +380,17 @@ def _control(reason: str) -> str:
 def _vwap_index(f: Facts) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per symbol: the times of its fills (all orders) in order and running sums of their
     quantity and value, for the VWAP of any interval."""
-    trades: dict[str, list[int]] = {}
-    for k, x in enumerate(f.fills):
-        if x.exec_type == ExecType.TRADE:
-            trades.setdefault(f.orders[x.order_id].symbol, []).append(k)
+    p, parent = once(f, _parents), once(f, _fill_parents)
+    trade = np.fromiter((x.exec_type == ExecType.TRADE for x in f.fills), np.bool_, len(f.fills))
+    symbol = p["symbol"][parent]
+    ts, qs, ps = _columns(f.fills, "ts", "last_qty", "last_px")
     out = {}
-    for sym, ks in trades.items():
-        xs = [f.fills[k] for k in ks]
-        ts, qs, ps = _columns(xs, "ts", "last_qty", "last_px")
-        order = np.argsort(ts, kind="stable")
-        qs, vs = qs[order], _exact_product(qs, ps)[order]
-        out[sym] = (ts[order], np.concatenate([[0], np.cumsum(qs)]), _exact_cumsum(vs))
+    for k, sym in enumerate(p.symbols):
+        sel = np.flatnonzero(trade & (symbol == k))
+        if len(sel):
+            order = sel[np.argsort(ts[sel], kind="stable")]
+            out[sym] = (ts[order], np.concatenate([[0], np.cumsum(qs[order])]),
+                        _exact_cumsum(_exact_product(qs[order], ps[order])))
     return out
 
 
@@ -448,21 +456,18 @@ class _Measures:
     columns: arrival mid, interval VWAP (its value and quantity), slippage against both,
     fill rate, times to first fill and completion."""
 
-    def __init__(self, vwap_index: dict, symbols: list[str], sign: np.ndarray, qty: np.ndarray, cum_qty: np.ndarray,
+    def __init__(self, vwap_index: dict, symbols: list[str], symbol: np.ndarray, sign: np.ndarray, qty: np.ndarray, cum_qty: np.ndarray,
                  cum_value: np.ndarray, bid: np.ndarray, ask: np.ndarray, arrival: np.ndarray,
                  first_fill: np.ndarray, last_fill: np.ndarray, done: np.ndarray) -> None:
-        n = len(symbols)
+        n = len(symbol)
         self.sign, self.qty, self.cq, self.cv = sign, qty, cum_qty, cum_value
         self.has_bbo = (bid != 0) & (ask != 0)
         self.m = np.where(self.has_bbo, (bid + ask) // 2, 0)
         self.vq = np.zeros(n, np.int64)
         vv: np.ndarray = np.zeros(n, np.int64)
-        rows: dict[str, list[int]] = {}
         for k, sym in enumerate(symbols):
-            rows.setdefault(sym, []).append(k)
-        for sym, ks in rows.items():
             ts, cq, cv = vwap_index.get(sym, (np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64)))
-            idx = np.asarray(ks)[cum_qty[ks] != 0]
+            idx = np.flatnonzero((symbol == k) & (cum_qty != 0))
             i, j = np.searchsorted(ts, arrival[idx], "left"), np.searchsorted(ts, last_fill[idx], "right")
             self.vq[idx] = cq[j] - cq[i]
             if cv.dtype == object and vv.dtype != object:
@@ -509,17 +514,15 @@ class _Measures:
         vbench[have] = [w * filled * 10**6 // q for _, _, filled, q, w in rows]
         return np.where(self.has_m, s * (cv - mcq), 0), np.where(self.has_m, mcq, 0), vcost, vbench
 
-    def groups(self, keys: list[str]) -> list[tuple[str, dict[str, int | None | float]]]:
-        """Per key: orders, quantities, value, slippage as total cost over total benchmark
-        value (exact sums), median times."""
+    def groups(self, keys: tuple[list[str], np.ndarray]) -> list[tuple[str, dict[str, int | None | float]]]:
+        """Per key (its values and each order's number among them): orders, quantities, value,
+        slippage as total cost over total benchmark value (exact sums), median times."""
         cq, cv = self.cq, self.cv
         cost, bench, vcost, vbench = self.costs
-        index: dict[str, int] = {}
-        codes = np.fromiter((index.setdefault(k, len(index)) for k in keys), np.int64, len(keys))
-        order = np.argsort(codes, kind="stable")
-        members = np.split(order, np.cumsum(np.bincount(codes, minlength=len(index)))[:-1])
+        names, codes = keys
+        members = np.split(np.argsort(codes, kind="stable"), np.cumsum(np.bincount(codes, minlength=len(names)))[:-1])
         out = []
-        for key, ks in zip(index, members):
+        for key, ks in zip(names, members):
             total = lambda a: _exact_sum(a[ks])  # noqa: E731
             qty, filled = total(self.qty), total(cq)
             first = np.sort(self.first_us[0][ks][self.first_us[1][ks]])
@@ -554,11 +557,10 @@ def _tca_rows(f: Facts) -> tuple[_Measures, _Measures]:
     last_parent, last_child = _last_fills(f)
     p = once(f, _parents)
     c, parent_of = once(f, _children)
-    symbols = p.column("symbol").to_pylist()
-    parents = _Measures(index, symbols, p["sign"], p["qty"], p["cum_qty"], p["cum_value"], p["bid"], p["ask"],
-                        p["arrival_ts"], p["first_fill_ts"], _ints([last_parent.get(o.order_id, 0) for o in p.items]),
+    parents = _Measures(index, p.symbols, p["symbol"], p["sign"], p["qty"], p["cum_qty"], p["cum_value"], p["bid"],
+                        p["ask"], p["arrival_ts"], p["first_fill_ts"], _ints([last_parent.get(o.order_id, 0) for o in p.items]),
                         p["done_ts"])
-    children = _Measures(index, [symbols[k] for k in parent_of.tolist()], p["sign"][parent_of], c["qty"],
+    children = _Measures(index, p.symbols, p["symbol"][parent_of], p["sign"][parent_of], c["qty"],
                          c["cum_qty"], c["cum_value"], c["bid"], c["ask"], c["sent_ts"], c["first_fill_ts"],
                          _ints([last_child.get(ch.child_id, 0) for ch in c.items]),
                          _ints([ch.last_ts if ch.status in _DONE else 0 for ch in c.items]))
@@ -602,8 +604,8 @@ def tca_summary(f: Facts) -> pa.Table:
     slippage of a group is its total cost over its total benchmark value (exact sums)."""
     p, (c, _), (pm, cm) = once(f, _parents), once(f, _children), once(f, _tca_rows)
     groups = [(dim, key, row) for dim, measures, keys in (
-        ("account", pm, p.column("account").to_pylist()), ("symbol", pm, p.column("symbol").to_pylist()),
-        ("policy", pm, p.column("route").to_pylist()), ("venue", cm, c.column("venue").to_pylist()))
+        ("account", pm, _codes(p.column("account"))), ("symbol", pm, (p.symbols, p["symbol"])),
+        ("policy", pm, _codes(p.column("route"))), ("venue", cm, _codes(c.column("venue"))))
         for key, row in measures.groups(keys)]
     groups.sort(key=lambda g: (g[0], g[1]))
     names = {"orders": pa.int64(), "qty": pa.int64(), "cum_qty": pa.int64(), "fill_rate": pa.float64(),
@@ -621,9 +623,8 @@ def venues(f: Facts) -> pa.Table:
     first-fill latency percentiles from the child being sent, and markouts after its fills
     (the fills' gain at the later mid over their value, exact sums)."""
     c, _ = once(f, _children)
-    code: dict[str, int] = {}
-    at_child = np.fromiter((code.setdefault(v, len(code)) for v in c.column("venue").to_pylist()), np.int64,
-                           len(c.items))
+    names, at_child = _codes(c.column("venue"))
+    code = {v: k for k, v in enumerate(names)}
     rejected = pc.equal(c.column("status"), OrdStatus.REJECTED.name).to_numpy(zero_copy_only=False)
     ack, acked = _us_column(c["ack_ts"], c["sent_ts"])
     fill, filled = _us_column(c["first_fill_ts"], c["sent_ts"])
