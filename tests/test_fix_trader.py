@@ -70,16 +70,27 @@ value = "50000"
 class Desk:
     """A running OMS, the venue TV (played by the test) and the two trader sessions."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, extra: str = "") -> None:
+        """`extra`: config appended to CONFIG."""
         self.tmp = tmp
         self.trader_port, self.venue_port = free_port(), free_port()
-        cfg = msgspec.toml.decode(CONFIG.format(trader_port=self.trader_port, venue_port=self.venue_port), type=Config)
+        self.cfg = msgspec.toml.decode(CONFIG.format(trader_port=self.trader_port, venue_port=self.venue_port) + extra,
+                                       type=Config)
         self.venue = FixClient(tmp, self.venue_port, "TV", "OMS", role="acceptor", wait_logon=False)
         self.venue.__enter__()
-        self.system = System(cfg, tmp, venues=False, serve_metrics=False, streams=False)
+        self.start()
+        self._n = 0
+
+    def start(self) -> None:
+        self.venue.logged_on.clear()
+        self.system = System(self.cfg, self.tmp, venues=False, serve_metrics=False, streams=False)
         self.system.start()
         assert self.venue.logged_on.wait(15), "the OMS did not log on to the venue"
-        self._n = 0
+
+    def restart(self) -> None:
+        """The OMS down and up again on its journal (and the snapshot of its last end of day)."""
+        self.system.stop()
+        self.start()
 
     def trader(self, comp: str = "CLIENT1", **kw: object) -> FixClient:
         begin = "FIX.4.2" if comp == "CLIENT1" else "FIX.4.4"
