@@ -227,7 +227,7 @@ class Console:
                            venues_down=sorted(e.venues_down))
             return out
 
-        out = query(self.runtime, read)
+        out = query(self.runtime, read, durable=False)  # a live view: not worth a wait on the disk
         if full:
             out["positions"] = out["book"]["positions"]
             out["sessions"] = self.risk.sessions()
@@ -270,7 +270,7 @@ class Console:
             return {"orders": [_order_row(e, i) for i in list(e.state.orders)[-500:]], "book": _book(e, self.rates),
                     "limits": utilisation(e), "controls": controls(e), "venues_down": sorted(e.venues_down)}
 
-        out = query(self.runtime, read)
+        out = query(self.runtime, read, durable=False)  # a live view: not worth a wait on the disk
         book = out.pop("book")
         out.update(positions=book["positions"], pnl=book["pnl"])  # the P&L of the positions shown
         out.update(sessions=self.risk.sessions(), alerts=list(self.alerts), sectors=self.sectors,

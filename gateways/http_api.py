@@ -285,10 +285,10 @@ def _decode(body: bytes, kind: type) -> Any:
         raise ApiError(400, "BAD_JSON", f"not valid JSON: {exc}") from None
 
 
-def query(runtime: Runtime, fn: Callable[[Engine], Any]) -> Any:
+def query(runtime: Runtime, fn: Callable[[Engine], Any], durable: bool = True) -> Any:
     """A consistent read on the engine's thread; 503 if it does not answer in time."""
     try:
-        return runtime.query(fn, _WAIT_S)
+        return runtime.query(fn, _WAIT_S, durable)
     except TimeoutError:
         raise ApiError(503, "BUSY", "the engine did not answer in time; try again") from None
 

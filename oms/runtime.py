@@ -37,10 +37,12 @@ IN_MARK = "in."  # journal meta: in.<source> = MsgSeqNum of the source's last du
 
 class _Query:
     """A read of the engine's state, run on the engine's thread after the commit of what
-    was submitted before it."""
+    was submitted before it (`durable`), or as soon as the batch is handled (a live view
+    that may run a commit ahead of the disk, never behind it)."""
 
-    def __init__(self, fn: Callable[[Engine], Any]) -> None:
+    def __init__(self, fn: Callable[[Engine], Any], durable: bool = True) -> None:
         self.fn = fn
+        self.durable = durable
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
@@ -167,10 +169,11 @@ class Runtime:
         self._writer.start()
         self._thread.start()
 
-    def query(self, fn: Callable[[Engine], T], timeout: float = 5.0) -> T:
+    def query(self, fn: Callable[[Engine], T], timeout: float = 5.0, durable: bool = True) -> T:
         """fn(engine), run by the engine's thread between commits: a consistent read of
-        durable state that never races the single writer. fn must not change anything."""
-        q = _Query(fn)
+        durable state that never races the single writer. fn must not change anything.
+        `durable=False`: do not wait for the journal (a live view polled many times a second)."""
+        q = _Query(fn, durable)
         self._q.put((q, None, None))
         if not q.done.wait(timeout):
             raise TimeoutError(f"the engine did not answer within {timeout:g} s")
@@ -275,7 +278,8 @@ class Runtime:
             self._commit(records, done, len(batch))
         self._uncommitted = []
         if queries:
-            self._flush()  # a query reads what is durable
+            if any(q.durable for q in queries):
+                self._flush()  # what it reads is durable
             for q in queries:
                 q.run(self.engine)
 
