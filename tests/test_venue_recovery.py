@@ -203,7 +203,9 @@ def test_the_engine_gets_a_timer_while_it_is_busy(tmp_path):
             time.sleep(0.01)
     t = threading.Thread(target=quotes)
     t.start()
-    time.sleep(1.5)
+    deadline = time.monotonic() + 10  # five intervals take one second; without the fix none comes
+    while len(timers) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
     stop.set()
     t.join()
     runtime.stop()
