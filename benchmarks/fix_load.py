@@ -1,7 +1,7 @@
 """FIX load generator: order round trip and sustained throughput through the OMS on its
 embedded default, side by side with a bare quickfix echo acceptor in Python.
 
-Run: .venv/bin/python -m benchmarks.fix_load [--orders 2000] [--window 20] [--consoles 5]
+Run: .venv/bin/python -m benchmarks.fix_load [--orders 2000] [--window 20] [--consoles 5 [--rounds 6]]
 
 Round trip: NewOrderSingle sent -> terminal ExecutionReport received, one order at a
 time (p50, p99). Throughput: `window` orders outstanding, orders per second until all
@@ -15,9 +15,10 @@ compliance, metrics), the FIX gateway, the NATS publisher and nats-server run in
 processes of their own; --single-process keeps the FIX gateway in this one, as
 `oms run --single-process` does.
 
-With --consoles N the OMS leg runs twice, with no console and with N console clients
-following the live feed (server-sent events, in a process of their own as browsers
-would be), and the throughputs are compared.
+With --consoles N (and --rounds R) the OMS runs once with its API on and one trader
+session logged on, and the windowed run alternates between phases with no console and
+with N console clients following the live feed (server-sent events, in a process of their
+own as browsers would be), A B B A ...; the throughputs are compared.
 
 For a load run the default's message throttles, duplicate check, repeated-execution
 throttle and daily credit are switched off (a load test trips them by design); every
@@ -26,6 +27,7 @@ other pre-trade limit and post-trade rule stays on.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import http.client
 import multiprocessing
@@ -34,6 +36,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -227,10 +230,13 @@ def load_config(cfg: Config, fsync: bool) -> Config:
         venues=[msgspec.structs.replace(v, port=free_port()) for v in cfg.venues])
 
 
-def run_oms(tmp: Path, orders: int, window: int, fsync: bool = True, streams: bool = True,
-            consoles: int = 0, processes: bool = True) -> dict:
+@contextlib.contextmanager
+def oms_running(tmp: Path, fsync: bool = True, streams: bool = True, api: bool = False,
+                processes: bool = True) -> Iterator[tuple[Config, System]]:
+    """The OMS on the embedded default (load config), its simulated venues in a process of
+    their own, quoted and ready for orders."""
     cfg = load_config(load(DEFAULT_CONFIG), fsync)
-    cfg = msgspec.structs.replace(cfg, api=msgspec.structs.replace(cfg.api, enabled=consoles > 0))
+    cfg = msgspec.structs.replace(cfg, api=msgspec.structs.replace(cfg.api, enabled=api))
     ctx = multiprocessing.get_context("spawn")
     stop_venues = ctx.Event()
     venues = ctx.Process(target=run_venues, args=(cfg, tmp, stop_venues), name="venues")
@@ -238,28 +244,85 @@ def run_oms(tmp: Path, orders: int, window: int, fsync: bool = True, streams: bo
     system = System(cfg, tmp, venues=False, streams=streams, processes=processes)
     system.start()
     gc.freeze()  # as oms run does after start-up
-    stop_consoles, updates = ctx.Event(), ctx.Value("q", 0)
-    if consoles:
-        ctx.Process(target=follow_consoles, args=(cfg.api.port, cfg.api.users[0].token, consoles, stop_consoles,
-                                                  updates), name="consoles", daemon=True).start()
     try:
         if system.venue_links is not None:  # processes: the gateway process waited for them
             late = system.venue_links.wait_for_quotes([v.name for v in cfg.venues], 30)
             assert not late, f"no quotes from {late}"
+        yield cfg, system
+    finally:
+        system.stop()
+        stop_venues.set()
+        venues.join(10)
+
+
+def run_oms(tmp: Path, orders: int, window: int, fsync: bool = True, streams: bool = True,
+            processes: bool = True) -> dict:
+    with oms_running(tmp, fsync, streams, processes=processes) as (cfg, system):
         sample = system.metrics.registry.get_sample_value
         engine_thread = Path(f"/proc/self/task/{system.runtime._thread.native_id}/stat")
         cpu, commands = cpu_seconds(engine_thread), sample("oms_engine_latency_seconds_count")
         result = measured_apart(cfg.fix.port, "OMS", "CLIENT2", "FIX.4.4", tmp, orders, window)
         commands = sample("oms_engine_latency_seconds_count") - commands
-        return {**result, "console_updates": updates.value,
+        return {**result,
                 "engine_us": sample("oms_engine_latency_seconds_sum") / sample("oms_engine_latency_seconds_count")
                 * 1e6,
                 "engine_cpu_us": (cpu_seconds(engine_thread) - cpu) / commands * 1e6}
+
+
+def trade_on_request(port: int, target: str, sender: str, begin_string: str, tmp: Path, orders: int, window: int,
+                     go, done) -> None:
+    """A trader logged on once that runs `orders` with `window` outstanding each time `go`
+    asks (None: log out) and puts the orders/s on `done`."""
+    app = Trader()
+    settings = write_settings(tmp / f"load-{sender}-{port}.cfg", "initiator", "127.0.0.1", port,
+                              [FixSession(begin_string, sender, target)], dictionary=False)
+    ep = Endpoint(app, settings, "initiator")
+    ep.start()
+    try:
+        assert app.logged_on.wait(20), "no logon"
+        app.run(min(200, orders), window, begin_string, 0)  # warm-up
+        n = 0
+        while go.get() is not None:
+            n += 1
+            done.put(orders / app.run(orders, window, begin_string, n * 10**6))
     finally:
-        stop_consoles.set()
-        system.stop()
-        stop_venues.set()
-        venues.join(10)
+        ep.stop()
+
+
+def compare_consoles(tmp: Path, orders: int, window: int, consoles: int, rounds: int, fsync: bool = True,
+                     streams: bool = True, processes: bool = True) -> dict[str, list[float]]:
+    """Throughput with `consoles` live console clients against none, in one OMS (API on in
+    both) and one trader session: phases alternated A B B A ..., so the machine's drift
+    and the OMS's start-up fall on both sides alike. Orders/s per phase."""
+    ctx = multiprocessing.get_context("spawn")
+    phases: dict[str, list[float]] = {"none": [], "consoles": []}
+    with oms_running(tmp, fsync, streams, api=True, processes=processes) as (cfg, _system):
+        go, done = ctx.Queue(), ctx.Queue()
+        trader = ctx.Process(target=trade_on_request, args=(cfg.fix.port, "OMS", "CLIENT2", "FIX.4.4", tmp, orders,
+                                                             window, go, done), name="trader")
+        trader.start()
+        try:
+            for r in range(rounds):
+                for phase in ("none", "consoles") if r % 2 == 0 else ("consoles", "none"):
+                    stop, updates = ctx.Event(), ctx.Value("q", 0)
+                    followers = None
+                    if phase == "consoles":
+                        followers = ctx.Process(target=follow_consoles, args=(
+                            cfg.api.port, cfg.api.users[0].token, consoles, stop, updates), name="consoles")
+                        followers.start()
+                        deadline = time.monotonic() + 30
+                        while updates.value < consoles:  # each has its first snapshot: live
+                            assert time.monotonic() < deadline, "the consoles never got their snapshots"
+                            time.sleep(0.05)
+                    go.put(phase)
+                    phases[phase].append(done.get(timeout=600))
+                    if followers is not None:
+                        stop.set()
+                        followers.join(10)
+        finally:
+            go.put(None)
+            trader.join(30)
+    return phases
 
 
 def cpu_seconds(stat: Path) -> float:
@@ -299,7 +362,9 @@ def main() -> None:
     p.add_argument("--no-nats", action="store_true", help="without the NATS streams")
     p.add_argument("--single-process", action="store_true", help="the FIX gateway in the engine's process, as "
                                                                  "oms run --single-process runs it")
-    p.add_argument("--consoles", type=int, default=0, help="also run the OMS with this many live console clients")
+    p.add_argument("--consoles", type=int, default=0, help="instead: throughput with this many live console "
+                                                          "clients against none, alternated in one OMS run")
+    p.add_argument("--rounds", type=int, default=6, help="with --consoles: rounds of the two phases")
     p.add_argument("--door", action="store_true", help="only the echo's round trip, alone and behind the trader "
                                                        "port's front door")
     a = p.parse_args()
@@ -314,14 +379,15 @@ def main() -> None:
               f"{door:.0f} us {p50s['door']}: the hop adds {door - echo:.0f} us")
         return
     if a.consoles:
-        with tempfile.TemporaryDirectory() as d, tempfile.TemporaryDirectory() as e:
-            alone = run_oms(Path(d), a.orders, a.window, fsync=not a.no_fsync, streams=not a.no_nats,
-                            processes=not a.single_process)
-            watched = run_oms(Path(e), a.orders, a.window, fsync=not a.no_fsync, streams=not a.no_nats,
-                              consoles=a.consoles, processes=not a.single_process)
-        print(f"OMS alone: {alone['orders_per_s']:.0f} orders/s; with {a.consoles} live consoles "
-              f"({watched['console_updates']} updates received): {watched['orders_per_s']:.0f} orders/s, "
-              f"{watched['orders_per_s'] / alone['orders_per_s']:.2f}x")
+        with tempfile.TemporaryDirectory() as d:
+            phases = compare_consoles(Path(d), a.orders, a.window, a.consoles, a.rounds, fsync=not a.no_fsync,
+                                      streams=not a.no_nats, processes=not a.single_process)
+        none, watched = (statistics.median(phases[k]) for k in ("none", "consoles"))
+        pairs = [w / n for n, w in zip(phases["none"], phases["consoles"])]
+        print(f"orders/s per phase, no console: {[round(x) for x in phases['none']]}; with {a.consoles} live "
+              f"consoles: {[round(x) for x in phases['consoles']]}")
+        print(f"medians {none:.0f} vs {watched:.0f} orders/s: {watched / none:.3f}x; per round "
+              f"{[round(x, 3) for x in pairs]}, median {statistics.median(pairs):.3f}x")
         return
     with tempfile.TemporaryDirectory() as d:
         echo = run_echo(Path(d), a.orders, a.window)
