@@ -5,6 +5,10 @@ records in the open transaction; `commit` makes all of them durable at once (one
 fsync: the group commit). Opening a journal never hides damage: a torn WAL tail and
 uncommitted frames that SQLite drops are measured before it drops them, records that
 fail their CRC or break the sequence are cut off, and each repair is logged.
+
+History older than the oldest kept snapshot may be archived: moved into segment files
+beside the journal (`segments`), read by `Journal.replay`, `Journal.record_crc` and
+`JournalReader.after` as if it had never left.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ log = logging.getLogger("oms.journal")
 
 FORMAT_VERSION = "1"
 _CHUNK = 10_000
+ARCHIVED = "archived"  # meta: the last seq moved out of the live journal into the archive
 
 
 class JournalError(Exception):
@@ -37,6 +42,78 @@ def check_schema(path: Path, row: tuple[str] | None) -> int:
     if schema > SCHEMA:
         raise JournalError(f"{path}: written by a newer OMS (event schema {schema}; this one reads up to {SCHEMA})")
     return schema
+
+
+def archive_dir(path: str | os.PathLike) -> Path:
+    """Where a journal's archive segments live: beside it, `<journal>.archive/`."""
+    return Path(f"{path}.archive")
+
+
+def segments(path: str | os.PathLike) -> list[Path]:
+    """Every file holding a journal's records, oldest first: its archive segments
+    (`<journal>.archive/<first>-<last>.journal`, zero-padded: name order is seq order),
+    then the live journal. Each is an SQLite database with the journal's `records` (seq,
+    crc, payload) and `meta` (format, schema) tables. Segments may overlap (a crash
+    between an archive's write and the delete from the live journal, or a read while the
+    delete runs): a reader takes each seq once, from the first file holding it, by
+    reading each file from after the last seq it took (`seq > ?`)."""
+    return sorted(archive_dir(path).glob("*.journal")) + [Path(path)]
+
+
+def _span(segment: Path) -> tuple[int, int]:
+    first, last = segment.stem.split("-")
+    return int(first), int(last)
+
+
+def _after(db: sqlite3.Connection, seq: int, limit: int, cols: str = "seq, payload") -> list[tuple]:
+    return db.execute(f"SELECT {cols} FROM records WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)).fetchall()
+
+
+class _Archive:
+    """A journal's archive segments, each opened read-only when first read; the list is
+    looked at again when a seq is asked for that no segment known holds."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._spans: list[tuple[int, int, Path]] = []
+        self._dbs: dict[Path, sqlite3.Connection] = {}
+
+    def last(self) -> int:
+        self._refresh()
+        return max((last for _, last, _ in self._spans), default=0)
+
+    def after(self, seq: int, limit: int, cols: str) -> list[tuple]:
+        """Records after `seq` from the first segment holding any ([] when none does)."""
+        for known in (True, False):
+            if not known:
+                self._refresh()
+            for _first, last, segment in self._spans:
+                if last > seq:
+                    return _after(self._db(segment), seq, limit, cols)
+        return []
+
+    def _refresh(self) -> None:
+        self._spans = [(*_span(s), s) for s in segments(self.path)[:-1]]
+
+    def _db(self, segment: Path) -> sqlite3.Connection:
+        if segment not in self._dbs:
+            self._dbs[segment] = sqlite3.connect(f"file:{segment}?mode=ro", uri=True, check_same_thread=False)
+        return self._dbs[segment]
+
+    def close(self) -> None:
+        for db in self._dbs.values():
+            db.close()
+        self._dbs.clear()
+
+
+def _history(live: sqlite3.Connection, archive: _Archive, seq: int, limit: int,
+             cols: str = "seq, payload") -> list[tuple]:
+    """Up to `limit` records after `seq`, in order: from the live journal, or from the
+    archive when the live journal no longer starts right after `seq`."""
+    rows = _after(live, seq, limit, cols)
+    if rows and rows[0][0] == seq + 1:
+        return rows
+    return archive.after(seq, limit, cols) or rows
 
 
 class RecoveryReport(msgspec.Struct, frozen=True):
@@ -93,6 +170,7 @@ class Journal:
             self._db.close()
             raise
         self._in_tx = False
+        self._archive = _Archive(self.path)
         self.recovery = self._verify(torn, uncommitted)
 
     def _prepare(self, fsync: bool) -> None:
@@ -117,9 +195,10 @@ class Journal:
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
 
     def _verify(self, torn: int, uncommitted: int) -> RecoveryReport | None:
-        """Check every record in order; cut the journal at the first one that is not intact."""
-        expected, bad = 1, None
-        for seq, crc, payload in self._rows(1, with_crc=True):
+        """Check every record in order; cut the journal at the first one that is not intact.
+        The live journal starts after what was archived."""
+        expected, bad = int(self.get_meta(ARCHIVED) or 0) + 1, None
+        for seq, crc, payload in self._live_rows():
             if seq != expected or not isinstance(payload, bytes) or crc != _crc(seq, payload):
                 bad = expected if seq != expected else seq
                 break
@@ -143,17 +222,11 @@ class Journal:
         log.warning(detail)
         return RecoveryReport(kept, discarded, bad, torn, uncommitted, detail)
 
-    def _rows(self, start: int, with_crc: bool = False) -> Iterator[tuple]:
-        cols = "seq, crc, payload" if with_crc else "seq, payload"
-        last = start - 1
-        while True:
-            rows = self._db.execute(
-                f"SELECT {cols} FROM records WHERE seq > ? ORDER BY seq LIMIT ?", (last, _CHUNK)
-            ).fetchall()
-            if not rows:
-                return
+    def _live_rows(self) -> Iterator[tuple[int, int, bytes]]:
+        seq = 0
+        while rows := _after(self._db, seq, _CHUNK, "seq, crc, payload"):
             yield from rows
-            last = rows[-1][0]
+            seq = rows[-1][0]
 
     # ------------------------------------------------------------------ writing
     def _begin(self) -> None:
@@ -198,17 +271,22 @@ class Journal:
 
     def record_crc(self, seq: int) -> int | None:
         """The CRC of record `seq` (None: no such record): what ties a snapshot to its journal."""
-        row = self._db.execute("SELECT crc FROM records WHERE seq = ?", (seq,)).fetchone()
-        return None if row is None else row[0]
+        rows = _history(self._db, self._archive, seq - 1, 1, "seq, crc")
+        return rows[0][1] if rows and rows[0][0] == seq else None
 
     def replay(self, start_seq: int = 1) -> Iterator[tuple[int, bytes]]:
-        """Records from `start_seq` on, in order, read in chunks."""
-        yield from self._rows(start_seq)
+        """Records from `start_seq` on, in order, read in chunks: from the archive while
+        they are older than the live journal."""
+        seq = start_seq - 1
+        while rows := _history(self._db, self._archive, seq, _CHUNK):
+            yield from rows
+            seq = rows[-1][0]
 
     def close(self) -> None:
         if self._in_tx:
             self._db.execute("ROLLBACK")  # never committed, never acknowledged
             self._in_tx = False
+        self._archive.close()
         self._db.close()
 
     def __enter__(self) -> Journal:
@@ -220,17 +298,20 @@ class Journal:
 
 class JournalReader:
     """A second, read-only connection for followers (the stream publisher): WAL lets it read
-    committed records while the engine writes."""
+    committed records while the engine writes, archived ones included."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        self._archive = _Archive(Path(path))
 
     def last_seq(self) -> int:
-        return self._db.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0]
+        live = self._db.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0]
+        return live or self._archive.last()
 
     def after(self, seq: int, limit: int = 1000) -> list[tuple[int, bytes]]:
-        return self._db.execute(
-            "SELECT seq, payload FROM records WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)).fetchall()
+        """Up to `limit` records after `seq`, in order, wherever they are kept."""
+        return _history(self._db, self._archive, seq, limit)
 
     def close(self) -> None:
+        self._archive.close()
         self._db.close()
