@@ -1,7 +1,8 @@
 """The trading calendar: when a trading day starts and ends, on the OMS's own clock.
 
 Local times in one time zone; trading days are the configured weekdays that are not
-holidays. A venue may keep other hours (the router avoids it outside them). The engine
+holidays. A venue may keep other hours (the router avoids it outside them), and so may an
+instrument (its new orders wait, or are refused, outside them). The engine
 asks `due` on every timer tick; what it decides is journaled, so a replay never asks
 the calendar again.
 """
@@ -24,6 +25,11 @@ def parse_hhmm(text: str) -> int:
     return int(h) * 60 + int(m)
 
 
+def hours_text(hours: tuple[int, int]) -> str:
+    """(open, close) minutes as "HH:MM-HH:MM"."""
+    return "-".join(f"{m // 60:02d}:{m % 60:02d}" for m in hours)
+
+
 class Calendar(msgspec.Struct, frozen=True):
     time_zone: str = "UTC"
     open_min: int = 9 * 60 + 30  # start of day, minutes after local midnight
@@ -31,7 +37,9 @@ class Calendar(msgspec.Struct, frozen=True):
     holidays: frozenset[str] = frozenset()  # YYYY-MM-DD
     weekdays: frozenset[int] = frozenset(range(5))  # Monday = 0
     venue_hours: dict[str, tuple[int, int]] = {}  # venue -> (open, close) minutes, where they differ
-    outside_hours: str = "accept"  # new orders while no day is open: "accept" (routed), "hold" or "reject"
+    # new orders while no day is open or their instrument's hours are not: "accept" (routed), "hold" or "reject"
+    outside_hours: str = "accept"
+    instrument_hours: dict[str, tuple[int, int]] = {}  # symbol -> (open, close) minutes, where they differ
 
     def _zone(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.time_zone)
@@ -63,7 +71,12 @@ class Calendar(msgspec.Struct, frozen=True):
         return None
 
     def venue_closed(self, venue: str, now: int) -> bool:
-        hours = self.venue_hours.get(venue)
+        return self._outside(self.venue_hours.get(venue), now)
+
+    def instrument_closed(self, symbol: str, now: int) -> bool:
+        return self._outside(self.instrument_hours.get(symbol), now)
+
+    def _outside(self, hours: tuple[int, int] | None, now: int) -> bool:
         if hours is None:
             return False
         t = self.local(now)

@@ -143,13 +143,15 @@ class CalendarConfig(_Base):
     close: str = "16:00"
     holidays: list[str] = []  # YYYY-MM-DD
     weekdays: list[str] = msgspec.field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
-    # new orders while no trading day is open: routed at once, held until the day starts, or rejected
+    # new orders while no trading day is open, or outside their instrument's hours: routed at once, held
+    # until the day (the instrument's hours) starts, or rejected
     outside_hours: Literal["accept", "hold", "reject"] = "accept"
 
-    def calendar(self, venues: list[VenueConfig]) -> Calendar:
+    def calendar(self, venues: list[VenueConfig], instruments: list[InstrumentConfig]) -> Calendar:
         return Calendar(self.time_zone, parse_hhmm(self.open), parse_hhmm(self.close), frozenset(self.holidays),
                         frozenset(WEEKDAYS.index(d) for d in self.weekdays),
-                        {v.name: _hours(v.hours) for v in venues if v.hours}, self.outside_hours)
+                        {v.name: _hours(v.hours) for v in venues if v.hours}, self.outside_hours,
+                        {i.symbol: _hours(i.hours) for i in instruments if i.hours})
 
 
 def _hours(text: str) -> tuple[int, int]:
@@ -185,6 +187,9 @@ class InstrumentConfig(_Base):
     lot_size: int = 1
     currency: str = "USD"
     ref_price: str = "100"  # where simulated venues start quoting
+    # "HH:MM-HH:MM" in the calendar's time zone where the instrument's differ from the day's: outside them its
+    # new orders are held or refused (calendar.outside_hours)
+    hours: str = ""
 
 
 class AccountConfig(_Base):
@@ -278,7 +283,7 @@ class Config(_Base):
             ref_prices={i.symbol: to_price(i.ref_price) for i in self.instruments},
             venue_policies={v.name: VenuePolicy(int(v.ack_timeout_s * 1e9), v.on_timeout, v.unknown_child)
                             for v in self.venues},
-            calendar=self.calendar.calendar(self.venues) if self.calendar else None,
+            calendar=self.calendar.calendar(self.venues, self.instruments) if self.calendar else None,
             halt_policy=self.halt_policy,
         )
 
@@ -388,9 +393,9 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
         if v.sim.depth < 0 or v.sim.level_qty < 1 or v.sim.tick_ms < 1 or v.sim.level_ticks < 1:
             fail(f"venues[{n}].sim", "depth >= 0, level_qty >= 1, level_ticks >= 1 and tick_ms >= 1 are required")
     if cfg.calendar is not None:
-        _check_calendar(cfg.calendar, cfg.venues, fail)
-    elif any(v.hours for v in cfg.venues):
-        fail("calendar", "venue hours need a [calendar] (their time zone)")
+        _check_calendar(cfg.calendar, cfg.venues, cfg.instruments, fail)
+    elif any(v.hours for v in cfg.venues) or any(i.hours for i in cfg.instruments):
+        fail("calendar", "venue and instrument hours need a [calendar] (their time zone)")
     venues = [v.name for v in cfg.venues]
     if len(set(venues)) != len(venues):
         fail("venues", "duplicate venue name")
@@ -465,7 +470,8 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
             fail(f"nats.users[{n}].nkey", "a user's public nkey starts with U")
 
 
-def _check_calendar(cal: CalendarConfig, venues: list[VenueConfig], fail: Callable[[str, str], None]) -> None:
+def _check_calendar(cal: CalendarConfig, venues: list[VenueConfig], instruments: list[InstrumentConfig],
+                    fail: Callable[[str, str], None]) -> None:
     try:
         zoneinfo.ZoneInfo(cal.time_zone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -485,14 +491,18 @@ def _check_calendar(cal: CalendarConfig, venues: list[VenueConfig], fail: Callab
     bad = [d for d in cal.weekdays if d not in WEEKDAYS]
     if bad or not cal.weekdays:
         fail("calendar.weekdays", f"{bad[0]!r} is not one of {', '.join(WEEKDAYS)}" if bad else "no trading weekday")
-    for n, v in enumerate(venues):
-        if v.hours:
+    for key, name, hours in [*((f"venues[{n}].hours", v.name, v.hours) for n, v in enumerate(venues)),
+                             *((f"instruments[{n}].hours", i.symbol, i.hours) for n, i in enumerate(instruments))]:
+        if hours:
             try:
-                start, end = _hours(v.hours)
+                start, end = _hours(hours)
             except ValueError as exc:
-                fail(f"venues[{n}].hours", f"{exc} (hours are HH:MM-HH:MM)")
+                fail(key, f"{exc} (hours are HH:MM-HH:MM)")
             if start >= end:
-                fail(f"venues[{n}].hours", f"{v.name} must close after it opens")
+                fail(key, f"{name} must close after it opens")
+    if cal.outside_hours == "accept" and any(i.hours for i in instruments):
+        fail("calendar.outside_hours", 'instrument hours need "hold" or "reject" (with "accept" every order is '
+                                       "routed at any hour)")
 
 
 def load(path: str | os.PathLike) -> Config:

@@ -58,6 +58,7 @@ class Reason(enum.Enum):
     VENUE_REJECT = (402, 0, 2, "rejected by venue")
     HALTED = (403, 2, 99, "trading in the instrument is halted")
     DAY_CLOSED = (404, 2, 99, "the trading day is closed")
+    OUTSIDE_HOURS = (405, 2, 99, "outside the instrument's trading hours")
     # allocation of block trades
     DUPLICATE_ALLOC_ID = (501, 99, 99, "allocation id already used for a different allocation")
     BAD_ALLOCATION = (502, 99, 99, "allocation needs distinct target accounts with positive amounts")

@@ -204,3 +204,86 @@ def test_orders_outside_the_trading_day_are_held_until_it_starts_or_rejected_by_
     assert rows(refused) == [("REJECTED", "REJECTED", 100, 0, 0, 0)] and refused[0].ord_rej_reason == 2
     tick(d2, "2026-12-23", "09:30")
     assert rows(d2.nos("OPEN", 100)) == [("PENDING_NEW", "PENDING_NEW", 100, 0, 100, 0)]
+
+
+def hours_desk(policy: str) -> Desk:
+    """AAPL trades 10:00-15:00 inside a 09:30-16:00 day; MSFT keeps the day's hours."""
+    cal = msgspec.structs.replace(CAL, outside_hours=policy, instrument_hours={"AAPL": (10 * 60, 15 * 60)})
+    d = Desk(RiskConfig(), msgspec.structs.replace(REF, calendar=cal))
+    tick(d, "2026-12-23", "09:30")
+    return d
+
+
+def test_an_instrument_s_orders_wait_for_its_own_hours_and_go_out_on_the_tick_they_start():
+    d = hours_desk("hold")
+    d.now = at("2026-12-23", "09:45")
+    held = d.nos("EARLY", 100)
+    assert rows(held) == [("PENDING_NEW", "PENDING_NEW", 100, 0, 100, 0), (NEW, NEW, 100, 0, 100, 0)]
+    assert held[1].text == "held: outside AAPL's trading hours 10:00-15:00 America/New_York"
+    assert not d.engine.state.find("CLIENT1", "EARLY").children
+    assert d.nos("M", 100, symbol="MSFT") and d.child("M").qty == 100  # the day's hours: routed
+    tick(d, "2026-12-23", "09:59")
+    assert not d.engine.state.find("CLIENT1", "EARLY").children
+    tick(d, "2026-12-23", "10:00")
+    assert d.child("EARLY").qty == 100  # its hours have started
+    d.now = at("2026-12-23", "15:00")
+    d.nos("LATE", 200, tif=TimeInForce.GTC)
+    assert not d.engine.state.find("CLIENT1", "LATE").children
+    tick(d, "2026-12-23", "16:00")
+    tick(d, "2026-12-24", "09:30")  # a new day, still before AAPL's hours
+    assert not d.engine.state.find("CLIENT1", "LATE").children
+    tick(d, "2026-12-24", "10:00")
+    assert d.child("LATE").qty == 200
+    replayed = d.replayed()
+    assert replayed.state.state_hash() == d.engine.state.state_hash()
+    # an order held when the OMS went down, restarted inside AAPL's hours: its first tick releases it
+    d.now = at("2026-12-24", "15:30")
+    d.nos("HELD", 300, tif=TimeInForce.GTC)
+    tick(d, "2026-12-25", "10:00")  # a holiday: the day ends and none starts
+    assert not d.engine.state.find("CLIENT1", "HELD").children
+    d.engine = d.replayed()
+    tick(d, "2026-12-28", "09:30")  # the day starts before AAPL's hours: both wait
+    d.nos("HELD2", 300)
+    d.engine = d.replayed()
+    assert not d.engine.state.find("CLIENT1", "HELD2").children
+    released = tick(d, "2026-12-28", "10:30")
+    assert d.child("HELD2").qty == 300 and d.child("HELD").qty == 300
+    assert d.replayed().state.state_hash() == d.engine.state.state_hash()
+    sent = [type(e).__name__ for e in released if type(e).__name__ == "ChildOrderSent"]
+    again = [type(e).__name__ for e in tick(d, "2026-12-28", "10:31") if type(e).__name__ == "ChildOrderSent"]
+    assert sent == ["ChildOrderSent"] * 2 and again == []  # once
+
+
+def test_an_instrument_outside_its_hours_is_refused_with_them_by_the_reject_policy():
+    d = hours_desk("reject")
+    d.now = at("2026-12-23", "09:45")
+    refused = d.nos("EARLY", 100)
+    assert rows(refused) == [("REJECTED", "REJECTED", 100, 0, 0, 0)] and refused[0].ord_rej_reason == 2
+    assert refused[0].text == "outside AAPL's trading hours 10:00-15:00 America/New_York"
+    d.now = at("2026-12-23", "10:00")
+    assert rows(d.nos("OPEN", 100)) == [("PENDING_NEW", "PENDING_NEW", 100, 0, 100, 0)]
+
+
+def test_instrument_hours_config_is_checked(tmp_path):
+    from oms.config import ConfigError, load
+
+    base = 'default_venue = "V"\n[[venues]]\nname = "V"\nport = 1\n[venues.sim]\nenabled = false\n'
+    cases = [('[[instruments]]\nsymbol = "X"\nhours = "10:00-15:00"', "calendar"),
+             ('[calendar]\noutside_hours = "hold"\n[[instruments]]\nsymbol = "X"\nhours = "10:00"',
+              "instruments[0].hours"),
+             ('[calendar]\noutside_hours = "hold"\n[[instruments]]\nsymbol = "X"\nhours = "15:00-10:00"',
+              "instruments[0].hours"),
+             ('[calendar]\n[[instruments]]\nsymbol = "X"\nhours = "10:00-15:00"', "calendar.outside_hours")]
+    for body, key in cases:
+        path = tmp_path / "c.toml"
+        path.write_text(base + body)
+        try:
+            load(path)
+        except ConfigError as exc:
+            assert exc.key == key, (body, exc)
+        else:
+            raise AssertionError(f"accepted: {body}")
+    path.write_text(base + '[calendar]\noutside_hours = "hold"\n[[instruments]]\nsymbol = "X"\nhours = "10:00-15:00"'
+                           '\n[[instruments]]\nsymbol = "Y"')
+    cal = load(path).reference_data().calendar
+    assert cal is not None and cal.instrument_hours == {"X": (600, 900)}

@@ -91,6 +91,9 @@ class Engine(TraderCommands, Amendments, VenueReports, Routing, Recovery, Alloca
         self.quotes: dict[str, dict[str, MarketData]] = {}  # symbol -> venue -> latest quote
         self.bbo: dict[str, tuple[int | None, int | None]] = {}  # symbol -> last journaled BestPrice
         self.venues_down: set[str] = set()  # live session status, for the router (not order state)
+        # instruments outside their own hours at the last tick (at first: all, so the first tick releases
+        # what a restart found held and due)
+        self.instruments_closed: set[str] = set(ref.calendar.instrument_hours) if ref.calendar else set()
         self.duplicate_venue_execs = 0
         self._on_anomaly = on_anomaly
         self._min_timeout = min([p.ack_timeout_ns for p in ref.venue_policies.values()]

@@ -106,6 +106,7 @@ class Core:
     quotes: dict[str, dict[str, MarketData]]
     bbo: dict[str, tuple[int | None, int | None]]
     venues_down: set[str]
+    instruments_closed: set[str]
     duplicate_venue_execs: int
     _handlers: dict[type, Callable[[Any], None]]
     _log: list[Event] | None

@@ -31,8 +31,9 @@ from oms.engine.core import GT, Core, T
 class TradingDay(Core):
     def _timer(self, t: Timer) -> None:
         """Expire GTD orders past their time; start and end the day by the calendar (or end
-        it now: `end_of_day`); children their venue left unanswered are in doubt; evaluate
-        the post-trade rules of the whole portfolio at current prices."""
+        it now: `end_of_day`), route what waited for its instrument's hours; children their
+        venue left unanswered are in doubt; evaluate the post-trade rules of the whole
+        portfolio at current prices."""
         self._post_trade()
         if self.state.awaiting:
             self._timeouts()
@@ -52,6 +53,8 @@ class TradingDay(Core):
                 due = cal.due(self._now, self.state.day, False)  # days passed while the OMS was down
             if due == "start":
                 self._start_of_day(cal.date_of(self._now), "")
+            if cal.instrument_hours:
+                self._instrument_hours(cal)
 
     def _day_command(self, c: StartOfDay | EndOfDay) -> None:
         """An operator starts or ends the day now."""

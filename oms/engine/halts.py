@@ -2,10 +2,13 @@
 operator). While halted, new quantity is not routed: an order is held, acknowledged by the
 OMS, or refused (`halt_policy = "reject"`); policy orders avoid the venues that halted
 it. Working orders stay at their venues, which fill them after the halt (K.1.a) or cancel
-them (K.1.b). When trading resumes, held quantity is routed. Outside the trading day the
-same holds by the calendar's `outside_hours` ("accept": routed at any hour)."""
+them (K.1.b). When trading resumes, held quantity is routed. Outside the trading day, and
+outside an instrument's own hours, the same holds by the calendar's `outside_hours`
+("accept": routed at any hour); what an instrument's hours held is routed on the first
+timer tick inside them."""
 from __future__ import annotations
 
+from oms.calendar import Calendar, hours_text
 from oms.model import ComplianceAlert, ExecType, HaltChanged, TradingHalt
 from oms.reasons import Reason
 from oms.router import POLICIES
@@ -32,9 +35,22 @@ class Halts(Core):
         self._emit(HaltChanged(ts=self._now, symbol=c.symbol, venue=c.venue, halted=c.halted, user=c.user,
                                reason=c.reason))
         if not c.halted:
-            for o in list(self.state.orders.values()):
-                if o.symbol == c.symbol and o.status not in TERMINAL and o.status not in PENDING:
-                    self._fit_children(o)  # what was held goes out now
+            self._release({c.symbol})
+
+    def _release(self, symbols: set[str]) -> None:
+        """What was held of these symbols goes out now (what must still wait stays held)."""
+        for o in list(self.state.orders.values()):
+            if o.symbol in symbols and o.status not in TERMINAL and o.status not in PENDING:
+                self._fit_children(o)
+
+    def _instrument_hours(self, cal: Calendar) -> None:
+        """On the timer: release the orders of the instruments whose hours have started since
+        the last tick (all that are open, on the first tick after a start: releasing twice
+        changes nothing)."""
+        closed = {s for s in cal.instrument_hours if cal.instrument_closed(s, self._now)}
+        opened, self.instruments_closed = self.instruments_closed - closed, closed
+        if opened:
+            self._release(opened)
 
     def _halted(self, symbol: str, venue: str) -> bool:
         """Whether new quantity of `symbol` for `venue` (or a policy) must wait: halted where it would go."""
@@ -51,8 +67,13 @@ class Halts(Core):
         if self.state.halts and self._halted(symbol, venue):
             return Reason.HALTED, f"trading in {symbol} is halted", self.ref.halt_policy
         cal = self.ref.calendar
-        if cal is not None and cal.outside_hours != "accept" and not self.state.day_open:
-            return Reason.DAY_CLOSED, "the trading day is closed", cal.outside_hours
+        if cal is not None and cal.outside_hours != "accept":
+            if not self.state.day_open:
+                return Reason.DAY_CLOSED, "the trading day is closed", cal.outside_hours
+            if cal.instrument_closed(symbol, self._now):
+                return (Reason.OUTSIDE_HOURS, f"outside {symbol}'s trading hours "
+                                              f"{hours_text(cal.instrument_hours[symbol])} {cal.time_zone}",
+                        cal.outside_hours)
         return None
 
     def _hold(self, o: ParentOrder, why: str) -> None:
