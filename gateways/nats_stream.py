@@ -1,5 +1,5 @@
-"""Streams over NATS: orders and executions, compliance, positions, market data and
-consolidated prices.
+"""Streams over NATS: orders and executions, compliance, allocations, the trading day
+(start, end, halts, splits), positions, market data and consolidated prices.
 
 The publisher follows the journal, not the engine: it publishes committed events in
 journal order, so trading never waits for NATS, an outage only grows the lag
@@ -43,15 +43,17 @@ from nats.js.errors import Error as JetStreamError
 
 from oms.journal import JournalReader
 from oms.model import (
-    EVENT_DECODER, AllocationBooked, AllocationCanceled, AllocationRejected, CancelRejected, ComplianceAlert, Event,
-    ExecutionReport, MarketData, OrderAccepted, OrderRejected, RiskChanged,
+    EVENT_DECODER, AllocationBooked, AllocationCanceled, AllocationRejected, CancelRejected, ComplianceAlert,
+    DayEnded, DayStarted, Event, ExecutionReport, HaltChanged, MarketData, OrderAccepted, OrderRejected, RiskChanged,
+    SplitApplied,
 )
 from oms.positions import Book, Ledger, VenueFills
 
 log = logging.getLogger("gateways.nats_stream")
 
 SCHEMA = "2"  # 2: Position.venues
-STREAMS = {"OMS_ORDERS": "oms.orders.>", "OMS_COMPLIANCE": "oms.compliance.>", "OMS_ALLOCATIONS": "oms.allocations.>"}
+STREAMS = {"OMS_ORDERS": "oms.orders.>", "OMS_COMPLIANCE": "oms.compliance.>", "OMS_ALLOCATIONS": "oms.allocations.>",
+           "OMS_DAY": "oms.day.>"}
 DUPLICATE_WINDOW_S = 24 * 3600.0
 _WINDOW = 256  # JetStream messages in flight
 _POLL_S = 0.5  # when nothing is handed over, how often the journal's end is checked
@@ -534,6 +536,14 @@ class NatsStreamer:
                 yield "oms.compliance.reject", ev
         elif t is RiskChanged:
             yield "oms.compliance.change", ev
+        elif t is DayStarted:
+            yield "oms.day.started", ev
+        elif t is DayEnded:
+            yield "oms.day.ended", ev
+        elif t is HaltChanged:
+            yield f"oms.day.halts.{token(ev.symbol)}", ev  # type: ignore[union-attr]
+        elif t is SplitApplied:
+            yield f"oms.day.splits.{token(ev.symbol)}", ev  # type: ignore[union-attr]
 
     def _touch(self, accounts: list[str], symbol: str) -> None:
         """These accounts' positions in symbol changed: publish them (coalesced)."""
