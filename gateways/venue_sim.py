@@ -6,8 +6,11 @@ market maker quotes around a random-walk mid, so orders fill realistically and p
 differ across venues. Bad input gets an ExecutionReport Rejected with a reason and the
 session stays up. Market data: a MarketDataRequest gets a snapshot (W) per symbol, and
 with SubscriptionRequestType 1 a new snapshot at every requote until it is unsubscribed
-(2) or the session ends. Book changes happen under one lock; messages are sent after it
-is released, so quickfix's own locks never nest inside it.
+(2) or the session ends. With `hours`, the venue keeps its own trading session on a clock
+it is given (the wall clock unless a test drives one): TradingSessionStatus at its open
+and close, no orders and no quotes while closed, DAY orders done for day at the close
+and GTC orders kept for the next session. Book changes happen under one lock; messages
+are sent after it is released, so quickfix's own locks never nest inside it.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -36,6 +40,7 @@ from gateways.fix_session import (
     write_settings,
 )
 from oms import matching as mc
+from oms.calendar import Calendar
 from oms.config import Config, SimConfig, VenueConfig
 from oms.fixed import FixedPointError, avg_px, to_price, to_qty
 from oms.model import ExecType, Instrument, MarketData, OrdStatus, RestatementReason
@@ -70,9 +75,13 @@ class SimOrder(msgspec.Struct):
 
 
 class VenueSimulator(fix.Application):
-    def __init__(self, venue: VenueConfig, instruments: dict[str, Instrument], ref_prices: dict[str, int]) -> None:
+    def __init__(self, venue: VenueConfig, instruments: dict[str, Instrument], ref_prices: dict[str, int],
+                 calendar: Calendar | None = None, clock: Callable[[], int] = time.time_ns) -> None:
+        """`calendar`: where the venue has `hours`, its time zone and trading dates; `clock`: ns since the epoch."""
         super().__init__()
         self.venue = venue
+        self.calendar = calendar if venue.hours else None  # None: always open
+        self.clock = clock
         self.sim: SimConfig = venue.sim
         self.instruments = instruments
         self.rng = random.Random(self.sim.seed)
@@ -96,9 +105,11 @@ class VenueSimulator(fix.Application):
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.endpoint: Endpoint | None = None
-        with self.lock:
-            for s in instruments:
-                self._requote(s, [])
+        self.open = self._in_session()
+        if self.open:
+            with self.lock:
+                for s in instruments:
+                    self._requote(s, [])
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, run_dir: Path) -> None:
@@ -108,7 +119,7 @@ class VenueSimulator(fix.Application):
                                   self.venue.port, sessions, store_dir=store, reset_on_logon=self.venue.reset_on_logon)
         self.endpoint = Endpoint(self, settings, "acceptor", store_dir=store)
         self.endpoint.start()
-        loops = [self._liquidity_loop] if self.sim.depth > 0 else []
+        loops = [self._clock_loop] if self.sim.depth > 0 or self.calendar else []
         if self.sim.disconnect_every_s > 0:
             loops.append(self._disconnect_loop)
         for loop in loops:
@@ -138,6 +149,8 @@ class VenueSimulator(fix.Application):
 
     def onLogon(self, sid: fix.SessionID) -> None:
         self.sessions[sid.toString()] = sid
+        if self.calendar:  # where the session stands, as venues tell a client at logon
+            self._locked(lambda out: out.extend(self._session_status(sid)))
 
     def onLogout(self, sid: fix.SessionID) -> None:
         self.sessions.pop(sid.toString(), None)
@@ -243,6 +256,8 @@ class VenueSimulator(fix.Application):
             return self._reject_new(msg, sid, 6, f"duplicate ClOrdID {cl}", out)
         if symbol not in self.books:
             return self._reject_new(msg, sid, 1, f"unknown symbol {symbol}", out)
+        if not self.open:
+            return self._reject_new(msg, sid, 2, self._closed_text(), out)
         if symbol in self.halted:
             return self._reject_new(msg, sid, 2, f"trading in {symbol} is halted", out)
         if side not in ("1", "2", "5") or ord_type not in ("1", "2") or tif not in _TIF:
@@ -321,6 +336,8 @@ class VenueSimulator(fix.Application):
             return refuse(1, "unknown order")
         if o.leaves == 0:  # Filled and Canceled are terminal at an exchange (S2)
             return refuse(0, "too late to replace")
+        if not self.open:  # the book does not match while closed; cancels are taken
+            return refuse(2, self._closed_text())
         terms = self._parse_terms(o.symbol, field(msg, 38), "2" if o.price is not None else "1",
                                   field(msg, 44) or (None if o.price is None else str(Decimal(o.price) / 10**6)))
         if isinstance(terms[1], str):
@@ -416,33 +433,89 @@ class VenueSimulator(fix.Application):
                 self.md_subs[symbol][key] = (sid, req_id, depth)
 
     # ------------------------------------------------------------------ the trading day
-    def end_of_day(self) -> None:
-        """The venue's close: resting DAY orders are done for day (DoneForDay); GTC orders
-        stay in the book through the night."""
+    def _locked(self, change: Callable[[Outbox], None]) -> None:
+        """Apply `change` under the book lock, then send what it produced."""
         out: Outbox = []
         with self.lock:
-            for book in self.books.values():
-                for oid, _qty in book.expire(mc.DAY):
-                    o = self.orders.get(oid)
-                    if o is not None:
-                        o.status = OrdStatus.DONE_FOR_DAY
-                        self._er(o, ExecType.DONE_FOR_DAY, out)
+            change(out)
         for m, to in out:
             send(m, to)
+
+    def _in_session(self) -> bool:
+        """Whether the clock is inside the venue's hours on a trading date (always, without hours)."""
+        cal = self.calendar
+        if cal is None:
+            return True
+        now = self.clock()
+        return cal.trading_date(cal.date_of(now)) and not cal.venue_closed(self.venue.name, now)
+
+    def _closed_text(self) -> str:
+        tz = self.calendar.time_zone if self.calendar else ""
+        return f"exchange closed: {self.venue.name} trades {self.venue.hours} {tz} on trading days"
+
+    def tick(self) -> None:
+        """Open or close the session when the clock has crossed the venue's hours. The
+        background loop calls this every `tick_ms`; a test that drives the clock calls it
+        itself after moving the clock."""
+        self._locked(self._follow_hours)
+
+    def _follow_hours(self, out: Outbox) -> None:
+        opened = self._in_session()
+        if opened == self.open:
+            return
+        self.open = opened
+        for sid in self.sessions.values():
+            out.extend(self._session_status(sid))
+        for symbol in self.books:
+            if opened and symbol not in self.halted:
+                self._requote(symbol, out)
+            elif not opened:
+                self._pull_quotes(symbol)
+                self._publish(symbol, out, moved_only=True)
+        if not opened:
+            self._end_of_day(out)
+
+    def _session_status(self, sid: fix.SessionID) -> list[tuple[fix.Message, fix.SessionID]]:
+        """TradingSessionStatus (h): open (340=2) or closed (3); after an open, a SecurityStatus
+        for each symbol still halted, since an open resumes every symbol at a client."""
+        begin = sid.getBeginString().getValue()
+        tz = self.calendar.time_zone if self.calendar else ""
+        msgs = [(raw_message(begin, "h", [(336, self.venue.name), (340, "2" if self.open else "3"),
+                                          (58, f"{'open' if self.open else 'closed'}: {self.venue.hours} {tz}")]), sid)]
+        if self.open:
+            msgs += [(self._security_status(begin, symbol, True), sid) for symbol in sorted(self.halted)]
+        return msgs
+
+    def end_of_day(self) -> None:
+        """The venue's close: resting DAY orders are done for day (DoneForDay); GTC orders
+        stay in the book through the night. A venue with hours does this at its close."""
+        self._locked(self._end_of_day)
+
+    def _end_of_day(self, out: Outbox) -> None:
+        for book in self.books.values():
+            for oid, _qty in book.expire(mc.DAY):
+                o = self.orders.get(oid)
+                if o is not None:
+                    o.status = OrdStatus.DONE_FOR_DAY
+                    self._er(o, ExecType.DONE_FOR_DAY, out)
+
+    @staticmethod
+    def _security_status(begin_string: str, symbol: str, halted: bool) -> fix.Message:
+        return raw_message(begin_string, "f", [(55, symbol), (326, "2" if halted else "17"),
+                                               (58, "halted" if halted else "resumed")])
 
     def halt(self, symbol: str, halted: bool, cancel: bool = False) -> None:
         """Halt trading in `symbol` (SecurityStatus 326=2 to every session; new orders refused,
         no quotes; with `cancel`, resting client orders canceled, ExecRestatementReason 6:
-        K.1.b) or resume it (326=17)."""
-        out: Outbox = []
-        with self.lock:
+        K.1.b) or resume it (326=17; while the session is closed, its open says so)."""
+        def change(out: Outbox) -> None:
             if halted:
                 self.halted.add(symbol)
             else:
                 self.halted.discard(symbol)
-            for sid in self.sessions.values():
-                out.append((raw_message(sid.getBeginString().getValue(), "f", [
-                    (55, symbol), (326, "2" if halted else "17"), (58, "halted" if halted else "resumed")]), sid))
+            if halted or self.open:
+                for sid in self.sessions.values():
+                    out.append((self._security_status(sid.getBeginString().getValue(), symbol, halted), sid))
             if halted and cancel:
                 for o in self.orders.values():
                     if o.symbol == symbol and o.leaves and self.books[symbol].order(o.oid) is not None:
@@ -450,15 +523,39 @@ class VenueSimulator(fix.Application):
                         o.status = OrdStatus.CANCELED
                         self._er(o, ExecType.CANCELED, out, text="cancel on trading halt",
                                  restatement_reason=RestatementReason.CANCEL_ON_TRADING_HALT)
-        for m, to in out:
-            send(m, to)
+
+        self._locked(change)
+
+    def restate(self, cl_ord_id: str, qty: int | None = None, price: int | None = None,
+                reason: RestatementReason = RestatementReason.PARTIAL_DECLINE, text: str = "") -> None:
+        """The venue changes a resting order's terms on its own (E.1.c/d): ExecType Restated
+        with `reason`. A quantity down keeps time priority; a new price re-enters the book
+        and may trade at once. ValueError for an order that is not resting, a quantity that
+        leaves nothing open or a price off the tick."""
+        def change(out: Outbox) -> None:
+            o = next((o for o in self.orders.values() if o.cl_ord_id == cl_ord_id and o.leaves), None)
+            if o is None or self.books[o.symbol].order(o.oid) is None:
+                raise ValueError(f"no order {cl_ord_id} rests at {self.venue.name}")
+            new_qty, new_price = o.qty if qty is None else qty, o.price if price is None else price
+            if new_qty <= o.cum or (new_price is None) != (o.price is None) \
+                    or (new_price is not None and (new_price <= 0 or new_price % self.instruments[o.symbol].tick_size)):
+                raise ValueError(f"cannot restate {cl_ord_id} to {new_qty} at {new_price}")
+            o.qty, o.price = new_qty, new_price
+            res = self.books[o.symbol].replace(o.oid, new_qty - o.cum, new_price or 0)
+            self._er(o, ExecType.RESTATED, out, text=text or "restated by the venue", restatement_reason=reason)
+            self._after(o, res, out, acked=True)
+
+        self._locked(change)
 
     # ------------------------------------------------------------------ synthetic liquidity
+    def _pull_quotes(self, symbol: str) -> None:
+        for oid in self.mm_orders[symbol]:
+            self.books[symbol].cancel(oid)
+        self.mm_orders[symbol] = []
+
     def _requote(self, symbol: str, out: Outbox) -> None:
         book, sim = self.books[symbol], self.sim
-        for oid in self.mm_orders[symbol]:
-            book.cancel(oid)
-        self.mm_orders[symbol] = []
+        self._pull_quotes(symbol)
         mid, tick = self.mids[symbol], self.instruments[symbol].tick_size
         half = max(tick, self._snap(symbol, round(mid * sim.spread_bps / 2e4)))
         for k in range(sim.depth):
@@ -486,19 +583,23 @@ class VenueSimulator(fix.Application):
                 o.status = OrdStatus.FILLED if o.cum >= o.qty else OrdStatus.PARTIALLY_FILLED
                 self._er(o, ExecType.TRADE, out, last_qty=int(q), last_px=int(px))
 
-    def _liquidity_loop(self) -> None:
+    def _clock_loop(self) -> None:
+        """Every `tick_ms`: the session follows the venue's hours; while open, the mids move and
+        the market maker requotes each symbol that is not halted."""
         sim = self.sim
         while not self._stop.wait(sim.tick_ms / 1000):
-            out: Outbox = []
-            with self.lock:
-                for symbol in self.books:
-                    if symbol in self.halted:
-                        continue
-                    step = self.rng.gauss(sim.drift_bps, sim.volatility_bps) / 1e4
-                    self.mids[symbol] = self._snap(symbol, round(self.mids[symbol] * (1 + step)))
-                    self._requote(symbol, out)
-            for m, to in out:
-                send(m, to)
+            self._locked(self._beat)
+
+    def _beat(self, out: Outbox) -> None:
+        self._follow_hours(out)
+        if not self.open or not self.sim.depth:
+            return
+        for symbol in self.books:
+            if symbol in self.halted:
+                continue
+            step = self.rng.gauss(self.sim.drift_bps, self.sim.volatility_bps) / 1e4
+            self.mids[symbol] = self._snap(symbol, round(self.mids[symbol] * (1 + step)))
+            self._requote(symbol, out)
 
     def _disconnect_loop(self) -> None:
         while not self._stop.wait(self.sim.disconnect_every_s):
@@ -513,15 +614,17 @@ def _int_or_zero(text: str) -> int:
         return 0
 
 
-def start_venues(cfg: Config, run_dir: Path, names: list[str] | None = None) -> list[VenueSimulator]:
-    """Start the simulated venues of a config (all enabled ones, or those named)."""
+def start_venues(cfg: Config, run_dir: Path, names: list[str] | None = None,
+                 clock: Callable[[], int] = time.time_ns) -> list[VenueSimulator]:
+    """Start the simulated venues of a config (all enabled ones, or those named); those with
+    hours keep their sessions on `clock`."""
     ref = cfg.reference_data()
     ref_prices = {i.symbol: to_price(i.ref_price) for i in cfg.instruments}
     sims = []
     for v in cfg.venues:
         if (names and v.name not in names) or (not names and not v.sim.enabled):
             continue
-        sim = VenueSimulator(v, ref.instruments, ref_prices)
+        sim = VenueSimulator(v, ref.instruments, ref_prices, ref.calendar, clock)
         sim.start(run_dir)
         sims.append(sim)
     return sims

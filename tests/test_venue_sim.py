@@ -1,6 +1,8 @@
 """The venue simulator over real FIX sessions on loopback."""
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -9,19 +11,38 @@ import quickfix44 as fix44
 
 from gateways.fix_session import market_data_request, msg_type, new_message
 from gateways.venue_sim import VenueSimulator
+from oms.calendar import Calendar
 from oms.config import SimConfig, VenueConfig
 from oms.fixed import to_price
-from oms.model import Instrument
+from oms.model import Instrument, RestatementReason
 from tests.fix_client import FixClient, free_port, tags
 
 INSTRUMENTS = {"AAPL": Instrument("AAPL", to_price("0.01")), "MSFT": Instrument("MSFT", to_price("0.01"))}
 REF = {"AAPL": to_price("190"), "MSFT": to_price("420")}
 
 
-def make_venue(tmp: Path, depth: int = 0, begin_string: str = "FIX.4.4", **sim: object) -> VenueSimulator:
-    cfg = VenueConfig(name="TSIM", port=free_port(), begin_string=begin_string, clients=["C1", "C2"],
+NEW_YORK = Calendar("America/New_York", venue_hours={"TSIM": (9 * 60 + 30, 16 * 60)}, holidays=frozenset({"2054-12-25"}))
+
+
+class Clock:
+    """A clock a test moves by hand: New York local time on a date."""
+
+    def __init__(self, date: str, hhmm: str) -> None:
+        self.set(date, hhmm)
+
+    def set(self, date: str, hhmm: str) -> None:
+        h, m = hhmm.split(":")
+        self.ns = NEW_YORK.at(date, int(h) * 60 + int(m))
+
+    def __call__(self) -> int:
+        return self.ns
+
+
+def make_venue(tmp: Path, depth: int = 0, begin_string: str = "FIX.4.4", hours: str = "",
+               clock: Callable[[], int] = time.time_ns, **sim: object) -> VenueSimulator:
+    cfg = VenueConfig(name="TSIM", port=free_port(), begin_string=begin_string, clients=["C1", "C2"], hours=hours,
                       sim=SimConfig(depth=depth, tick_ms=50, **sim))  # type: ignore[arg-type]
-    v = VenueSimulator(cfg, INSTRUMENTS, REF)
+    v = VenueSimulator(cfg, INSTRUMENTS, REF, NEW_YORK, clock)
     v.start(tmp)
     return v
 
@@ -239,3 +260,64 @@ def test_a_halt_refuses_new_orders_tells_every_session_and_can_cancel_resting_on
         assert tags(c1.expect("f"), 55, 326) == ("AAPL", "17")
         c1.new_order("B3", "AAPL", "1", "100", "189.00")
         assert tags(c1.expect("8", t11="B3"), 150) == ("0",)
+
+
+def test_the_venue_keeps_its_own_session_on_its_clock(tmp_path):
+    """Closed before its hours (orders refused, no quotes), open at 09:30 (TradingSessionStatus,
+    quotes), closed at 16:00 (DAY orders done for day, GTC kept, quotes pulled), shut on a
+    holiday, open again the next trading day with its halts repeated, where the GTC order trades."""
+    clock = Clock("2054-12-24", "09:00")
+    v = make_venue(tmp_path, depth=1, hours="09:30-16:00", clock=clock, volatility_bps=0.0)
+    try:
+        with client(tmp_path, v, "C1") as c1, client(tmp_path, v, "C2") as c2:
+            assert tags(c1.expect("h"), 336, 340) == ("TSIM", "3") == tags(c2.expect("h"), 336, 340)  # at logon
+            c1.new_order("EARLY", "AAPL", "1", "100", "189.00")
+            early = c1.expect("8", t11="EARLY")
+            assert tags(early, 150, 103) == ("8", "2") and "09:30-16:00" in (tags(early, 58)[0] or "")
+            assert v.top("AAPL").bid is None
+            clock.set("2054-12-24", "09:30")
+            v.tick()
+            assert tags(c1.expect("h"), 340) == ("2",) and tags(c2.expect("h"), 340) == ("2",)
+            assert v.top("AAPL").bid == to_price("189.96")  # quoting: 2 bps either side of 190
+            c1.new_order("D1", "AAPL", "1", "100", "189.00")
+            c1.new_order("G1", "AAPL", "1", "200", "189.50", tif="1")
+            c1.expect("8", t11="D1")
+            c1.expect("8", t11="G1")
+            v.halt("MSFT", True)
+            c1.expect("f", t55="MSFT")
+            clock.set("2054-12-24", "16:00")
+            v.tick()
+            assert tags(c1.expect("h"), 340) == ("3",)
+            assert er(c1.expect("8", t11="D1")) == ("3", "3", "100", "0", "0", None)
+            assert (v.top("AAPL").bid, v.top("AAPL").ask) == (to_price("189.50"), None)  # the GTC order, no quotes
+            c1.replace("G2", "G1", "AAPL", "1", "200", "189.60")
+            assert tags(c1.expect("9", t11="G2"), 102, 434) == ("2", "2")  # no matching while closed
+            clock.set("2054-12-25", "10:00")  # a holiday: it stays closed
+            v.tick()
+            c2.new_order("S0", "AAPL", "2", "200", "189.50")
+            assert tags(c2.expect("8", t11="S0"), 150, 103) == ("8", "2")
+            clock.set("2054-12-28", "09:30")  # Monday
+            v.tick()
+            assert tags(c2.expect("h"), 340) == ("2",)
+            assert tags(c2.expect("f"), 55, 326) == ("MSFT", "2")  # still halted after the open
+            c2.new_order("S1", "AAPL", "2", "700", "189.50")  # the quoted bid first, then the GTC order
+            assert er(c1.expect("8", t11="G1")) == ("F", "2", "200", "200", "0", "200")
+            assert tags(c2.expect("8", t11="S1", t39="2"), 14, 32, 31) == ("700", "200", "189.5")
+    finally:
+        v.stop()
+
+
+def test_the_venue_restates_a_resting_order_on_demand(tmp_path, quiet_venue):
+    with client(tmp_path, quiet_venue, "C1") as c1, client(tmp_path, quiet_venue, "C2") as c2:
+        c1.new_order("B1", "AAPL", "1", "100", "189.00")
+        c1.expect("8", t11="B1")
+        quiet_venue.restate("B1", qty=60)
+        assert tags(c1.expect("8", t11="B1"), 150, 39, 38, 151, 44, 378) == ("D", "0", "60", "60", "189", "5")
+        c2.new_order("S1", "AAPL", "2", "10", "189.00")
+        assert er(c1.expect("8", t11="B1")) == ("F", "1", "60", "10", "50", "10")
+        quiet_venue.restate("B1", price=to_price("189.10"), reason=RestatementReason.REPRICING)
+        assert tags(c1.expect("8", t11="B1"), 150, 39, 38, 151, 44, 378) == ("D", "1", "60", "50", "189.1", "3")
+        c2.new_order("S2", "AAPL", "2", "50", "189.10")
+        assert er(c1.expect("8", t11="B1")) == ("F", "2", "60", "60", "0", "50")
+        with pytest.raises(ValueError):
+            quiet_venue.restate("B1", qty=40)  # filled: nothing rests
