@@ -435,36 +435,49 @@ class NatsStreamer:
 
     async def _send_window(self, acks: _Acks, chain: dict[str, str]) -> tuple[int, Exception | None]:
         """Publish whole events from the head of the backlog, up to _WINDOW messages, then wait
-        for their acknowledgements in order: (events fully acknowledged, the first failure)."""
-        sent: list[tuple[int, asyncio.Future]] = []  # (index of the event in the window, its ack)
-        failure: Exception | None = None
+        for the acknowledgement of each stream's last message: (events fully acknowledged,
+        the first failure). Only that last one asks for an answer: every message names its
+        predecessor in the stream (Nats-Expected-Last-Msg-Id), so the server stores the last
+        only if it stored all before it, and an answer per message would cost the publisher
+        and the server a round of work each."""
+        window: list[tuple[int, str, str, bytes, dict[str, str]]] = []  # (event index, stream, subject, data, headers)
+        last: dict[str, int] = {}  # stream -> position in window of its last message
         events = 0
         for index, (seq, messages) in enumerate(list(itertools.islice(self.backlog, _WINDOW))):
-            if sent and len(sent) + len(messages) > _WINDOW:
+            if window and len(window) + len(messages) > _WINDOW:
                 break
+            for subject, obj in messages:
+                msg_id, stream = f"{seq}:{subject}", _stream(subject)
+                headers = {**self._headers(obj), "Nats-Msg-Id": msg_id}
+                if stream in chain:
+                    headers["Nats-Expected-Last-Msg-Id"] = chain[stream]
+                chain[stream] = msg_id
+                last[stream] = len(window)
+                window.append((index, stream, subject, self.encode(obj), headers))
+            events = index + 1
+        answers: dict[str, asyncio.Future] = {}
+        failure: Exception | None = None
+        for pos, (_index, stream, subject, data, headers) in enumerate(window):
             try:
-                for subject, obj in messages:
-                    msg_id, stream = f"{seq}:{subject}", _stream(subject)
-                    headers = {**self._headers(obj), "Nats-Msg-Id": msg_id}
-                    if stream in chain:
-                        headers["Nats-Expected-Last-Msg-Id"] = chain[stream]
-                    sent.append((index, await acks.publish(subject, self.encode(obj), headers)))
-                    chain[stream] = msg_id
+                if last[stream] == pos:
+                    answers[stream] = await acks.publish(subject, data, headers)
+                else:
+                    await acks.nc.publish(subject, data, headers=headers)
             except NatsError as exc:  # not even sent: what went before may still be acknowledged
                 failure = exc
                 break
-            events = index + 1
-        for index, ack in sent:
-            if index >= events:
-                break
+        stored = set()
+        for stream, ack in answers.items():
             try:
                 await asyncio.wait_for(ack, 2)
+                stored.add(stream)
             except (NatsError, JetStreamError, asyncio.TimeoutError) as exc:
-                failure, events = exc, index
-                break
-        if failure is not None:
-            acks.forget()
-        return events, failure
+                failure = failure or exc
+        if failure is None:
+            return events, None
+        acks.forget()
+        unsure = [index for index, stream, *_ in window if stream not in stored]
+        return min(unsure, default=events), failure
 
     def _read_mark(self) -> int:
         """The last sequence published before a restart; unreadable means from the start (the

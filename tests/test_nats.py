@@ -402,6 +402,59 @@ def test_a_message_whose_predecessor_was_lost_in_flight_is_refused_then_all_go_i
         server.stop()
 
 
+def test_a_window_asks_one_answer_per_stream_and_a_refused_stream_holds_back_only_what_follows(tmp_path):
+    """Only each stream's last message of a window asks for an acknowledgement; when one
+    stream refuses (its chain names a message it never stored), the events before its
+    first message in the window count as published, and the rest go again, in order."""
+    from gateways.nats_stream import STREAMS, NatsStreamer, _Acks
+    from oms.model import ComplianceAlert, OrderAccepted
+
+    server = EmbeddedNats("127.0.0.1", free_port(), tmp_path / "nats")
+    server.start()
+    streamer = NatsStreamer(server.url, tmp_path / "journal.db", tmp_path)
+    for seq in range(1, 7):  # orders, with a compliance alert as the third event
+        if seq == 3:
+            ev = ComplianceAlert(ts=0, control="fat_finger", text="soft", account="ACC1", symbol="AAPL")
+        else:
+            ev = OrderAccepted(ts=0, order_id=f"O{seq}", exec_id=f"X{seq}", venue="V1", order=NewOrder(
+                session="C1", cl_ord_id=f"W{seq}", account="ACC1", symbol="AAPL", side=Side.BUY,
+                ord_type=OrdType.LIMIT, qty=100, price=100_000_000))
+        streamer.backlog.append((seq, list(streamer._messages(ev))))
+
+    class Counted(_Acks):
+        asked = 0
+
+        async def publish(self, subject, data, headers):
+            Counted.asked += 1
+            return await super().publish(subject, data, headers)
+
+    async def run() -> tuple:
+        nc = await nats.connect(server.url)
+        for name, subject in STREAMS.items():
+            await nc.jetstream().add_stream(name=name, subjects=[subject])
+        acks = Counted(nc)
+        await acks.start()
+        first = await streamer._send_window(acks, {"OMS_COMPLIANCE": "0:lost"})
+        asked_first = Counted.asked
+        for _ in range(first[0]):  # as _drain does
+            streamer.backlog.popleft()
+        second = await streamer._send_window(acks, {})
+        js = nc.jetstream()
+        stored = [(await js.stream_info(name)).state.messages for name in ("OMS_ORDERS", "OMS_COMPLIANCE")]
+        await nc.close()
+        return first, asked_first, second, stored
+
+    try:
+        (acked, failure), asked, second, stored = asyncio.run(run())
+        assert asked == 2  # six messages in two streams: two answers asked for
+        assert acked == 2 and failure is not None  # the orders before the refused alert are done
+        assert second == (4, None) and stored == [5, 1]
+        got = asyncio.run(replay(server.port, "oms.orders.ACC1", expect=5))
+        assert [i for i, _t, _d in got] == [f"{n}:oms.orders.ACC1" for n in (1, 2, 4, 5, 6)]  # no gap, no double
+    finally:
+        server.stop()
+
+
 def test_tail_prints_a_stream(tmp_path):
     import subprocess
     import sys
