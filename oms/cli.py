@@ -244,7 +244,9 @@ def _snapshot(args: argparse.Namespace) -> int:
     cfg = load(args.config)
     with Journal(args.journal) as journal:
         engine = rebuild(cfg, journal, snapshots=True)
-        path = Snapshots(journal, cfg).take(engine)
+        snapshots = Snapshots(journal, cfg)
+        path = snapshots.take(engine)
+        snapshots.wait()
     print(f"snapshot     {path}: record {journal.last_seq}, {len(engine.state.orders)} orders, "
           f"state hash {engine.state.state_hash()}")
     return 0

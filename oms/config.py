@@ -50,6 +50,7 @@ class JournalConfig(_Base):
     window_us: int = 0  # how long a group waits for more commands; 0 = what queued during the last commit
     max_batch: int = 4096
     fsync: bool = True
+    archive: bool = True  # after a snapshot, move the records before the oldest kept one to <journal>.archive/
 
 
 class SessionConfig(_Base):

@@ -16,6 +16,7 @@ import logging
 import os
 import sqlite3
 import struct
+import time
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -294,6 +295,96 @@ class Journal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Archived(msgspec.Struct, frozen=True):
+    """What one `archive` did: the segment it wrote (None: it only finished a delete),
+    the records that left the live journal, and how long it held the journal's write lock."""
+    segment: str | None
+    records: int
+    write_s: float
+    delete_s: float
+    longest_lock_s: float  # the longest delete transaction: how long a commit could wait
+
+
+def archive(path: str | os.PathLike, before: int, chunk: int = 5_000) -> Archived | None:
+    """Move the live journal's records before seq `before` into a new archive segment.
+
+    The segment is written whole (temporary file, fsync, rename) before any record leaves
+    the live journal; the delete then runs in transactions of `chunk` records, each
+    moving the meta mark `archived`, so a writer on the journal waits for one chunk at
+    most. A crash in between leaves records in both (readers take each once), and the
+    next call finishes the delete. Runs on a connection of its own, off the engine's thread.
+    """
+    path = Path(path)
+    db = sqlite3.connect(path, isolation_level=None, timeout=60, check_same_thread=False)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (ARCHIVED,)).fetchone()
+        done = int(row[0]) if row else 0
+        written = max((_span(s)[1] for s in segments(path)[:-1]), default=0)
+        first, last = max(done, written) + 1, before - 1
+        t0 = time.perf_counter()
+        segment = _write_segment(path, first, last) if last >= first else None
+        write_s = time.perf_counter() - t0
+        upto = max(written, last)
+        if upto <= done:
+            return None
+        t0, longest, lo = time.perf_counter(), 0.0, done
+        while lo < upto:
+            hi = min(lo + chunk, upto)
+            t1 = time.perf_counter()
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DELETE FROM records WHERE seq <= ?", (hi,))
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (ARCHIVED, str(hi)))
+            db.execute("COMMIT")
+            longest, lo = max(longest, time.perf_counter() - t1), hi
+        return Archived(segment and str(segment), upto - done, write_s, time.perf_counter() - t0, longest)
+    finally:
+        db.close()
+
+
+def _write_segment(path: Path, first: int, last: int) -> Path:
+    """Records first..last of the live journal, with their CRCs and the journal's format and
+    schema, as `<journal>.archive/<first>-<last>.journal`: the file is whole or absent."""
+    folder = archive_dir(path)
+    folder.mkdir(exist_ok=True)
+    final = folder / f"{first:015d}-{last:015d}.journal"
+    tmp = final.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)  # a write a crash interrupted
+    seg = sqlite3.connect(f"file:{tmp}", uri=True, isolation_level=None)
+    try:
+        seg.execute("PRAGMA journal_mode=OFF")  # a temporary file: whole, or thrown away
+        seg.execute("ATTACH DATABASE ? AS live", (f"file:{path}?mode=ro",))
+        seg.execute("BEGIN")
+        seg.execute("CREATE TABLE records (seq INTEGER PRIMARY KEY, crc INTEGER NOT NULL, payload BLOB NOT NULL)")
+        seg.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        seg.execute("INSERT INTO meta SELECT key, value FROM live.meta WHERE key IN ('format', 'schema')")
+        seg.execute("INSERT INTO records SELECT seq, crc, payload FROM live.records WHERE seq BETWEEN ? AND ?",
+                    (first, last))
+        n, lo, hi = seg.execute("SELECT count(*), min(seq), max(seq) FROM records").fetchone()
+        if (n, lo, hi) != (last - first + 1, first, last):
+            raise JournalError(f"{path}: records {first}..{last} are not all in the live journal ({n} of them)")
+        seg.execute("COMMIT")
+    finally:
+        seg.close()
+    durable_replace(tmp, final)
+    return final
+
+
+def durable_replace(tmp: Path, final: Path) -> None:
+    """Make a file written under a temporary name durable, then give it its name durably:
+    readers see it whole or not at all, before and after a crash."""
+    _fsync(tmp)
+    os.replace(tmp, final)
+    _fsync(final.parent)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class JournalReader:

@@ -242,6 +242,7 @@ class Runtime:
         finally:
             self._durable_q.put(_STOP)
             self._writer.join()
+            self.snapshots.wait()
             self.journal.close()
 
     def _flush(self) -> None:

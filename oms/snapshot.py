@@ -17,9 +17,10 @@ import contextlib
 import gc
 import hashlib
 import logging
-import os
 import pickle
+import sqlite3
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from oms.journal import Journal
+from oms.journal import Journal, JournalError, archive, durable_replace
 from oms.model import DayEnded
 
 if TYPE_CHECKING:
@@ -103,14 +104,7 @@ def write(folder: Path, journal: Journal, state: object, compliance: object, sta
     with open(tmp, "wb") as f:
         f.write(MAGIC + struct.pack("<I", len(header)) + header)
         f.write(payload)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    durable_replace(tmp, path)
     for old in sorted(folder.glob("*.snapshot"))[:-KEEP]:
         old.unlink()
     return path
@@ -165,6 +159,8 @@ class Snapshots:
         self.journal = journal
         self.folder = directory(journal.path)
         self.fp = fingerprint(cfg.reference_data(), cfg.risk)
+        self.archiving = cfg.journal.archive
+        self._archiver: threading.Thread | None = None
 
     def take(self, engine: Engine) -> Path:
         """Snapshot the engine's state; it must hold every journal record and no more."""
@@ -174,7 +170,31 @@ class Snapshots:
                      len(state.orders))
         log.info("snapshot %s: %d orders at record %d in %.3f s", path, len(state.orders), self.journal.last_seq,
                  time.perf_counter() - t0)
+        if self.archiving and (self._archiver is None or not self._archiver.is_alive()):  # else the next one will
+            oldest = int(min(self.folder.glob("*.snapshot")).stem)
+            self._archiver = threading.Thread(target=self._archive, args=(oldest,), name="oms-archive", daemon=True)
+            self._archiver.start()
         return path
+
+    def _archive(self, before: int) -> None:
+        """The records before the oldest snapshot kept out of the live journal, off the
+        engine's thread: a start-up never reads them, and the kept snapshots can each be
+        fallen back on. A failure is logged; the next snapshot tries again."""
+        try:
+            done = archive(self.journal.path, before)
+        except (OSError, sqlite3.Error, JournalError) as exc:
+            log.error("journal %s: archiving the records before %d failed: %s", self.journal.path, before, exc)
+            return
+        if done is not None:
+            log.info("journal %s: %d records before %d archived%s in %.3f s (write %.3f s, delete %.3f s, "
+                     "the longest delete transaction %.1f ms)", self.journal.path, done.records, before,
+                     f" to {done.segment}" if done.segment else "", done.write_s + done.delete_s, done.write_s,
+                     done.delete_s, done.longest_lock_s * 1e3)
+
+    def wait(self) -> None:
+        """Until an archiving under way is done."""
+        if self._archiver is not None:
+            self._archiver.join()
 
     def find(self, until: int = 0) -> tuple[bytes, int] | None:
         """The latest usable snapshot (holding no record after `until`) as an Engine takes it:
