@@ -8,7 +8,8 @@ down comes back to the engine as a venue reject, so nothing waits on a dead line
 Quotes come from the venues too: at each logon a link subscribes to the top of book of
 every configured instrument (MarketDataRequest, snapshot + updates); each snapshot (W)
 becomes a MarketData command for the engine (routing, price controls) and goes to the
-market-data listeners (the streams).
+market-data listeners (the streams). A venue's SecurityStatus halts or resumes one
+instrument there, its TradingSessionStatus all of them (TradingHalt).
 """
 from __future__ import annotations
 
@@ -214,6 +215,8 @@ class VenueLink(fix.Application):
                 else:
                     self.submit(VenueNotice(venue=name, kind="security_status", text=(
                         f"SecurityTradingStatus (326) {status!r} for {f.get(55)}: not applied")), origin=origin)
+            elif kind == "h":
+                self._session_status(f, origin)
             elif kind == "Y" or (kind == "j" and f.get(372) == "V"):
                 log.warning("venue %s refused market data: %s", name, f.get(58) or f.get(281) or "")
                 self.quoted.set()
@@ -221,6 +224,22 @@ class VenueLink(fix.Application):
                 self._business_reject(f, origin)
         except Exception:  # a venue's message never takes the OMS down
             log.exception("venue %s: cannot process %s", name, kind)
+
+    def _session_status(self, f: dict[int, str], origin: tuple[str, int]) -> None:
+        """TradingSessionStatus: a venue's session halted (340=1) or closed (3) halts every
+        instrument at that venue, as its SecurityStatus halts one; open (2) resumes them all
+        (the venue repeats the halts that outlast its open). The engine routes around the
+        venue and holds what must go there. The MsgSeqNum mark goes with the last command: a
+        crash part-way has the venue resend the message, and a status repeated changes nothing."""
+        name, status = self.venue.name, f.get(340, "")
+        if status not in ("1", "2", "3"):
+            self.submit(VenueNotice(venue=name, kind="trading_session_status", text=(
+                f"TradSesStatus (340) {status!r} of session {f.get(336)}: not applied")), origin=origin)
+            return
+        reason = f"trading session {f.get(336)} {'open' if status == '2' else 'halted' if status == '1' else 'closed'}"
+        for n, symbol in enumerate(self.symbols, 1):
+            self.submit(TradingHalt(symbol=symbol, halted=status != "2", venue=name, reason=reason),
+                        origin=origin if n == len(self.symbols) else None)
 
     def _business_reject(self, f: dict[int, str], origin: tuple[str, int]) -> None:
         """BusinessMessageReject: of a status request, the children asked are in doubt; of an

@@ -1,19 +1,21 @@
 """The trading day, restatements, halts and Stopped over real FIX: trader -> OMS -> venue
 (played by the test) and back. A GTC order is carried into the next day and restated
 (150=D, 378=1), routed again where its venue dropped it overnight; a venue restatement
-reaches the trader (E.1.d); a venue's SecurityStatus halts the symbol and new orders are
-held until it resumes (K); a venue's Stopped is reported as such (L.1.a); an ExecType the
-OMS does not know changes nothing. Then three days with a holiday, a split and a halt,
+reaches the trader (E.1.d); a venue's SecurityStatus halts the symbol (its
+TradingSessionStatus every symbol) and new orders are held until it resumes (K); a
+venue's Stopped is reported as such (L.1.a); an ExecType the OMS does not know changes
+nothing. Then three days with a holiday, a split and a halt,
 straight and with the OMS restarted every night from its snapshot."""
 from __future__ import annotations
 
+import queue
 import time
 from pathlib import Path
 
 import pytest
 
 from gateways.fix_session import field, raw_message
-from oms.model import EndOfDay, ExecType, OrdStatus, StartOfDay, StockSplit
+from oms.model import Anomaly, EndOfDay, Event, ExecType, HaltChanged, OrdStatus, StartOfDay, StockSplit
 from oms.journal import Journal
 from oms.runtime import rebuild
 from oms.snapshot import directory
@@ -87,6 +89,42 @@ def test_a_trading_day_over_fix(desk: Desk) -> None:
         assert tags(t.expect("8", t11="H", t150="F"), 39, 14) == ("2", "100")
     live = desk.system.runtime.query(lambda e: (e.state.state_hash(), e.state.day, e.state.halts))
     assert live[1:] == ("2026-12-24", {})
+
+
+def test_a_venues_trading_session_status_over_fix(desk: Desk) -> None:
+    """The venue's session closed (340=3) halts every symbol there: a new order is held, and
+    goes out when it opens (340=2). A status the OMS does not act on (4, pre-open) is a
+    journaled anomaly with an alert."""
+    seen: queue.Queue[Event] = queue.Queue()
+
+    def hear(events: list[Event]) -> None:
+        for ev in events:
+            seen.put(ev)
+
+    desk.system.runtime.listeners.append(hear)
+
+    def journaled(kind: type, n: int = 1) -> list:
+        got: list = []
+        deadline = time.monotonic() + 10
+        while len(got) < n:
+            ev = seen.get(timeout=max(0.0, deadline - time.monotonic()))
+            if type(ev) is kind:
+                got.append(ev)
+        return got
+
+    desk.venue.send(raw_message("FIX.4.4", "h", [(336, "TV"), (340, "3")]))
+    halts = journaled(HaltChanged, 2)
+    assert {(h.symbol, h.venue, h.halted) for h in halts} == {("AAPL", "TV", True), ("MSFT", "TV", True)}
+    assert halts[0].reason == "trading session TV closed"
+    with desk.trader("CLIENT3") as t:
+        t.new_order("H", "MSFT", "1", "100", "400")
+        assert "halted" in (tags(t.expect("8", t11="H", t150="0"), 58)[0] or "")
+        desk.venue.send(raw_message("FIX.4.4", "h", [(336, "TV"), (340, "4")]))
+        (notice,) = journaled(Anomaly)
+        assert notice.kind == "venue_trading_session_status" and "(340) '4'" in notice.detail
+        desk.venue.send(raw_message("FIX.4.4", "h", [(336, "TV"), (340, "2")]))
+        assert tags(desk.venue_order(), 55, 38) == ("MSFT", "100")
+    assert desk.system.runtime.query(lambda e: e.state.halts) == {}
 
 
 DAYS = """
