@@ -226,10 +226,15 @@ class ApiConfig(_Base):
 API_OPEN_USER = "api"  # who an API without users acts as
 
 
+AT_END_OF_DAY = "end_of_day"  # [reports] at: when the day's DayEnded commits
+
+
 class ReportsConfig(_Base):
     """End-of-day reports written by the OMS itself into <run_dir>/reports/<date>/."""
 
-    at: str = ""  # HH:MM or HH:MM:SS in the calendar's time zone; "": not scheduled
+    # "end_of_day": the trading date's, when its DayEnded commits; HH:MM or HH:MM:SS in the calendar's time
+    # zone: the date's at that time; "": not written
+    at: str = ""
     reports: list[str] = []  # names or groups (blotter, tca, all); empty: all
     format: Literal["csv", "parquet", "json"] = "csv"
     charts: Literal["", "png", "svg"] = ""  # "": no charts
@@ -405,11 +410,11 @@ def _check(path: str | os.PathLike, cfg: Config) -> None:
         fail("venues", f"{sorted(reserved)[0]} names a routing policy or the internal crossing book, not a venue")
     if venues and cfg.default_venue not in venues:
         fail("default_venue", f"{cfg.default_venue!r} is not one of the venues {venues}")
-    if cfg.reports.at:
+    if cfg.reports.at and cfg.reports.at != AT_END_OF_DAY:
         try:
             dt.time.fromisoformat(cfg.reports.at)
         except ValueError:
-            fail("reports.at", f"{cfg.reports.at!r} is not a time of day HH:MM or HH:MM:SS")
+            fail("reports.at", f"{cfg.reports.at!r} is not {AT_END_OF_DAY!r} nor a time of day HH:MM or HH:MM:SS")
     if cfg.reports.reports:
         from oms.reporting import ReportError, names  # imports this module, and pyarrow: only when needed
 

@@ -242,8 +242,21 @@ class Runtime:
         finally:
             self._durable_q.put(_STOP)
             self._writer.join()
+            if self.failed is None:
+                self._late_requests()
             self.snapshots.wait()
             self.journal.close()
+
+    def _late_requests(self) -> None:
+        """At a clean stop, what the last commits requested and the stop overtook in the queue
+        (a DayEnded's snapshot): run now, while the journal is open and holds all they must see."""
+        while True:
+            try:
+                item = self._q.get_nowait()
+            except queue.Empty:
+                return
+            if item is not _STOP and type(item[0]) is _Query:
+                item[0].run(self.engine)
 
     def _flush(self) -> None:
         """Wait until every batch handed to the journal thread is durable (or it failed)."""

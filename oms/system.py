@@ -74,12 +74,14 @@ class System:
             self.runtime.listeners += [self.venue_links.on_events, self.trader.on_events]
         if self.with_streams:
             self._start_streams()
-        self.runtime.start()
         if self.cfg.reports.at:
             from oms.reporting.schedule import EndOfDay
 
             self.end_of_day = EndOfDay(self.cfg, self.cfg.journal_path(self.base), self.run_dir / "reports")
+            if self.end_of_day.at is None:  # at each DayEnded: listening before the first tick can end a day
+                self.runtime.listeners.append(self.end_of_day.on_events)
             self.end_of_day.start()
+        self.runtime.start()
         if self.cfg.api.enabled:
             from gateways.http_app import HttpApi
             from gateways.risk_api import fix_sessions
@@ -166,8 +168,6 @@ class System:
         return PositionBook([a.id for a in cfg.accounts], [i.symbol for i in cfg.instruments], cfg.fx_rates())
 
     def stop(self) -> None:
-        if self.end_of_day is not None:
-            self.end_of_day.stop()
         if self.api is not None:
             self.api.stop()
         if self.gateway_process is not None:
@@ -182,6 +182,8 @@ class System:
         if self.venue_links is not None:
             self.venue_links.md_listeners.clear()
         self.runtime.stop()
+        if self.end_of_day is not None:
+            self.end_of_day.stop()  # after the engine: the reports of a day it ended as it stopped are written too
         if self.streamer is not None:
             self.streamer.stop()
         if self.nats is not None:

@@ -174,7 +174,13 @@ def test_calendar_config_is_checked_and_errors_name_the_key(tmp_path):
              ('[calendar]\nopen = "17:00"', "calendar.close"),
              ('[calendar]\nholidays = ["2026-13-01"]', "calendar.holidays[0]"),
              ('[calendar]\nweekdays = ["mon", "fun"]', "calendar.weekdays"),
-             ('default_venue = "V"\n[[venues]]\nname = "V"\nport = 1\nhours = "08:00-09:00"', "calendar")]
+             ('default_venue = "V"\n[[venues]]\nname = "V"\nport = 1\nhours = "08:00-09:00"', "calendar"),
+             ('[[instruments]]\nsymbol = "X"\nhours = "10:00-15:00"', "calendar"),
+             ('[calendar]\noutside_hours = "hold"\n[[instruments]]\nsymbol = "X"\nhours = "10:00"',
+              "instruments[0].hours"),
+             ('[calendar]\noutside_hours = "hold"\n[[instruments]]\nsymbol = "X"\nhours = "15:00-10:00"',
+              "instruments[0].hours"),
+             ('[calendar]\n[[instruments]]\nsymbol = "X"\nhours = "10:00-15:00"', "calendar.outside_hours")]
     for body, key in cases:
         path = tmp_path / "c.toml"
         path.write_text(body)
@@ -185,9 +191,12 @@ def test_calendar_config_is_checked_and_errors_name_the_key(tmp_path):
         else:
             raise AssertionError(f"accepted: {body}")
     path.write_text('default_venue = "V"\n[calendar]\ntime_zone = "Europe/Berlin"\nholidays = ["2026-12-25"]\n'
-                    '[[venues]]\nname = "V"\nport = 1\nhours = "08:00-17:30"\n[venues.sim]\nenabled = false')
+                    'outside_hours = "hold"\n[[venues]]\nname = "V"\nport = 1\nhours = "08:00-17:30"\n'
+                    '[venues.sim]\nenabled = false\n[[instruments]]\nsymbol = "X"\nhours = "10:00-15:00"\n'
+                    '[[instruments]]\nsymbol = "Y"')
     cal = load(path).reference_data().calendar
     assert cal is not None and cal.venue_hours == {"V": (480, 1050)} and cal.time_zone == "Europe/Berlin"
+    assert cal.instrument_hours == {"X": (600, 900)}
 
 
 def test_orders_outside_the_trading_day_are_held_until_it_starts_or_rejected_by_policy():
@@ -262,28 +271,3 @@ def test_an_instrument_outside_its_hours_is_refused_with_them_by_the_reject_poli
     assert refused[0].text == "outside AAPL's trading hours 10:00-15:00 America/New_York"
     d.now = at("2026-12-23", "10:00")
     assert rows(d.nos("OPEN", 100)) == [("PENDING_NEW", "PENDING_NEW", 100, 0, 100, 0)]
-
-
-def test_instrument_hours_config_is_checked(tmp_path):
-    from oms.config import ConfigError, load
-
-    base = 'default_venue = "V"\n[[venues]]\nname = "V"\nport = 1\n[venues.sim]\nenabled = false\n'
-    cases = [('[[instruments]]\nsymbol = "X"\nhours = "10:00-15:00"', "calendar"),
-             ('[calendar]\noutside_hours = "hold"\n[[instruments]]\nsymbol = "X"\nhours = "10:00"',
-              "instruments[0].hours"),
-             ('[calendar]\noutside_hours = "hold"\n[[instruments]]\nsymbol = "X"\nhours = "15:00-10:00"',
-              "instruments[0].hours"),
-             ('[calendar]\n[[instruments]]\nsymbol = "X"\nhours = "10:00-15:00"', "calendar.outside_hours")]
-    for body, key in cases:
-        path = tmp_path / "c.toml"
-        path.write_text(base + body)
-        try:
-            load(path)
-        except ConfigError as exc:
-            assert exc.key == key, (body, exc)
-        else:
-            raise AssertionError(f"accepted: {body}")
-    path.write_text(base + '[calendar]\noutside_hours = "hold"\n[[instruments]]\nsymbol = "X"\nhours = "10:00-15:00"'
-                           '\n[[instruments]]\nsymbol = "Y"')
-    cal = load(path).reference_data().calendar
-    assert cal is not None and cal.instrument_hours == {"X": (600, 900)}

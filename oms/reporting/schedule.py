@@ -1,5 +1,8 @@
-"""End of day: the OMS writes the day's reports itself at a configured time (`[reports]
-at = "HH:MM[:SS]"`, local time of the calendar's time zone) into <run_dir>/reports/<date>/.
+"""End of day: the OMS writes the day's reports itself into <run_dir>/reports/<date>/, once
+per trading date: when the day's `DayEnded` commits (`[reports] at = "end_of_day"`: the
+calendar's close or an operator's EndOfDay), the reports of that trading date; or at a
+clock time (`at = "HH:MM[:SS]"`, local time of the calendar's time zone), those of the
+date the clock reads.
 
 The reports run in a process of their own (spawned: a fresh interpreter), so a pass over
 a large journal never competes with the engine for the interpreter lock; they read the
@@ -10,13 +13,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import multiprocessing
+import queue
 import threading
 import time
 import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
 
-from oms.config import Config
+from oms.config import AT_END_OF_DAY, Config
+from oms.model import DayEnded
 from oms.reporting.facts import zone_of
 
 log = logging.getLogger("oms.reporting.schedule")
@@ -54,26 +59,40 @@ class EndOfDay:
     def __init__(self, cfg: Config, journal: Path, reports_dir: Path,
                  clock: Callable[[], float] = time.time) -> None:
         self.cfg, self.journal, self.dir, self.clock = cfg, journal, reports_dir, clock
-        self.at = parse_at(cfg.reports.at, zone_of(cfg))
-        self._stop = threading.Event()
+        self.at = None if cfg.reports.at == AT_END_OF_DAY else parse_at(cfg.reports.at, zone_of(cfg))
+        self._dates: queue.SimpleQueue[str | None] = queue.SimpleQueue()  # due; None: stop
         self._thread = threading.Thread(target=self._loop, name="end-of-day", daemon=True)
         self.runs: list[tuple[str, int]] = []  # (date, exit code) of each run
 
     def start(self) -> None:
+        when = "at each end of day" if self.at is None else f"at {self.at.strftime('%H:%M:%S')} {zone_of(self.cfg)}"
+        log.info("the day's reports %s into %s", when, self.dir)
         self._thread.start()
-        log.info("end-of-day reports at %s %s into %s", self.at.strftime("%H:%M:%S"), zone_of(self.cfg),
-                 self.dir)
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
+        """After the reports already due (a day ended just before the stop): they are not lost."""
+        self._dates.put(None)
+        self._thread.join()
+
+    def on_events(self, events: list) -> None:
+        """A runtime listener (at="end_of_day"): a DayEnded is durable, its date's reports are due."""
+        if DayEnded in map(type, events):
+            for ev in events:
+                if type(ev) is DayEnded:
+                    self._dates.put(ev.date)
 
     def _loop(self) -> None:
+        when = None if self.at is None else next_run(self.at, self.clock())
         while True:
-            when = next_run(self.at, self.clock())
-            if self._stop.wait(max(0.0, when - self.clock())):
+            try:
+                date = self._dates.get(timeout=None if when is None else max(0.0, when - self.clock()))
+            except queue.Empty:
+                assert self.at is not None and when is not None
+                date = dt.datetime.fromtimestamp(when, self.at.tzinfo).date().isoformat()
+                when = next_run(self.at, when + 1)
+            if date is None:
                 return
-            self.run(dt.datetime.fromtimestamp(when, self.at.tzinfo).date().isoformat())
+            self.run(date)
 
     def run(self, date: str) -> int:
         """The reports of `date` into <reports dir>/<date>/; the child's exit code (2: nothing to report)."""
