@@ -5,7 +5,11 @@ acknowledged, every other one filled, every tenth canceled), ends the day (the s
 the runtime takes at every end of day), then one more day of D orders. Then times the
 snapshot's write and load, start-up from the snapshot plus the day's journal
 (`oms.runtime.rebuild` with snapshots, as `oms run` starts) and a full replay, and checks
-both give the same state hash.
+both give the same state hash. Then archives the journal behind the snapshot (as a later
+snapshot does once this one is the oldest kept) while a writer goes on committing small
+batches, and gives the archive's time, the longest commit meanwhile against the same
+writer alone, the live journal's size before and after, and start-up and full replay
+again over the archive.
 
 Run: .venv/bin/python -m benchmarks.snapshot_restart --orders 1000000 --accounts 50 --instruments 500
      .venv/bin/python -m benchmarks.snapshot_restart --orders 100000 --accounts 1000 --instruments 5000
@@ -13,13 +17,15 @@ Run: .venv/bin/python -m benchmarks.snapshot_restart --orders 1000000 --accounts
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from oms.config import AccountConfig, Config, FixConfig, InstrumentConfig, JournalConfig, SessionConfig, SimConfig, \
     VenueConfig
-from oms.journal import Journal
+from oms.journal import Archived, Journal, archive, segments
 from oms.model import EVENT_ENCODER, CancelRequest, EndOfDay, ExecType, NewOrder, OrdType, Side, StartOfDay, \
     TimeInForce, VenueExecReport
 from oms.runtime import rebuild
@@ -29,7 +35,7 @@ from oms.snapshot import Snapshots, directory, read_payload, thaw
 def config(accounts: int, instruments: int) -> Config:
     names = [f"A{k}" for k in range(accounts)]
     return Config(
-        journal=JournalConfig(fsync=False), default_venue="V1",
+        journal=JournalConfig(fsync=False, archive=False), default_venue="V1",  # archived below, timed
         venues=[VenueConfig(name="V1", port=1, sim=SimConfig(enabled=False))],
         accounts=[AccountConfig(id=a) for a in names],
         instruments=[InstrumentConfig(symbol=f"S{k}") for k in range(instruments)],
@@ -78,6 +84,31 @@ def timed(fn):  # type: ignore[no-untyped-def]
     return out, time.perf_counter() - t0
 
 
+def live_bytes(path: Path) -> tuple[int, int]:
+    """(file size, bytes in pages in use): deleted records' pages stay in the file, free for
+    the records that come after."""
+    db = sqlite3.connect(path)
+    try:
+        page, pages, free = (db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_size", "page_count",
+                                                                               "freelist_count"))
+    finally:
+        db.close()
+    return page * pages, page * (pages - free)
+
+
+def commits_while(journal: Journal, work: threading.Thread | None, n: int = 2000) -> float:
+    """The longest of the commits of 10 records a writer makes while `work` runs (or n of them)."""
+    longest, k = 0.0, 0
+    if work is not None:
+        work.start()
+    while (work.is_alive() if work is not None else k < n):
+        t0 = time.perf_counter()
+        journal.append([b"x" * 100] * 10)  # opaque: the replays below stop before them
+        journal.commit()
+        longest, k = max(longest, time.perf_counter() - t0), k + 1
+    return longest
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--orders", type=int, default=100_000)
@@ -113,6 +144,24 @@ def main() -> None:
             del resumed
             full, full_s = timed(lambda: rebuild(cfg, journal))
             assert full.state.state_hash() == live
+            before = live_bytes(path)
+            done: list[Archived | None] = []
+            worker = threading.Thread(target=lambda: done.append(archive(path, header.seq)))
+            t0 = time.perf_counter()
+            during = commits_while(journal, worker)
+            archive_s = time.perf_counter() - t0
+            alone = commits_while(journal, None)
+            after = live_bytes(path)
+            (moved,) = done
+            assert moved is not None
+            (segment,) = segments(path)[:-1]
+            segment_mb = segment.stat().st_size / 1e6
+            again, again_s = timed(lambda: rebuild(cfg, journal, snapshots=True, until=records))
+            assert again.state.state_hash() == live
+            del again
+            whole, whole_s = timed(lambda: rebuild(cfg, journal, until=records))
+            assert whole.state.state_hash() == live
+            del whole
         size = sum(f.stat().st_size for f in directory(path).glob("*.snapshot"))
     print(f"orders {args.orders:,} + {args.day:,} the next day, {args.accounts:,} accounts x {args.instruments:,} "
           f"instruments; journal {records:,} records, built in {built:.1f} s")
@@ -121,6 +170,15 @@ def main() -> None:
           f"{unpickle_s:.3f} s)")
     print(f"start-up, snapshot + the day's {records - header.seq:,} records  {resume_s:8.3f} s")
     print(f"start-up, full replay of {records:,} records       {full_s:8.3f} s")
+    print(f"archive of the {moved.records:,} records before the snapshot  {archive_s:8.3f} s  (segment write "
+          f"{moved.write_s:.3f} s, {segment_mb:,.1f} MB; delete {moved.delete_s:.3f} s, "
+          f"longest delete transaction {moved.longest_lock_s * 1e3:.1f} ms)")
+    print(f"longest commit of 10 records while archiving {during * 1e3:.1f} ms, with no archiving "
+          f"{alone * 1e3:.1f} ms")
+    print(f"live journal            {before[0] / 1e6:,.1f} MB file, {before[1] / 1e6:,.1f} MB in use before; "
+          f"{after[0] / 1e6:,.1f} MB file, {after[1] / 1e6:,.1f} MB in use after")
+    print(f"after archiving: start-up, snapshot + the day  {again_s:8.3f} s; full replay over archive and live "
+          f"{whole_s:8.3f} s")
 
 
 if __name__ == "__main__":
