@@ -11,189 +11,45 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-import struct
-import typing
 import zoneinfo
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from oms.config import Config
-from oms.journal import FORMAT_VERSION, JournalError, check_schema
+from oms.journal import FORMAT_VERSION, JournalError, check_schema, segments
 from oms.model import (
     AllocationBooked,
     AllocationCanceled,
     AllocationRejected,
-    BestPrice,
     CancelRejected,
-    ChildOrderSent,
-    ChildReplaceSent,
-    ChildUpdated,
     ComplianceAlert,
     Event,
     ExecType,
-    ExecutionReport,
-    OrderAccepted,
     OrderRejected,
     OrdStatus,
+    RestatementReason,
     RiskChanged,
+    Side,
+    SplitApplied,
+    TimeInForce,
 )
-from oms.positions import FILL_TYPES, SCALE, Book, Ledger
+from oms.positions import ALLOCATION_VENUE, FILL_TYPES, Book
+from oms.reporting import ledger
+from oms.reporting.scan import HOT, Chunk
 from oms.states import TERMINAL
 
-_CHUNK = 20_000
+_CHUNK = 100_000
 _ONE = msgspec.msgpack.Decoder(Event)
 _ACKED = frozenset({OrdStatus.NEW, OrdStatus.PARTIALLY_FILLED, OrdStatus.FILLED})
 
 
 class ReportError(Exception):
     """Input a report cannot be made from: said plainly, nothing written."""
-
-
-class Order(msgspec.Struct, gc=False):
-    """A parent order as the reports see it: its terms, its arrival and how it went."""
-
-    order_id: str
-    session: str
-    cl_ord_id: str  # the trader's first ClOrdID
-    account: str
-    symbol: str
-    side: str  # codes as in FIX (Side, OrdStatus, ExecType values)
-    ord_type: str
-    tif: str
-    qty: int
-    price: int | None
-    route: str  # the venue or routing policy it was accepted for
-    arrival_ts: int
-    bid: int | None  # consolidated best bid and offer when it arrived
-    ask: int | None
-    status: str = OrdStatus.PENDING_NEW.value
-    cum_qty: int = 0
-    cum_value: int = 0
-    first_fill_ts: int = 0
-    done_ts: int = 0  # when it reached a terminal status
-    last_ts: int = 0
-    children: int = 0
-    text: str = ""
-
-
-class Child(msgspec.Struct, gc=False):
-    child_id: str
-    order_id: str
-    venue: str
-    cl_ord_id: str
-    qty: int
-    price: int | None
-    sent_ts: int
-    bid: int | None
-    ask: int | None
-    status: str = OrdStatus.PENDING_NEW.value
-    cum_qty: int = 0
-    cum_value: int = 0
-    ack_ts: int = 0
-    first_fill_ts: int = 0
-    last_ts: int = 0
-
-
-class Fill(msgspec.Struct, gc=False):
-    """A trade, bust or correction reported to the trader, with the child and venue ExecID it came from."""
-
-    ts: int
-    order_id: str
-    exec_id: str
-    exec_type: str
-    exec_ref_id: str | None
-    qty: int  # signed change of the order's CumQty (negative for a bust)
-    value: int  # change of its executed value
-    last_qty: int
-    last_px: int
-    child_id: str
-    venue: str
-    venue_exec_id: str
-
-
-# ---------------------------------------------------------------- lighter views of the events
-# The reports decode each record into a view holding only the fields they use (codes as
-# plain text, which compares equal to the model's enums): decoding is most of a pass.
-class _NewOrderV(msgspec.Struct, gc=False):
-    session: str
-    cl_ord_id: str
-    account: str
-    symbol: str
-    side: str
-    ord_type: str
-    qty: int
-    price: int | None = None
-    tif: str = "0"
-
-
-class OrderAcceptedV(msgspec.Struct, tag="OrderAccepted", gc=False):
-    ts: int
-    order_id: str
-    order: _NewOrderV
-    venue: str
-
-
-class ExecutionReportV(msgspec.Struct, tag="ExecutionReport", gc=False):
-    ts: int
-    order_id: str
-    exec_id: str
-    exec_type: str
-    ord_status: str
-    account: str
-    symbol: str
-    side: str
-    order_qty: int
-    cum_qty: int
-    cum_value: int
-    last_qty: int = 0
-    last_px: int = 0
-    price: int | None = None
-    exec_ref_id: str | None = None
-    text: str = ""
-    restatement_reason: int | None = None
-
-
-class ChildOrderSentV(msgspec.Struct, tag="ChildOrderSent", gc=False):
-    ts: int
-    child_id: str
-    order_id: str
-    venue: str
-    cl_ord_id: str
-    symbol: str
-    qty: int
-    price: int | None
-    resend: bool = False
-
-
-class ChildReplaceSentV(msgspec.Struct, tag="ChildReplaceSent", gc=False):
-    ts: int
-    child_id: str
-    qty: int
-    price: int | None
-
-
-class ChildUpdatedV(msgspec.Struct, tag="ChildUpdated", gc=False):
-    ts: int
-    child_id: str
-    status: str
-    qty: int
-    cum_qty: int
-    price: int | None
-    venue_exec_id: str | None = None
-    fill_exec_id: str | None = None
-
-
-_AS = {OrderAcceptedV: OrderAccepted, ExecutionReportV: ExecutionReport, ChildOrderSentV: ChildOrderSent,
-       ChildReplaceSentV: ChildReplaceSent, ChildUpdatedV: ChildUpdated}
-_WHOLE = (BestPrice, OrderRejected, CancelRejected, ComplianceAlert, RiskChanged, AllocationBooked,
-          AllocationCanceled, AllocationRejected)
-_SEEN = {t.__name__ for t in (*_AS.values(), *_WHOLE)}
-# every other event: its time only (new kinds of event are read, and passed over)
-_OTHERS = tuple(msgspec.defstruct(f"{t.__name__}V", [("ts", int)], tag=t.__name__, gc=False)
-                for t in typing.get_args(Event) if t.__name__ not in _SEEN)
-_VIEWS = msgspec.msgpack.Decoder(list[typing.Union[(*_AS, *_WHOLE, *_OTHERS)]])  # type: ignore[misc]
 
 
 def day_bounds(first: str, last: str | None = None, zone: str = "UTC") -> tuple[int, int]:
@@ -223,7 +79,7 @@ def date_of(ns: int, zone: str = "UTC") -> str:
 
 class Reader:
     """A journal opened for reports: read-only, checked (exists, is a journal, not from a
-    newer OMS, not empty)."""
+    newer OMS, not empty), over its segments (archives, then the live journal)."""
 
     def __init__(self, path: Path) -> None:
         if not Path(path).is_file():
@@ -242,77 +98,143 @@ class Reader:
         except JournalError as exc:
             self.db.close()
             raise ReportError(str(exc)) from None
-        self.last_seq = self.db.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0]
+        self.dbs = [sqlite3.connect(f"file:{p}?mode=ro", uri=True, check_same_thread=False)
+                    for p in segments(self.path)[:-1]] + [self.db]
+        self.last_seq = max(db.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0] for db in self.dbs)
         if not self.last_seq:
-            self.db.close()
+            self.close()
             raise ReportError(f"{path}: the journal is empty: nothing to report")
 
     def span(self) -> tuple[int, int]:
         """The first and last event timestamps (ns)."""
         ts = []
         for seq in (1, self.last_seq):
-            row = self.db.execute("SELECT payload FROM records WHERE seq = ?", (seq,)).fetchone()
+            row = next(r for db in self.dbs if (r := db.execute("SELECT payload FROM records WHERE seq = ?",
+                                                                  (seq,)).fetchone()) is not None)
             ts.append(_ONE.decode(row[0]).ts)
         return ts[0], ts[1]
 
-    def events(self, until: int):
-        """Events (as views) in journal order up to record `until`: a chunk of records comes
-        from SQLite as one blob and is decoded in one call. (The range is a scan of the
-        rowid, seq, in order; the subquery's ORDER BY keeps it so for the aggregate.)"""
-        last = 0
-        while last < until:
-            blob, n = self.db.execute(
-                "SELECT CAST(group_concat(payload, x'') AS BLOB), count(*) FROM "
-                "(SELECT payload FROM records WHERE seq > ? AND seq <= ? ORDER BY seq)",
-                (last, min(until, last + _CHUNK))).fetchone()
-            if not n:
-                return
-            last += _CHUNK
-            yield from _VIEWS.decode(b"\xdd" + struct.pack(">I", n) + blob)
+    def chunks(self, until_ts: int) -> Iterator[Chunk]:
+        """The records in columns, a chunk at a time in journal order (a chunk from SQLite
+        as one blob), up to the first chunk holding an event at or after `until_ts`. Each
+        seq once, from the first segment holding it."""
+        taken = 0
+        for db in self.dbs:
+            while True:
+                blob, n, last = db.execute(
+                    "SELECT CAST(group_concat(payload, x'') AS BLOB), count(*), max(seq) FROM "
+                    "(SELECT seq, payload FROM records WHERE seq > ? ORDER BY seq LIMIT ?)", (taken, _CHUNK)).fetchone()
+                if not n:
+                    break
+                if last != taken + n:
+                    raise ReportError(f"{self.path}: records {taken + 1} to {last} are not all there")
+                try:
+                    chunk = Chunk(blob, n, taken + 1)
+                except ValueError as exc:
+                    raise ReportError(f"{self.path}: {exc}") from None
+                yield chunk
+                taken = last
+                if (chunk.ts >= until_ts).any():
+                    return
 
     def close(self) -> None:
-        self.db.close()
+        for db in self.dbs:
+            db.close()
+
+
+class Rows:
+    """Orders, children or fills in columns: text (Arrow), int64 figures (0 where absent)
+    and where the nullable ones are known."""
+
+    def __init__(self, text: dict[str, pa.Array], ints: dict[str, np.ndarray],
+                 valid: dict[str, np.ndarray] | None = None) -> None:
+        self.text = pa.table(text) if text else pa.table({"_": pa.nulls(len(next(iter(ints.values()))))})
+        self.ints, self.valid = ints, valid or {}
+
+    def __len__(self) -> int:
+        return self.text.num_rows
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.ints[name]
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        return self.text.column(name)
+
+
+def _concat(parts: list[dict[str, object]]) -> dict[str, object]:
+    """One kind's columns of all chunks, joined."""
+    if not parts:
+        return {}
+    return {k: pa.concat_arrays([p[k] for p in parts]) if isinstance(parts[0][k], pa.Array)
+            else np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _take(cols: dict[str, object], rows: np.ndarray) -> dict[str, object]:
+    return {k: v.take(pa.array(rows)) if isinstance(v, pa.Array) else v[rows] for k, v in cols.items()}
+
+
+def _index_in(values: pa.Array, keys: pa.Array) -> np.ndarray:
+    """Each value's first row among keys (-1: none); exact (Arrow's hash of the text)."""
+    found = pc.index_in(values, value_set=keys)
+    return found.fill_null(-1).to_numpy().astype(np.int64)
+
+
+def _last(group: np.ndarray, n: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """Per group 0..n-1: its last row (of `rows`, all when None; rows in order), -1 without one."""
+    out = np.full(n, -1, np.int64)
+    k = np.arange(len(group)) if rows is None else rows
+    out[group[k]] = k  # rows in ascending order: NumPy assigns the repeated groups in order, the last stays
+    return out
+
+
+def _first(group: np.ndarray, n: int, rows: np.ndarray | None = None) -> np.ndarray:
+    k = np.arange(len(group)) if rows is None else rows
+    return _last(group, n, k[::-1])
+
+
+def _pick(index: np.ndarray, values: np.ndarray, default: np.ndarray | int) -> np.ndarray:
+    """values[index] where index >= 0, default elsewhere."""
+    return np.where(index >= 0, values[np.maximum(index, 0)] if len(values) else 0, default)
+
+
+def _pick_text(index: np.ndarray, values: pa.Array, default: pa.Array | str) -> pa.Array:
+    found = values.take(pa.array(np.where(index >= 0, index, 0))) if len(values) else pa.nulls(len(index), pa.string())
+    if isinstance(default, str):
+        default = pa.repeat(default, len(index)) if len(index) else pa.array([], pa.string())
+    return pc.if_else(pa.array(index >= 0), found, default)
+
+
+def _codes(values: pa.Array, names: list[str]) -> np.ndarray:
+    """Each value's number in names (names extended with the unseen values, in order of first appearance)."""
+    known = set(names)
+    names.extend(v for v in values.unique().to_pylist() if v not in known)
+    return _index_in(values, pa.array(names, pa.string()))
 
 
 class Facts:
     """What happened in [start, end): orders and children active in it (with their whole
     history), fills, allocations, compliance events, prices (to end + 60 s, for markouts)
-    and positions at both ends."""
+    and positions at both ends; all in columns."""
 
     MARKOUT_TAIL_NS = 60 * 10**9
 
     def __init__(self, cfg: Config, start: int, end: int, positions: bool = True) -> None:
-        """positions=False: no positions (the blotter and TCA need none, and they are a third of a pass)."""
+        """positions=False: no positions (the blotter and TCA need none)."""
         self.cfg, self.start, self.end, self.with_positions = cfg, start, end, positions
-        self.orders: dict[str, Order] = {}
-        self.children: dict[str, Child] = {}
-        self.active: set[str] = set()  # orders with an event in range
-        self.fills: list[Fill] = []
-        self.allocations: list[AllocationBooked | AllocationCanceled | AllocationRejected] = []
-        self.compliance: list[OrderRejected | CancelRejected | AllocationRejected | ComplianceAlert | RiskChanged] = []
-        self.bbo: dict[str, tuple[int | None, int | None]] = {}
-        self.quotes: dict[str, tuple[list[int], list[int], list[int]]] = {}  # symbol -> ts, bid, ask
         self.symbols = [i.symbol for i in cfg.instruments]
         self.accounts = [a.id for a in cfg.accounts]
         self.currency = {i.symbol: i.currency for i in cfg.instruments}
         self.base = {a.id: a.base_currency for a in cfg.accounts}
         self.book = Book(self.accounts, self.symbols, cfg.fx_rates(), marking=False)
-        self.ledger = Ledger(self.book)
-        for view, event in _AS.items():
-            if event in self.ledger.handlers:
-                self.ledger.follow(view, event)
+        self.allocations: list[AllocationBooked | AllocationCanceled | AllocationRejected] = []
+        self.compliance: list[OrderRejected | CancelRejected | AllocationRejected | ComplianceAlert | RiskChanged] = []
+        self.quotes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # symbol -> ts, bid, ask
         self.opening: tuple[np.ndarray, ...] | None = None
-        self.closing_bbo: dict[str, tuple[int | None, int | None]] | None = None
-        self.closed_at = 0  # events before the range's end
-        self.opening_gross: dict[tuple[str, str], tuple[int, int, int, int]] = {}
-        self.closing_gross: dict[tuple[str, str], tuple[int, int, int, int]] = {}
+        self.closing_bbo: dict[str, tuple[int | None, int | None]] = {}
+        self.opening_gross = self.closing_gross = np.zeros((4, len(self.accounts), len(self.symbols)), np.int64)
         self.pnl_curve: list[tuple[int, int]] = []  # (ts, realized P&L of all accounts, base currencies summed)
-        self._realized_total = 0
-        self._last_realized = self.book.realized
-        self._fill_child: dict[str, tuple[str, str]] = {}  # parent ExecID -> (child_id, venue ExecID)
         self.events_read = 0
         self.journal_end = 0
-        self._names: dict[str, str] = {}
         self.derived: dict[str, object] = {}  # what several reports compute from the facts, once (tables.once)
 
     # ------------------------------------------------------------------ the pass
@@ -324,180 +246,309 @@ class Facts:
                               f"journal {reader.path} covers {date_of(first, zone)} to {date_of(last, zone)}")
         if last < self.start or first >= self.end:
             raise nothing
-        handlers = {OrderAcceptedV: self._accepted, ExecutionReportV: self._report, ChildOrderSentV: self._child_sent,
-                    ChildReplaceSentV: self._child_replaced, ChildUpdatedV: self._child_updated,
-                    BestPrice: self._price, OrderRejected: self._compliance, CancelRejected: self._compliance,
-                    ComplianceAlert: self._compliance, RiskChanged: self._compliance,
-                    AllocationBooked: self._allocation, AllocationCanceled: self._allocation,
-                    AllocationRejected: self._allocation}
-        moves = self.ledger.handlers if self.with_positions else {}
-        calls = {t: (handlers.get(t), moves.get(t)) for t in (*handlers, *moves)}  # one look-up per event
         start, end, tail = self.start, self.end, self.end + self.MARKOUT_TAIL_NS
-        n = before = 0
-        opened = False
-        for ev in reader.events(reader.last_seq):
-            n += 1
-            ts, t = ev.ts, type(ev)
-            if ts >= start:
-                if not opened:
-                    self._open()
-                    opened = True
-                    before = n - 1
-                if ts >= end:
-                    if self.closing_bbo is None:
-                        self._close(n - 1)
-                    if ts >= tail:
-                        break
-                    if t is BestPrice:
-                        self._price(ev, False)
-                    continue
-            hm = calls.get(t)
-            if hm is None:
-                continue
-            h, m = hm
-            if h is not None:
-                h(ev, ts >= start)
-            if m is not None:
-                moved = m(ev)
-                if moved is not None and ts >= start:
-                    self._moved(moved, ts)
-        if self.opening is None:
-            self._open()
-        if self.closing_bbo is None:
-            self._close(n)
-        if not opened or self.closed_at == before:  # a day inside the journal's span without an event
+        parts: dict[str, list] = {k: [] for k in HOT}
+        ts_parts, self._whole = [], []
+        for chunk in reader.chunks(tail):
+            ts_parts.append(chunk.ts)
+            for k, c in chunk.cols.items():
+                parts[k].append(c)
+            self._whole += chunk.whole
+        ts = np.concatenate(ts_parts)
+        past = np.flatnonzero(ts >= tail)  # the pass stops at the first event past the markouts' tail
+        stop = int(past[0]) if len(past) else len(ts)
+        self.events_read = stop + 1 if len(past) else stop
+        ts = ts[:stop]
+        after = np.flatnonzero(ts >= start)
+        closes = np.flatnonzero(ts >= end)
+        self.open_at = int(after[0]) if len(after) else stop  # records before the range
+        self.closed_at = int(closes[0]) if len(closes) else self.events_read  # records before its end
+        if not len(after) or self.closed_at == self.open_at:  # a day inside the journal's span without an event
             raise nothing
-        self.events_read = n
+        self._handled = ts < end  # what the events in range and before it tell (later ones: prices only)
+        self._ts = ts
+        cols = {k: _concat(v) for k, v in parts.items()}
+        for k, c in cols.items():
+            if c:
+                cols[k] = _take(c, np.flatnonzero(c["seq"] <= stop))
+        self._prices(cols.get("BestPrice") or {})
+        self._orders(cols)
+        for seq, ev in self._whole:
+            if seq <= stop and self._handled[seq - 1] and ev.ts >= start:
+                if type(ev) in (AllocationBooked, AllocationCanceled, AllocationRejected):
+                    self.allocations.append(ev)
+                if type(ev) not in (AllocationBooked, AllocationCanceled, SplitApplied):
+                    self.compliance.append(ev)
+        if self.with_positions:
+            self._positions(cols)
         return self
 
-    def _open(self) -> None:
-        """The range starts: positions as they stand are the opening ones."""
-        b = self.book
-        self.opening = (b.qty.copy(), b.cost.copy(), b.realized.copy())
-        self.opening_gross = self._gross()
-        self._last_realized = b.realized.copy()
+    def _rows(self, c: dict[str, object]) -> tuple[dict[str, object], np.ndarray]:
+        """The events of one kind the facts are built from (before the range's end), and
+        which of them are in the range."""
+        if not c:
+            return c, np.zeros(0, np.bool_)
+        kept = _take(c, np.flatnonzero(self._handled[c["seq"] - 1]))
+        return kept, kept["ts"] >= self.start
 
-    def _close(self, at: int) -> None:
-        """The range ends (before event `at`): closing positions, marked at the mid of the
-        consolidated best bid and offer as it stood (later prices serve markouts only)."""
-        self.closed_at = at
-        self.closing_bbo = dict(self.bbo)
-        if not self.with_positions:
+    def _prices(self, bp: dict[str, object]) -> None:
+        """Quotes per symbol (to the markouts' tail), and the consolidated best bid and offer
+        before any record (`bbo`)."""
+        self._names: list[str] = []
+        if not bp:
+            self._bp_key = np.zeros(0, np.int64)
             return
-        self.closing_gross = self._gross()
+        code = _codes(bp["symbol"], self._names)
+        bid, ask = np.where(bp["bid?"], bp["bid"], 0), np.where(bp["ask?"], bp["ask"], 0)
+        for k in np.unique(code).tolist():
+            rows = np.flatnonzero(code == k)
+            self.quotes[self._names[k]] = (bp["ts"][rows], bid[rows], ask[rows])
+        order = np.argsort(code * _SEQS + bp["seq"], kind="stable")
+        self._bp_key = (code * _SEQS + bp["seq"])[order]
+        self._bp = {k: bp[k][order] for k in ("bid", "ask", "bid?", "ask?")}
+        names = list(self._names)
+        closing = self.bbo(pa.array(names, pa.string()), np.full(len(names), self.closed_at + 1))
+        self.closing_bbo = {s: (int(b), int(a)) for s, b, a, hb, ha in zip(names, *closing) if hb and ha}
+
+    def bbo(self, symbols: pa.Array, seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The consolidated best bid and offer of each symbol just before record `seq`:
+        (bid, ask, bid known, ask known); 0 and not known without one."""
+        code = _codes(symbols, self._names)
+        if not len(self._bp_key):
+            z = np.zeros(len(seqs), np.int64)
+            return z, z, z != 0, z != 0
+        i = np.searchsorted(self._bp_key, code * _SEQS + seqs, "left") - 1
+        j = np.maximum(i, 0)
+        hit = (i >= 0) & (self._bp_key[j] // _SEQS == code)
+        hb, ha = hit & self._bp["bid?"][j], hit & self._bp["ask?"][j]
+        return np.where(hb, self._bp["bid"][j], 0), np.where(ha, self._bp["ask"][j], 0), hb, ha
+
+    def _orders(self, cols: dict[str, dict]) -> None:
+        """Parents, children and fills: each one's whole history to the range's end, as the
+        engine's events left it (an event's figures are the order's resulting state)."""
+        oa, oa_in = self._rows(cols["OrderAccepted"])
+        er, er_in = self._rows(cols["ExecutionReport"])
+        cs, _ = self._rows(cols["ChildOrderSent"])
+        cr, _ = self._rows(cols["ChildReplaceSent"])
+        cu, _ = self._rows(cols["ChildUpdated"])
+        n = len(oa.get("seq", ()))
+        ids = oa["order_id"] if n else _TEXT
+        # parents: the last report of each order sets its state; a few figures keep their first or last known value
+        order = _index_in(er["order_id"], ids) if er else _NONE
+        known = np.flatnonzero(order >= 0)
+        er, er_in, order = _take(er, known) if er else er, er_in[known], order[known]
+        last = _last(order, n)
+        ts = er.get("ts", _NONE)
+        fill = np.isin(_arr(er, "exec_type"), _FILL_TYPES)
+        cum_qty, cum_value = er.get("cum_qty", _NONE), er.get("cum_value", _NONE)
+        prior = _prior(order)
+        d_qty, d_value = cum_qty - _pick(prior, cum_qty, 0), cum_value - _pick(prior, cum_value, 0)
+        priced = _last(order, n, np.flatnonzero(er.get("price?", _NONE)))
+        texted = _last(order, n, np.flatnonzero(pc.not_equal(er["text"], "").fill_null(False).to_numpy(
+            zero_copy_only=False))) if er else last
+        o_ints = {
+            "qty": _pick(last, er.get("order_qty", _NONE), oa.get("order.qty", _NONE)),
+            "cum_qty": _pick(last, cum_qty, 0), "cum_value": _pick(last, cum_value, 0),
+            "arrival_ts": oa.get("ts", _NONE), "last_ts": _pick(last, ts, oa.get("ts", _NONE)),
+            "done_ts": _pick(_first(order, n, np.flatnonzero(np.isin(_arr(er, "ord_status"), _TERMINAL))), ts, 0),
+            "first_fill_ts": _pick(_first(order, n, np.flatnonzero(_arr(er, "exec_type") == ExecType.TRADE.value)),
+                                   ts, 0),
+            "price": _pick(priced, er.get("price", _NONE), oa.get("order.price", _NONE)),
+        }
+        o_ints["bid"], o_ints["ask"], has_bid, has_ask = self.bbo(oa.get("order.symbol", _TEXT), oa.get("seq", _NONE))
+        o_valid = {"price": (priced >= 0) | oa.get("order.price?", _NONE).astype(bool), "bid": has_bid, "ask": has_ask}
+        o_text = {"order_id": ids, "cl_ord_id": oa.get("order.cl_ord_id"), "session": oa.get("order.session"),
+                  "account": oa.get("order.account"), "symbol": oa.get("order.symbol"),
+                  "side": _names(oa.get("order.side"), _SIDE), "ord_type": oa.get("order.ord_type"),
+                  "tif": pc.fill_null(oa["order.tif"], TimeInForce.DAY.value) if n else None, "route": oa.get("venue"),
+                  "status": _names(_pick_text(last, er.get("ord_status", _TEXT), OrdStatus.PENDING_NEW.value), _STATUS),
+                  "text": _pick_text(texted, er.get("text", _TEXT), "")}
+        active = np.zeros(n, np.bool_)
+        active[np.flatnonzero(oa_in)] = True
+        active[order[er_in]] = True
+        self.parents = _subset(o_text, o_ints, o_valid, np.flatnonzero(active))
+        position = np.full(n, -1, np.int64)
+        position[active] = np.arange(int(active.sum()))
+        self._all_orders = (ids, oa.get("order.account", _TEXT), oa.get("order.symbol", _TEXT))
+
+        # children: as first sent (a resend of one known is the same child), then as their venue's reports left them
+        if cs:
+            cs = _take(cs, np.flatnonzero(_index_in(cs["child_id"], cs["child_id"]) == np.arange(len(cs["seq"]))))
+        m = len(cs.get("seq", ()))
+        child_ids = cs["child_id"] if m else _TEXT
+        upd = _index_in(cu["child_id"], child_ids) if cu else _NONE
+        cu = _take(cu, np.flatnonzero(upd >= 0)) if cu else cu
+        upd = upd[upd >= 0]
+        rep = _index_in(cr["child_id"], child_ids) if cr else _NONE
+        cr = _take(cr, np.flatnonzero(rep >= 0)) if cr else cr
+        rep = rep[rep >= 0]
+        last_cu = _last(upd, m)
+        # qty and price: as the last of its updates and replaces set them
+        by_seq = np.argsort(np.concatenate([cu.get("seq", _NONE), cr.get("seq", _NONE)]), kind="stable")
+        changed = _last(np.concatenate([upd, rep])[by_seq], m)
+        changed = np.where(changed >= 0, by_seq[np.maximum(changed, 0)] if len(by_seq) else 0, -1)
+        qty_src = np.concatenate([cu.get("qty", _NONE), cr.get("qty", _NONE)])
+        px_src = np.concatenate([cu.get("price", _NONE), cr.get("price", _NONE)])
+        px_has = np.concatenate([cu.get("price?", _BOOL), cr.get("price?", _BOOL)])
+        cu_cum = cu.get("cum_qty", _NONE)
+        first_fill = (cu["fill_exec_id"].is_valid().to_numpy(zero_copy_only=False) if cu else _BOOL) & (
+            cu_cum > _pick(_prior(upd), cu_cum, 0))
+        acked = np.isin(_arr(cu, "status"), _ACKED_CODES)
+        parent = _index_in(cs["order_id"], ids) if m else _NONE
+        # fills: a report of a trade, bust or correction, at the child (and venue ExecID) whose update came with it
+        fill_rows = np.flatnonzero(fill)
+        via = _index_in(er["exec_id"].take(pa.array(fill_rows)), cu["fill_exec_id"]) if len(fill_rows) and cu \
+            else np.full(len(fill_rows), -1, np.int64)
+        via = np.where((via >= 0) & (_pick(via, cu.get("seq", _NONE), 0) < er.get("seq", _NONE)[fill_rows]), via, -1)
+        fill_child = _pick(via, upd, -1)
+        c_value = np.zeros(m, np.int64)
+        np.add.at(c_value, fill_child[fill_child >= 0], d_value[fill_rows][fill_child >= 0])
+        cu_ts = cu.get("ts", _NONE)
+        c_ints = {
+            "qty": _pick(changed, qty_src, cs.get("qty", _NONE)), "cum_qty": _pick(last_cu, cu_cum, 0),
+            "cum_value": c_value, "sent_ts": cs.get("ts", _NONE),
+            "ack_ts": _pick(_first(upd, m, np.flatnonzero(acked)), cu_ts, 0),
+            "first_fill_ts": _pick(_first(upd, m, np.flatnonzero(first_fill)), cu_ts, 0),
+            "last_ts": _pick(last_cu, cu_ts, cs.get("ts", _NONE)),
+            "price": _pick(changed, px_src, cs.get("price", _NONE)),
+        }
+        c_ints["bid"], c_ints["ask"], c_has_bid, c_has_ask = self.bbo(cs.get("symbol", _TEXT), cs.get("seq", _NONE))
+        c_valid = {"price": np.where(changed >= 0, _pick(changed, px_has, False), cs.get("price?", _BOOL)),
+                   "bid": c_has_bid, "ask": c_has_ask}
+        c_text = {"child_id": child_ids, "cl_ord_id": cs.get("cl_ord_id"), "venue": cs.get("venue"),
+                  "status": _names(_pick_text(last_cu, cu.get("status", _TEXT), OrdStatus.PENDING_NEW.value), _STATUS)}
+        of_active = np.flatnonzero(_pick(parent, position, -1) >= 0)
+        self.children = _subset(c_text, c_ints, c_valid, of_active)
+        self.child_parent = position[parent[of_active]]
+        # the fills in the range, in journal order
+        shown = fill_rows[er_in[fill_rows]]
+        child, cu_row = fill_child[er_in[fill_rows]], via[er_in[fill_rows]]
+        f_ints = {"ts": ts[shown], "qty": d_qty[shown], "value": d_value[shown],
+                  "last_qty": er.get("last_qty", _NONE)[shown], "last_px": er.get("last_px", _NONE)[shown]}
+        f_text = {k: er.get(k, _TEXT).take(pa.array(shown, pa.int64())) for k in ("order_id", "exec_id", "exec_type",
+                                                                                  "exec_ref_id")}
+        f_text["exec_type"] = _names(f_text["exec_type"], _EXEC)
+        f_text.update(child_id=_pick_text(child, child_ids, ""), venue=_pick_text(child, cs.get("venue", _TEXT), ""),
+                      venue_exec_id=pc.fill_null(_pick_text(cu_row, cu.get("venue_exec_id", _TEXT), ""), ""))
+        self.fills = Rows(f_text, f_ints)
+        self.fill_parent = position[order[shown]]
+        child_position = np.full(m, -1, np.int64)
+        child_position[of_active] = np.arange(len(of_active))
+        self.fill_child = _pick(child, child_position, -1)
+        self.fill_trade = _arr(er, "exec_type")[shown] == ExecType.TRADE.value if len(shown) else _BOOL
+        self._ledger_rows = (er, fill, d_qty, d_value, cs, cu, upd, via)
+
+    def _positions(self, cols: dict[str, dict]) -> None:
+        """Positions at the range's start and end, and the realized P&L through it: Ledger's
+        moves (the positions stream's), as one kernel over a row per move."""
         b = self.book
+        er, _ = self._rows(cols["ExecutionReport"])
+        cs, _ = self._rows(cols["ChildOrderSent"])
+        cu, _ = self._rows(cols["ChildUpdated"])
+        venues = ["", ALLOCATION_VENUE]
+        accounts, symbols = pa.array(self.accounts, pa.string()), pa.array(self.symbols, pa.string())
+        parts = []  # (seq, kind, account, symbol, q, value, order, venue, ends, ts)
+        if er:
+            fill = np.isin(_arr(er, "exec_type"), _FILL_TYPES)
+            a, i = _index_in(er["account"], accounts), _index_in(er["symbol"], symbols)
+            restated = ~fill & er["restatement_reason?"] & (er["restatement_reason"] == RestatementReason.CORPORATE_ACTION)
+            rows = np.flatnonzero((fill & (a >= 0) & (i >= 0)) | restated)
+            via = _index_in(er["exec_id"].take(pa.array(rows, pa.int64())), cu["fill_exec_id"]) if cu and len(rows) \
+                else np.full(len(rows), -1, np.int64)
+            via = np.where((via >= 0) & (_pick(via, cu.get("seq", _NONE), 0) < er["seq"][rows]), via, -1)
+            child = _index_in(cu["child_id"].take(pa.array(np.maximum(via, 0))), cs["child_id"]) if cs and len(rows) \
+                else np.full(len(rows), -1, np.int64)
+            child = np.where(via >= 0, child, -1)
+            venue = _codes(_pick_text(child, cs.get("venue", _TEXT), ""), venues) if len(rows) else _NONE
+            buy = pc.equal(er["side"], Side.BUY.value).to_numpy(zero_copy_only=False)[rows]
+            order = er["order_id"].take(pa.array(rows, pa.int64())).dictionary_encode().indices.to_numpy().astype(
+                np.int64) if len(rows) else _NONE
+            parts.append((er["seq"][rows], np.where(fill[rows], ledger.REPORT, ledger.RESTATED), a[rows], i[rows],
+                          er["cum_qty"][rows], er["cum_value"][rows], order, venue, 1 + 2 * buy, er["ts"][rows]))
+        moves = []
+        for seq, ev in self._whole:
+            if seq > len(self._handled) or not self._handled[seq - 1]:
+                continue
+            t = type(ev)
+            if t is SplitApplied and ev.symbol in b.symbols:
+                moves.append((seq, ledger.SPLIT, -1, b.symbols[ev.symbol], ev.new, ev.old, 0, 0, 1, ev.ts))
+            elif t in (AllocationBooked, AllocationCanceled):
+                way, bk = (1, ev) if t is AllocationBooked else (-1, ev.booking)
+                if bk.symbol not in b.symbols:
+                    continue
+                sign = way * (1 if bk.side == Side.BUY else -1)
+                moves.append((seq, ledger.MOVED, -1, -1, 0, 0, 0, 0, 0, ev.ts))
+                for account, q, value, kind in [(bk.account, -sign * bk.qty, bk.value, ledger.TRANSFER)] + [
+                        (s.account, sign * s.qty, s.value, ledger.FILL if way > 0 else ledger.TRANSFER)
+                        for s in bk.shares]:
+                    if account in b.accounts:
+                        moves.append((seq, kind, b.accounts[account], b.symbols[bk.symbol], q, value, 0, 1, 0, ev.ts))
+                moves[-1] = (*moves[-1][:8], 1, ev.ts)
+        if moves:
+            parts.append(tuple(np.array(c, np.int64) for c in zip(*moves)))
+        cols_ = [np.concatenate([np.asarray(p[k], np.int64) for p in parts]) if parts else _NONE for k in range(10)]
+        by = np.argsort(cols_[0], kind="stable")
+        seq, kind, a, i, q, value, order, venue, ends, ts = (c[by] for c in cols_)
+        gross = np.zeros((len(self.accounts), len(self.symbols), len(venues), 4), np.int64)
+        opening = np.zeros((3, len(self.accounts), len(self.symbols)), np.int64)
+        self.opening_gross, self.closing_gross = np.zeros((2, len(self.accounts), len(self.symbols), 4), np.int64)
+        curve = np.zeros((len(kind), 2), np.int64)
+        points = ledger.moves(kind, seq, ts, a, i, q, value, order, venue, ends, self.start, self.open_at,
+                              self.closed_at, b.qty, b.cost, b.realized, gross, b.rates, opening, self.opening_gross,
+                              self.closing_gross, curve)
+        self.opening = (opening[0], opening[1], opening[2])
+        self.pnl_curve = [(t, v) for t, v in curve[:points].tolist()]
         for symbol, (bid, ask) in self.closing_bbo.items():
             if bid and ask and symbol in b.symbols:
                 b.marks[b.symbols[symbol]] = (bid + ask) // 2
         b.mark_all()
 
-    def _gross(self) -> dict[tuple[str, str], tuple[int, int, int, int]]:
-        """(bought, sold, buy value, sell value) per position, over its venues."""
-        out = {}
-        for key, venues in self.ledger.book.venues.items():
-            v = venues.values()
-            out[key] = (sum(x.bought for x in v), sum(x.sold for x in v), sum(x.buy_value for x in v),
-                        sum(x.sell_value for x in v))
-        return out
+    def order_of(self, order_id: str) -> tuple[str, str] | None:
+        """(account, symbol) of any order the journal has accepted, by id."""
+        ids, accounts, symbols = self._all_orders
+        k = _index_in(pa.array([order_id], pa.string()), ids)[0]
+        return None if k < 0 else (accounts[k].as_py(), symbols[k].as_py())
 
-    def _moved(self, moved: tuple[list[str], str], ts: int) -> None:
-        """Follow the realized P&L of all accounts (each in its base currency, summed) for
-        the intraday chart."""
-        b, last = self.book, self._last_realized
-        i = b.symbols[moved[1]]
-        total = self._realized_total
-        for account in moved[0]:
-            a = b.accounts[account]
-            r = int(b.realized[a, i])
-            total += (r - int(last[a, i])) * int(b.rates[a, i]) // SCALE
-            last[a, i] = r
-        self._realized_total = total
-        self.pnl_curve.append((ts, total))
 
-    def _price(self, ev: BestPrice, _in_range: bool = True) -> None:
-        self.bbo[ev.symbol] = (ev.bid, ev.ask)
-        q = self.quotes.get(ev.symbol)
-        if q is None:
-            q = self.quotes[ev.symbol] = ([], [], [])
-        q[0].append(ev.ts)
-        q[1].append(ev.bid or 0)
-        q[2].append(ev.ask or 0)
+_SEQS = 1 << 40  # above any record's seq: (code, seq) as one int64 key
+_NONE = np.zeros(0, np.int64)
+_BOOL = np.zeros(0, np.bool_)
+_TEXT = pa.array([], pa.string())
+_FILL_TYPES = [e.value for e in FILL_TYPES]
+_TERMINAL = [s.value for s in TERMINAL]
+_ACKED_CODES = [s.value for s in _ACKED]
+_SIDE = {s.value: s.name for s in Side}
+_STATUS = {s.value: s.name for s in OrdStatus}
+_EXEC = {e.value: e.name for e in ExecType}
 
-    def _accepted(self, ev: OrderAcceptedV, in_range: bool) -> None:
-        o = ev.order
-        bid, ask = self.bbo.get(o.symbol, (None, None))
-        name = self._names.setdefault  # one string per session, account, symbol, route: a million orders share them
-        self.orders[ev.order_id] = Order(
-            ev.order_id, name(o.session, o.session), o.cl_ord_id, name(o.account, o.account),
-            name(o.symbol, o.symbol), o.side, o.ord_type, o.tif, o.qty, o.price, name(ev.venue, ev.venue), ev.ts,
-            bid, ask, last_ts=ev.ts)
-        if in_range:
-            self.active.add(ev.order_id)
 
-    def _report(self, ev: ExecutionReportV, in_range: bool) -> None:
-        o = self.orders.get(ev.order_id)
-        if o is None:
-            return
-        if in_range:
-            self.active.add(ev.order_id)
-        et = ev.exec_type
-        if et in FILL_TYPES:
-            child_id, venue_exec = self._fill_child.pop(ev.exec_id, ("", ""))
-            ch = self.children.get(child_id)
-            value = ev.cum_value - o.cum_value
-            if ch is not None:
-                ch.cum_value += value
-            if in_range:  # ids and names shared with the order and child, not held twice
-                self.fills.append(Fill(ev.ts, o.order_id, ev.exec_id, et, ev.exec_ref_id, ev.cum_qty - o.cum_qty,
-                                       value, ev.last_qty, ev.last_px, ch.child_id if ch is not None else child_id,
-                                       ch.venue if ch is not None else "", venue_exec))
-            if et == ExecType.TRADE and not o.first_fill_ts:
-                o.first_fill_ts = ev.ts
-        o.status, o.cum_qty, o.cum_value, o.qty, o.last_ts = ev.ord_status, ev.cum_qty, ev.cum_value, ev.order_qty, ev.ts
-        if ev.price is not None:
-            o.price = ev.price
-        if ev.text:
-            o.text = ev.text
-        if ev.ord_status in TERMINAL and not o.done_ts:
-            o.done_ts = ev.ts
+def _prior(group: np.ndarray) -> np.ndarray:
+    """Each row's previous row of the same group (-1: its first)."""
+    prior = np.full(len(group), -1, np.int64)
+    by = np.argsort(group, kind="stable")
+    same = np.flatnonzero(group[by][1:] == group[by][:-1])
+    prior[by[same + 1]] = by[same]
+    return prior
 
-    def _child_sent(self, ev: ChildOrderSentV, in_range: bool) -> None:
-        if ev.resend and ev.child_id in self.children:
-            return
-        bid, ask = self.bbo.get(ev.symbol, (None, None))
-        o = self.orders.get(ev.order_id)
-        if o is not None:
-            o.children += 1
-        self.children[ev.child_id] = Child(ev.child_id, o.order_id if o is not None else ev.order_id,
-                                           self._names.setdefault(ev.venue, ev.venue), ev.cl_ord_id, ev.qty, ev.price,
-                                           ev.ts, bid, ask, last_ts=ev.ts)
 
-    def _child_replaced(self, ev: ChildReplaceSentV, in_range: bool) -> None:
-        ch = self.children.get(ev.child_id)
-        if ch is not None:
-            ch.qty, ch.price = ev.qty, ev.price
+def _arr(c: dict, name: str) -> np.ndarray:
+    """A text column of codes as a NumPy array of str (empty without rows)."""
+    return c[name].to_numpy(zero_copy_only=False).astype(str) if c else np.zeros(0, "U1")
 
-    def _child_updated(self, ev: ChildUpdatedV, in_range: bool) -> None:
-        ch = self.children.get(ev.child_id)
-        if ch is None:
-            return
-        if ev.fill_exec_id is not None:
-            self._fill_child[ev.fill_exec_id] = (ev.child_id, ev.venue_exec_id or "")
-            if ev.cum_qty > ch.cum_qty and not ch.first_fill_ts:
-                ch.first_fill_ts = ev.ts
-        if not ch.ack_ts and ev.status in _ACKED:
-            ch.ack_ts = ev.ts
-        ch.status, ch.cum_qty, ch.qty, ch.price, ch.last_ts = ev.status, ev.cum_qty, ev.qty, ev.price, ev.ts
 
-    def _compliance(self, ev, in_range: bool) -> None:
-        if in_range:
-            self.compliance.append(ev)
+def _names(codes: pa.Array | None, names: dict[str, str]) -> pa.Array:
+    """FIX codes as their names."""
+    if codes is None or not len(codes):
+        return _TEXT
+    enc = codes.dictionary_encode()
+    return pa.array([names[v] for v in enc.dictionary.to_pylist()], pa.string()).take(enc.indices)
 
-    def _allocation(self, ev, in_range: bool) -> None:
-        if in_range:
-            self.allocations.append(ev)
-            if type(ev) is AllocationRejected:
-                self.compliance.append(ev)
+
+def _subset(text: dict, ints: dict, valid: dict, rows: np.ndarray) -> Rows:
+    idx = pa.array(rows, pa.int64())
+    return Rows({k: (_TEXT if v is None else v).take(idx) if len(rows) else _TEXT for k, v in text.items()},
+                {k: np.asarray(v)[rows] for k, v in ints.items()},
+                {k: np.asarray(v, np.bool_)[rows] for k, v in valid.items()})
 
 
 def read_facts(cfg: Config, journal: Path, start: int, end: int, positions: bool = True) -> Facts:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import math
-import operator
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -37,7 +36,7 @@ from oms.model import (
     Side,
 )
 from oms.positions import SCALE
-from oms.reporting.facts import Facts
+from oms.reporting.facts import Facts, Rows
 
 MARKOUTS_S = (1, 5, 60)
 T = TypeVar("T")
@@ -112,35 +111,12 @@ def once(f: Facts, fn: Callable[[Facts], T]) -> T:
     return f.derived[fn.__name__]  # type: ignore[return-value]
 
 
-class _Rows:
-    """Orders (parents active in the range, or their children) as the reports read them:
-    the structs, their int64 fields and their text columns, extracted once per facts."""
-
-    def __init__(self, items: list, ints: tuple[str, ...], text: dict[str, pa.Array | list]) -> None:
-        self.items = items
-        self.ints = dict(zip(ints, _columns(items, *ints)))
-        self.text = _table(text)
-        self.symbols: list[str] = []  # parents: the symbols their "symbol" column numbers
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self.ints[name]
-
-    def column(self, name: str) -> pa.Array | pa.ChunkedArray:
-        return self.text.column(name)
-
-
-def _parents(f: Facts) -> _Rows:
-    active = f.active
-    ps = [o for oid, o in f.orders.items() if oid in active]
-    rows = _Rows(ps, ("qty", "cum_qty", "cum_value", "bid", "ask", "arrival_ts", "first_fill_ts", "done_ts",
-                      "last_ts"), {
-        "order_id": [o.order_id for o in ps], "cl_ord_id": [o.cl_ord_id for o in ps],
-        "session": [o.session for o in ps], "account": [o.account for o in ps], "symbol": [o.symbol for o in ps],
-        "side": [_SIDE[o.side] for o in ps], "ord_type": [o.ord_type for o in ps], "tif": [o.tif for o in ps],
-        "route": [o.route for o in ps], "status": [_STATUS[o.status] for o in ps], "text": [o.text for o in ps]})
-    rows.symbols, rows.ints["symbol"] = _codes(rows.column("symbol"))
-    rows.ints["sign"] = np.where(pc.equal(rows.column("side"), Side.BUY.name).to_numpy(zero_copy_only=False), 1, -1)
-    return rows
+def _parents(f: Facts) -> Rows:
+    """The parents active in the range, their symbols numbered and their sides as signs."""
+    p = f.parents
+    p.symbols, p.ints["symbol"] = _codes(p.column("symbol"))
+    p.ints["sign"] = np.where(pc.equal(p.column("side"), Side.BUY.name).to_numpy(zero_copy_only=False), 1, -1)
+    return p
 
 
 def _codes(column: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
@@ -149,48 +125,32 @@ def _codes(column: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
     return encoded.dictionary.to_pylist(), encoded.indices.to_numpy().astype(np.int64)
 
 
-def _children(f: Facts) -> tuple[_Rows, np.ndarray]:
-    """The children of the active parents, in the order they were sent, and their parents' rows."""
-    position = {o.order_id: k for k, o in enumerate(once(f, _parents).items)}
-    cs = [ch for ch in f.children.values() if ch.order_id in position]
-    rows = _Rows(cs, ("qty", "cum_qty", "cum_value", "bid", "ask", "sent_ts", "ack_ts", "first_fill_ts", "last_ts"), {
-        "child_id": pa.array([c.child_id for c in cs], pa.string()), "cl_ord_id": [c.cl_ord_id for c in cs],
-        "venue": [c.venue for c in cs], "status": [_STATUS[c.status] for c in cs]})
-    return rows, np.fromiter((position[c.order_id] for c in cs), np.int64, len(cs))
-
-
-def _fill_parents(f: Facts) -> np.ndarray:
-    """The parent row of each fill (a fill in the range makes its order active)."""
-    position = {o.order_id: k for k, o in enumerate(once(f, _parents).items)}
-    return np.fromiter((position[x.order_id] for x in f.fills), np.int64, len(f.fills))
-
-
 # ---------------------------------------------------------------- blotter
 def orders(f: Facts) -> pa.Table:
     """Every parent order active in the range, each followed by its child orders."""
     p = once(f, _parents)
-    n = len(p.items)
+    n = len(p)
     parents = _table({
         "kind": pa.repeat("parent", n), "order_id": p.column("order_id"),
         "child_id": pa.nulls(n, pa.string()), "cl_ord_id": p.column("cl_ord_id"),
         **{name: p.column(name) for name in ("session", "account", "symbol", "side", "ord_type", "tif", "route")},
-        "qty": p["qty"], "price": fixed([o.price for o in p.items]),
+        "qty": p["qty"], "price": fixed(p["price"], valid=p.valid["price"]),
         "status": p.column("status"), "cum_qty": p["cum_qty"], "cum_value": fixed(p["cum_value"]),
         "avg_px": avg_px(p["cum_value"], p["cum_qty"]), "created": times(p["arrival_ts"]),
         "acked": times(np.zeros(n, np.int64)), "first_fill": times(p["first_fill_ts"]), "done": times(p["done_ts"]),
         "last_update": times(p["last_ts"]), "text": p.column("text"),
     })
-    c, parent_of = once(f, _children)
+    c, parent_of = f.children, f.child_parent
     inherited = p.text.select(["session", "account", "symbol", "side", "ord_type", "tif"]).take(parent_of)
     children = _table({
-        "kind": pa.repeat("child", len(c.items)), "order_id": p.column("order_id").take(parent_of),
+        "kind": pa.repeat("child", len(c)), "order_id": p.column("order_id").take(parent_of),
         "child_id": c.column("child_id"), "cl_ord_id": c.column("cl_ord_id"),
         **{name: inherited.column(name) for name in inherited.column_names},
-        "route": c.column("venue"), "qty": c["qty"], "price": fixed([ch.price for ch in c.items]),
+        "route": c.column("venue"), "qty": c["qty"], "price": fixed(c["price"], valid=c.valid["price"]),
         "status": c.column("status"), "cum_qty": c["cum_qty"], "cum_value": fixed(c["cum_value"]),
         "avg_px": avg_px(c["cum_value"], c["cum_qty"]), "created": times(c["sent_ts"]), "acked": times(c["ack_ts"]),
-        "first_fill": times(c["first_fill_ts"]), "done": times(np.zeros(len(c.items), np.int64)),
-        "last_update": times(c["last_ts"]), "text": pa.repeat("", len(c.items)),
+        "first_fill": times(c["first_fill_ts"]), "done": times(np.zeros(len(c), np.int64)),
+        "last_update": times(c["last_ts"]), "text": pa.repeat("", len(c)),
     })
     # parent k, then its children in the order they were sent
     key = np.concatenate([np.arange(n, dtype=np.int64) * 2, parent_of * 2 + 1])
@@ -202,16 +162,16 @@ def later_mids(f: Facts) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     is known (not: no two-sided price then, a bust or correction, or past the journal's end)."""
     n = len(f.fills)
     out = {h: (np.zeros(n, np.int64), np.zeros(n, np.bool_)) for h in MARKOUTS_S}
-    by_symbol: dict[str, list[int]] = {}
-    for k, x in enumerate(f.fills):
-        if x.exec_type == ExecType.TRADE and x.last_px:
-            by_symbol.setdefault(f.orders[x.order_id].symbol, []).append(k)
-    (fts,) = _columns(f.fills, "ts")
-    for symbol, ks in by_symbol.items():
-        q = f.quotes.get(symbol)
-        if q is None:
+    p = once(f, _parents)
+    symbol = p["symbol"][f.fill_parent]
+    priced = f.fill_trade & (f.fills["last_px"] != 0)
+    fts = f.fills["ts"]
+    for k, name in enumerate(p.symbols):
+        q = f.quotes.get(name)
+        ks = np.flatnonzero(priced & (symbol == k))
+        if q is None or not len(ks):
             continue
-        qts, bid, ask = (np.asarray(c, np.int64) for c in q)
+        qts, bid, ask = q
         two_sided = (bid != 0) & (ask != 0)
         mids = (bid + ask) // 2
         for h in MARKOUTS_S:
@@ -231,25 +191,20 @@ def _markout_bps(later: tuple[np.ndarray, np.ndarray], signs: np.ndarray, prices
 
 def executions(f: Facts) -> pa.Table:
     """Every trade, bust and correction, with the child, venue and venue ExecID, and its markouts."""
-    fills = f.fills
-    p, parent = once(f, _parents), once(f, _fill_parents)
+    x, p, parent = f.fills, once(f, _parents), f.fill_parent
     later = once(f, later_mids)
     signs = p["sign"][parent]
-    ts, last_qty, prices, qty, value = _columns(fills, "ts", "last_qty", "last_px", "qty", "value")
+    prices = x["last_px"]
     return _table({
-        "ts": times(ts),
-        "order_id": [x.order_id for x in fills],
+        "ts": times(x["ts"]),
+        "order_id": x.column("order_id"),
         **{name: p.column(name).take(parent) for name in ("cl_ord_id", "account", "symbol", "side")},
-        "exec_id": [x.exec_id for x in fills],
-        "exec_type": [_EXEC[x.exec_type] for x in fills],
-        "exec_ref_id": [x.exec_ref_id for x in fills],
-        "last_qty": last_qty,
+        **{name: x.column(name) for name in ("exec_id", "exec_type", "exec_ref_id")},
+        "last_qty": x["last_qty"],
         "last_px": fixed(prices),
-        "qty_change": qty,
-        "value_change": fixed(value),
-        "child_id": [x.child_id for x in fills],
-        "venue": [x.venue for x in fills],
-        "venue_exec_id": [x.venue_exec_id for x in fills],
+        "qty_change": x["qty"],
+        "value_change": fixed(x["value"]),
+        **{name: x.column(name) for name in ("child_id", "venue", "venue_exec_id")},
         **{f"markout_{h}s_bps": _markout_bps(later[h], signs, prices) for h in MARKOUTS_S},
     })
 
@@ -290,8 +245,7 @@ def positions(f: Facts) -> pa.Table:
         total_r = total_u = 0
         lines = []
         for sym, i in b.symbols.items():
-            g0 = f.opening_gross.get((acc, sym), (0, 0, 0, 0))
-            g1 = f.closing_gross.get((acc, sym), (0, 0, 0, 0))
+            g0, g1 = tuple(f.opening_gross[a, i].tolist()), tuple(f.closing_gross[a, i].tolist())
             qty0, qty1 = int(q0[a, i]), int(b.qty[a, i])
             if not (qty0 or qty1 or g1 != g0):
                 continue
@@ -352,10 +306,9 @@ def compliance(f: Facts) -> pa.Table:
             rows.append((ev.ts, "reject", _control(ev.reason), "", o.account, o.symbol, o.session, o.cl_ord_id,
                          ev.reason, ev.text))
         elif t is CancelRejected:
-            parent = f.orders.get(ev.order_id or "")
+            account, symbol = f.order_of(ev.order_id or "") or ("", "")
             rows.append((ev.ts, "cancel_reject" if not ev.replace else "replace_reject", _control(ev.reason), "",
-                         parent.account if parent else "", parent.symbol if parent else "", ev.session, ev.cl_ord_id,
-                         ev.reason, ev.text))
+                         account, symbol, ev.session, ev.cl_ord_id, ev.reason, ev.text))
         elif t is AllocationRejected:
             rows.append((ev.ts, "allocation_reject", _control(ev.reason), "", ev.account, "", ev.user, ev.alloc_id,
                          ev.reason, ev.text))
@@ -380,10 +333,9 @@ def _control(reason: str) -> str:
 def _vwap_index(f: Facts) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per symbol: the times of its fills (all orders) in order and running sums of their
     quantity and value, for the VWAP of any interval."""
-    p, parent = once(f, _parents), once(f, _fill_parents)
-    trade = np.fromiter((x.exec_type == ExecType.TRADE for x in f.fills), np.bool_, len(f.fills))
-    symbol = p["symbol"][parent]
-    ts, qs, ps = _columns(f.fills, "ts", "last_qty", "last_px")
+    p = once(f, _parents)
+    trade, symbol = f.fill_trade, p["symbol"][f.fill_parent]
+    ts, qs, ps = f.fills["ts"], f.fills["last_qty"], f.fills["last_px"]
     out = {}
     for k, sym in enumerate(p.symbols):
         sel = np.flatnonzero(trade & (symbol == k))
@@ -392,30 +344,6 @@ def _vwap_index(f: Facts) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]
             out[sym] = (ts[order], np.concatenate([[0], np.cumsum(qs[order])]),
                         _exact_cumsum(_exact_product(qs[order], ps[order])))
     return out
-
-
-def _ints(values: list[int]) -> np.ndarray:
-    return np.array(values, np.int64)
-
-
-def _columns(items: list, *fields: str) -> list[np.ndarray]:
-    """int64 columns of the items' fields (None as 0, in the fields that may be None); the
-    others in one pass, a record per item."""
-    plain = [name for name in fields if name not in _OPTIONAL]
-    out = {name: _ints([v or 0 for v in map(operator.attrgetter(name), items)]) for name in fields
-           if name in _OPTIONAL}
-    if len(plain) == 1:
-        out[plain[0]] = np.fromiter(map(operator.attrgetter(plain[0]), items), np.int64, len(items))
-    elif plain:
-        rows = np.fromiter(map(operator.attrgetter(*plain), items), np.dtype([(n, np.int64) for n in plain]),
-                           len(items))
-        out.update((name, np.ascontiguousarray(rows[name])) for name in plain)
-    return [out[name] for name in fields]
-
-
-_OPTIONAL = frozenset({"bid", "ask", "price"})
-
-
 
 
 def _exact_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -541,34 +469,33 @@ def _us_column(later: np.ndarray, earlier: np.ndarray) -> tuple[np.ndarray, np.n
     return np.where(known, (later - earlier) // _NS_PER_US, 0), known
 
 
-def _last_fills(f: Facts) -> tuple[dict[str, int], dict[str, int]]:
-    parents: dict[str, int] = {}
-    children: dict[str, int] = {}
-    for x in f.fills:
-        if x.exec_type == ExecType.TRADE:
-            parents[x.order_id] = x.ts
-            if x.child_id:
-                children[x.child_id] = x.ts
-    return parents, children
+def _last_fills(f: Facts) -> tuple[np.ndarray, np.ndarray]:
+    """The time of each parent's and each child's last trade in the range (0: none)."""
+    trades = np.flatnonzero(f.fill_trade)
+    out = []
+    for n, at in ((len(f.parents), f.fill_parent[trades]), (len(f.children), f.fill_child[trades])):
+        last = np.zeros(n, np.int64)
+        last[at[at >= 0]] = f.fills["ts"][trades[at >= 0]]  # in journal order: the last assignment stays
+        out.append(last)
+    return out[0], out[1]
 
 
 def _tca_rows(f: Facts) -> tuple[_Measures, _Measures]:
     index = _vwap_index(f)
     last_parent, last_child = _last_fills(f)
     p = once(f, _parents)
-    c, parent_of = once(f, _children)
+    c, parent_of = f.children, f.child_parent
     parents = _Measures(index, p.symbols, p["symbol"], p["sign"], p["qty"], p["cum_qty"], p["cum_value"], p["bid"],
-                        p["ask"], p["arrival_ts"], p["first_fill_ts"], _ints([last_parent.get(o.order_id, 0) for o in p.items]),
-                        p["done_ts"])
+                        p["ask"], p["arrival_ts"], p["first_fill_ts"], last_parent, p["done_ts"])
     children = _Measures(index, p.symbols, p["symbol"][parent_of], p["sign"][parent_of], c["qty"],
                          c["cum_qty"], c["cum_value"], c["bid"], c["ask"], c["sent_ts"], c["first_fill_ts"],
-                         _ints([last_child.get(ch.child_id, 0) for ch in c.items]),
-                         _ints([ch.last_ts if ch.status in _DONE else 0 for ch in c.items]))
+                         last_child, np.where(pc.is_in(c.column("status"), _DONE).to_numpy(zero_copy_only=False),
+                                              c["last_ts"], 0))
     return parents, children
 
 
-_DONE = frozenset({OrdStatus.FILLED, OrdStatus.CANCELED, OrdStatus.REJECTED, OrdStatus.EXPIRED,
-                   OrdStatus.DONE_FOR_DAY})
+_DONE = pa.array([s.name for s in (OrdStatus.FILLED, OrdStatus.CANCELED, OrdStatus.REJECTED, OrdStatus.EXPIRED,
+                                   OrdStatus.DONE_FOR_DAY)])
 
 
 def tca_orders(f: Facts) -> pa.Table:
@@ -578,7 +505,7 @@ def tca_orders(f: Facts) -> pa.Table:
         **{name: p.column(name) for name in ("order_id", "cl_ord_id", "account", "symbol", "side", "route")},
         "qty": p["qty"], "cum_qty": p["cum_qty"], "avg_px": avg_px(p["cum_value"], p["cum_qty"]),
         "arrival": times(p["arrival_ts"]),
-        "arrival_bid": fixed([o.bid for o in p.items]), "arrival_ask": fixed([o.ask for o in p.items]),
+        "arrival_bid": fixed(p["bid"], valid=p.valid["bid"]), "arrival_ask": fixed(p["ask"], valid=p.valid["ask"]),
         **measures.columns(),
         "status": p.column("status"),
     })
@@ -586,14 +513,14 @@ def tca_orders(f: Facts) -> pa.Table:
 
 def tca_children(f: Facts) -> pa.Table:
     """Execution quality per child order (at its venue), priced from when it was sent."""
-    p, (c, parent_of), (_, measures) = once(f, _parents), once(f, _children), once(f, _tca_rows)
+    p, c, parent_of, (_, measures) = once(f, _parents), f.children, f.child_parent, once(f, _tca_rows)
     return _table({
         "child_id": c.column("child_id"), "order_id": p.column("order_id").take(parent_of),
         "venue": c.column("venue"),
         **{name: p.column(name).take(parent_of) for name in ("account", "symbol", "side")},
         "qty": c["qty"], "cum_qty": c["cum_qty"], "avg_px": avg_px(c["cum_value"], c["cum_qty"]),
         "sent": times(c["sent_ts"]), "acked": times(c["ack_ts"]),
-        "arrival_bid": fixed([ch.bid for ch in c.items]), "arrival_ask": fixed([ch.ask for ch in c.items]),
+        "arrival_bid": fixed(c["bid"], valid=c.valid["bid"]), "arrival_ask": fixed(c["ask"], valid=c.valid["ask"]),
         **measures.columns(),
         "status": c.column("status"),
     })
@@ -602,7 +529,7 @@ def tca_children(f: Facts) -> pa.Table:
 def tca_summary(f: Facts) -> pa.Table:
     """Rolled up per account, symbol, routing policy (parents) and venue (children): the
     slippage of a group is its total cost over its total benchmark value (exact sums)."""
-    p, (c, _), (pm, cm) = once(f, _parents), once(f, _children), once(f, _tca_rows)
+    p, c, (pm, cm) = once(f, _parents), f.children, once(f, _tca_rows)
     groups = [(dim, key, row) for dim, measures, keys in (
         ("account", pm, _codes(p.column("account"))), ("symbol", pm, (p.symbols, p["symbol"])),
         ("policy", pm, _codes(p.column("route"))), ("venue", cm, _codes(c.column("venue"))))
@@ -622,7 +549,7 @@ def venues(f: Facts) -> pa.Table:
     """Per venue: fill ratio (filled over sent quantity), reject rate, acknowledgement and
     first-fill latency percentiles from the child being sent, and markouts after its fills
     (the fills' gain at the later mid over their value, exact sums)."""
-    c, _ = once(f, _children)
+    c = f.children
     names, at_child = _codes(c.column("venue"))
     code = {v: k for k, v in enumerate(names)}
     rejected = pc.equal(c.column("status"), OrdStatus.REJECTED.name).to_numpy(zero_copy_only=False)
@@ -634,13 +561,13 @@ def venues(f: Facts) -> pa.Table:
         stats[v] = {"n": int(sel.sum()), "qty": _exact_sum(c["qty"][sel]), "filled": _exact_sum(c["cum_qty"][sel]),
                     "rejected": int(rejected[sel].sum()), "ack": ack[sel & acked], "fill": fill[sel & filled]}
     later = once(f, later_mids)
-    fills = f.fills
-    at = np.array([code.get(x.venue, -1) if x.exec_type == ExecType.TRADE else -1 for x in fills], np.int64)
+    at = np.where(f.fill_trade, pc.index_in(f.fills.column("venue"), value_set=pa.array(names, pa.string()))
+                  .fill_null(-1).to_numpy(), -1).astype(np.int64)
     for v, n in zip(code, np.bincount(at[at >= 0], minlength=len(code)).tolist()):
         if n:
             stats[v]["fills"] = n
-    signs = once(f, _parents)["sign"][once(f, _fill_parents)]
-    px, qty = _columns(fills, "last_px", "last_qty")
+    signs = once(f, _parents)["sign"][f.fill_parent]
+    px, qty = f.fills["last_px"], f.fills["last_qty"]
     value = _exact_product(px, qty)
     gains: dict[tuple[str, int], list[int]] = {}
     for h in MARKOUTS_S:
