@@ -17,6 +17,7 @@ from gateways.fix_session import execution_report, field
 from oms.config import Config
 from oms.model import ExecType, OrdStatus
 from oms.system import System
+from tests.commit_watch import CommitWatch
 from tests.fix_client import FixClient, free_port, tags
 
 CONFIG = """
@@ -85,6 +86,7 @@ class Desk:
         self.venue.logged_on.clear()
         self.system = System(self.cfg, self.tmp, venues=False, serve_metrics=False, streams=False)
         self.system.start()
+        self.commits = CommitWatch(self.system)
         assert self.venue.logged_on.wait(15), "the OMS did not log on to the venue"
 
     def restart(self) -> None:

@@ -6,8 +6,6 @@ keeps the GTC order in its book over two nights, its halt holds an order until i
 resumes, and its restatements reach the trader."""
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from oms.journal import Journal
 from oms.model import EndOfDay, OrdStatus, RestatementReason, StartOfDay
 from oms.runtime import rebuild
 from oms.system import System
+from tests.commit_watch import CommitWatch
 from tests.fix_client import FixClient, free_port
 from tests.test_trading_day_fix import OPS, operator, said
 from tests.test_venue_sim import Clock
@@ -73,8 +72,7 @@ class Floor:
         (self.sim,) = start_venues(self.cfg, self.cfg.run_path(tmp), clock=self.clock)
         self.system = System(self.cfg, tmp, venues=False, serve_metrics=False, streams=False)
         self.system.start()
-        self.changed = threading.Event()
-        self.system.runtime.listeners.append(lambda _events: self.changed.set())
+        self.commits = CommitWatch(self.system)
         self.street = FixClient(tmp, venue_port, "STREET", "XSIM").__enter__()
 
     def trader(self) -> FixClient:
@@ -86,13 +84,7 @@ class Floor:
         self.sim.tick()
 
     def until(self, done: Callable[[Engine], bool], what: str) -> None:
-        """Wait until the engine's state says `done`, looking again after each journal commit."""
-        deadline = time.monotonic() + 10
-        while True:
-            self.changed.clear()
-            if self.system.runtime.query(done):
-                return
-            assert self.changed.wait(max(0.0, deadline - time.monotonic())), f"the OMS never saw {what}"
+        self.commits.until(done, what)
 
     def child(self, status: OrdStatus = OrdStatus.NEW) -> str:
         """The ClOrdID of the OMS's one child in `status` at the venue, once there is one."""

@@ -40,10 +40,7 @@ def operator(desk: Desk, cmd) -> None:
 
 def applied(desk: Desk, fn) -> None:
     """Wait until the engine's state says a venue's message went through (its gateway is a process of its own)."""
-    deadline = time.monotonic() + 10
-    while not desk.system.runtime.query(fn):
-        assert time.monotonic() < deadline, "the venue's message was not applied"
-        time.sleep(0.02)
+    desk.commits.until(fn, "the venue's message applied")
 
 
 def test_a_trading_day_over_fix(desk: Desk) -> None:
