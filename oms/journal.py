@@ -18,7 +18,7 @@ import sqlite3
 import struct
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import msgspec
@@ -252,6 +252,13 @@ class Journal:
             self._db.execute("COMMIT")
             self._in_tx = False
 
+    def drop_through(self, upto: int) -> None:
+        """By the writer, between two commits: archived records through `upto` out of the
+        live journal (see `archive`)."""
+        if self._in_tx:
+            raise JournalError("records are staged and not committed: drop archived ones after the commit")
+        _drop_through(self._db, upto)
+
     def set_meta(self, key: str, value: str) -> None:
         self._begin()
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
@@ -307,18 +314,20 @@ class Archived(msgspec.Struct, frozen=True):
     longest_lock_s: float  # the longest a delete transaction held the write lock: a commit's longest wait
 
 
-def archive(path: str | os.PathLike, before: int, chunk: int = 2_000) -> Archived | None:
+def archive(path: str | os.PathLike, before: int, chunk: int = 500,
+            drop: Callable[[int], None] | None = None) -> Archived | None:
     """Move the live journal's records before seq `before` into a new archive segment.
 
     The segment is written whole (temporary file, fsync, rename) before any record leaves
     the live journal; the delete then runs in transactions of `chunk` records, each
-    moving the meta mark `archived`, so a writer on the journal waits for one chunk at
-    most. A crash in between leaves records in both (readers take each once), and the
-    next call finishes the delete. Runs on a connection of its own, off the engine's thread.
+    moving the meta mark `archived`. A crash in between leaves records in both (readers
+    take each once), and the next call finishes the delete. `drop(upto)` deletes through
+    `upto`: in a running OMS the journal's own writer does it between two commits
+    (`Journal.drop_through` on the journal thread), so there is one writer and a commit
+    waits for one chunk at most; without one, a connection of this call's own does.
     """
     path = Path(path)
     db = sqlite3.connect(path, isolation_level=None, timeout=60, check_same_thread=False)
-    db.execute("PRAGMA synchronous=NORMAL")  # a delete lost to a power cut leaves records in both: read once
     try:
         row = db.execute("SELECT value FROM meta WHERE key = ?", (ARCHIVED,)).fetchone()
         done = int(row[0]) if row else 0
@@ -330,18 +339,27 @@ def archive(path: str | os.PathLike, before: int, chunk: int = 2_000) -> Archive
         upto = max(written, last)
         if upto <= done:
             return None
+        if drop is None:
+            db.execute("PRAGMA synchronous=NORMAL")  # a delete lost to a power cut leaves records in both: read once
+            drop = lambda hi: _drop_through(db, hi)  # noqa: E731
         t0, longest, lo = time.perf_counter(), 0.0, done
         while lo < upto:
             hi = min(lo + chunk, upto)
-            db.execute("BEGIN IMMEDIATE")
-            t1 = time.perf_counter()  # the write lock held from here: a commit on the journal waits
-            db.execute("DELETE FROM records WHERE seq <= ?", (hi,))
-            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (ARCHIVED, str(hi)))
-            db.execute("COMMIT")
+            t1 = time.perf_counter()
+            drop(hi)
             longest, lo = max(longest, time.perf_counter() - t1), hi
         return Archived(segment and str(segment), upto - done, write_s, time.perf_counter() - t0, longest)
     finally:
         db.close()
+
+
+def _drop_through(db: sqlite3.Connection, upto: int) -> None:
+    """Archived records through `upto` out of the live journal, with the mark that says so,
+    in one transaction."""
+    db.execute("BEGIN IMMEDIATE")
+    db.execute("DELETE FROM records WHERE seq <= ?", (upto,))
+    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (ARCHIVED, str(upto)))
+    db.execute("COMMIT")
 
 
 def _write_segment(path: Path, first: int, last: int) -> Path:

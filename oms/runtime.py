@@ -146,7 +146,7 @@ class Runtime:
         self._in_flight = threading.BoundedSemaphore(2)
         self._writer = threading.Thread(target=self._write_loop, name="oms-journal", daemon=True)
         engine.bind_history(self._history)
-        self.snapshots = Snapshots(journal, cfg)  # one at every end of day
+        self.snapshots = Snapshots(journal, cfg, self.on_journal_thread)  # one at every end of day
         self.listeners.append(self.snapshots.at_end_of_day(self.request))
 
     def _history(self) -> Iterator[Event]:
@@ -258,6 +258,17 @@ class Runtime:
             if item is not _STOP and type(item[0]) is _Query:
                 item[0].run(self.engine)
 
+    def on_journal_thread(self, fn: Callable[[], None]) -> None:
+        """Run `fn` on the journal thread between two commits, and wait for it: the journal
+        has one writer. Once that thread has ended (a stop), here."""
+        chore = _Chore(fn)
+        self._durable_q.put(chore)
+        while not chore.done.wait(0.5):
+            if not self._writer.is_alive():
+                chore.run()
+        if chore.error is not None:
+            raise chore.error
+
     def _flush(self) -> None:
         """Wait until every batch handed to the journal thread is durable (or it failed)."""
         done = threading.Event()
@@ -317,6 +328,9 @@ class Runtime:
             if type(item) is threading.Event:
                 item.set()
                 continue
+            if type(item) is _Chore:
+                item.run()
+                continue
             try:
                 self._durable(*item)
             except BaseException as exc:  # a journal failure: stop taking orders, loudly
@@ -349,6 +363,27 @@ class Runtime:
             first = self.journal.last_seq - len(records) + 1
             for follower in self.followers:
                 _safely(follower, first, records)
+
+
+class _Chore:
+    """Work handed to the journal thread (an archive's delete); run once, by whichever of
+    that thread or the waiter gets to it first."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self.fn = fn
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self._claimed = threading.Lock()
+
+    def run(self) -> None:
+        if not self._claimed.acquire(blocking=False):
+            return
+        try:
+            self.fn()
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.done.set()
 
 
 def _safely(fn: Callable[..., None], *args: object) -> None:

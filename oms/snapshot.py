@@ -155,8 +155,12 @@ def latest(folder: Path, journal: Journal, fp: str, until: int = 0) -> tuple[Hea
 class Snapshots:
     """The snapshots of one journal, under one configuration."""
 
-    def __init__(self, journal: Journal, cfg: Config) -> None:
+    def __init__(self, journal: Journal, cfg: Config,
+                 on_writer: Callable[[Callable[[], None]], None] | None = None) -> None:
+        """`on_writer(fn)`: runs fn where the journal's writer runs (a running OMS's journal
+        thread), for the archive's deletes; None: nothing else writes the journal."""
         self.journal = journal
+        self.on_writer = on_writer
         self.folder = directory(journal.path)
         self.fp = fingerprint(cfg.reference_data(), cfg.risk)
         self.archiving = cfg.journal.archive
@@ -181,7 +185,9 @@ class Snapshots:
         engine's thread: a start-up never reads them, and the kept snapshots can each be
         fallen back on. A failure is logged; the next snapshot tries again."""
         try:
-            done = archive(self.journal.path, before)
+            on_writer, journal = self.on_writer, self.journal
+            drop = None if on_writer is None else lambda upto: on_writer(lambda: journal.drop_through(upto))
+            done = archive(journal.path, before, drop=drop)
         except (OSError, sqlite3.Error, JournalError) as exc:
             log.error("journal %s: archiving the records before %d failed: %s", self.journal.path, before, exc)
             return

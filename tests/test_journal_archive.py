@@ -156,9 +156,12 @@ def test_a_torn_live_tail_is_cut_after_an_archive(tmp_path: Path):
 def test_start_up_the_undo_and_verify_snapshot_after_archiving_at_each_end_of_day(tmp_path: Path, capsys):
     cfg = config(tmp_path)
     ended = threading.Event()
+    deleted_by: list[str] = []  # the threads an archive's deletes ran on
 
     def started() -> Runtime:
         engine, journal = open_engine(cfg, tmp_path)
+        drop = journal.drop_through
+        journal.drop_through = lambda upto: (deleted_by.append(threading.current_thread().name), drop(upto))
         runtime = Runtime(engine, journal, cfg)  # its listener requests the snapshot, then this one is told
         runtime.listeners.append(lambda evs: any(type(e) is DayEnded for e in evs) and ended.set())
         runtime.start()
@@ -187,6 +190,7 @@ def test_start_up_the_undo_and_verify_snapshot_after_archiving_at_each_end_of_da
     days(runtime, 3, 10, "E")  # the snapshot this engine started from is archived past
     kept = sorted(int(p.stem) for p in directory(journal.path).glob("*.snapshot"))
     assert live_seqs(journal.path)[0] == kept[0] > started_from + 1
+    assert deleted_by and set(deleted_by) == {"oms-journal"}  # one writer: the journal's own thread
     original = engine._route
     engine._route = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("injected"))
     replies: list = []
