@@ -71,12 +71,12 @@ value = "50000"
 class Desk:
     """A running OMS, the venue TV (played by the test) and the two trader sessions."""
 
-    def __init__(self, tmp: Path, extra: str = "") -> None:
-        """`extra`: config appended to CONFIG."""
+    def __init__(self, tmp: Path, extra: str = "", top: str = "") -> None:
+        """`extra`: config appended to CONFIG; `top`: top-level keys put before it."""
         self.tmp = tmp
         self.trader_port, self.venue_port = free_port(), free_port()
-        self.cfg = msgspec.toml.decode(CONFIG.format(trader_port=self.trader_port, venue_port=self.venue_port) + extra,
-                                       type=Config)
+        self.cfg = msgspec.toml.decode(
+            top + CONFIG.format(trader_port=self.trader_port, venue_port=self.venue_port) + extra, type=Config)
         self.venue = FixClient(tmp, self.venue_port, "TV", "OMS", role="acceptor", wait_logon=False)
         self.venue.__enter__()
         self.start()

@@ -88,6 +88,32 @@ def test_a_trading_day_over_fix(desk: Desk) -> None:
     assert live[1:] == ("2026-12-24", {})
 
 
+def test_a_halt_under_the_reject_policy_over_fix(tmp_path: Path) -> None:
+    """K with `halt_policy = "reject"`: while the venue halts AAPL a new order for it is
+    rejected (OrdRejReason 2, the halt in Text) and nothing goes to the venue; a working
+    order stays there and fills (K.1.a); after the resume a new order is routed."""
+    desk = Desk(tmp_path, top='halt_policy = "reject"\n')
+    try:
+        with desk.trader("CLIENT3") as t:
+            t.new_order("W", "AAPL", "1", "300", "100.00")
+            working = desk.venue_order()
+            desk.venue_says(working, ExecType.NEW, OrdStatus.NEW, 300, 0)
+            t.expect("8", t11="W", t150="0")
+            desk.venue.send(raw_message("FIX.4.4", "f", [(55, "AAPL"), (326, "2"), (58, "news pending")]))
+            applied(desk, lambda e: "AAPL" in e.state.halts)
+            t.new_order("R", "AAPL", "1", "100", "100.00")
+            refused = t.expect("8", t11="R", t150="8")
+            assert tags(refused, 39, 103) == ("8", "2") and "halted" in (tags(refused, 58)[0] or "")
+            desk.venue_says(working, ExecType.TRADE, OrdStatus.FILLED, 300, 300, 300, "100")  # K.1.a: it still fills
+            assert tags(t.expect("8", t11="W", t150="F"), 39, 14) == ("2", "300")
+            desk.venue.send(raw_message("FIX.4.4", "f", [(55, "AAPL"), (326, "17")]))
+            applied(desk, lambda e: not e.state.halts)
+            t.new_order("N", "AAPL", "1", "200", "100.00")
+            assert tags(desk.venue_order(), 55, 38) == ("AAPL", "200")  # the next to go out: the refused one never did
+    finally:
+        desk.close()
+
+
 def test_a_venues_trading_session_status_over_fix(desk: Desk) -> None:
     """The venue's session closed (340=3) halts every symbol there: a new order is held, and
     goes out when it opens (340=2). A status the OMS does not act on (4, pre-open) is a
