@@ -65,12 +65,12 @@ events = st.one_of(
 )
 
 
-def _columns(chunk: scan.Chunk) -> list[tuple[str, dict[str, object]]]:
-    """A chunk's columns as `scan_ref` gives them: per record, its kind and values."""
-    rows = [(scan.KINDS[k], {} if scan.KINDS[k] in scan.HOT else {"ts": int(chunk.ts[r])})
-            for r, k in enumerate(chunk.kind.tolist())]
-    for name, c in chunk.cols.items():
-        for field, k, _ in scan.slots(name):
+def _columns(read: scan.Columns) -> list[tuple[str, dict[str, object]]]:
+    """The columns read as `scan_ref` gives them: per record, its kind and values."""
+    rows = [(scan.KINDS[k], {} if scan.KINDS[k] in scan.HOT else {"ts": int(read.ts[r])})
+            for r, k in enumerate(read.kind.tolist())]
+    for name, c in read.columns().items():
+        for field, k, _ in scan.slots(name) if c else ():
             values = c[field].to_pylist() if k == "s" else [int(v) if h else None
                                                              for v, h in zip(c[field], c[field + "?"])]
             for seq, v in zip(c["seq"].tolist(), values):
@@ -79,22 +79,26 @@ def _columns(chunk: scan.Chunk) -> list[tuple[str, dict[str, object]]]:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(events, min_size=1, max_size=30))
-def test_the_scan_equals_msgspec_s_decoding(evs) -> None:
+@given(st.lists(events, min_size=1, max_size=30), st.lists(st.integers(1, 30), max_size=3))
+def test_the_scan_equals_msgspec_s_decoding(evs, cuts) -> None:
+    """In chunks cut anywhere: each continues the columns of the ones before."""
     records = [EVENT_ENCODER.encode(ev) for ev in evs]
-    chunk = scan.Chunk(b"".join(records), len(records), 1)
-    assert _columns(chunk) == scan.scan_ref(records)
-    assert [ev for _, ev in chunk.whole] == [ev for ev in evs if type(ev).__name__ in scan.WHOLE]
+    read, at = scan.Columns(len(records)), 0
+    for cut in [*sorted(c for c in cuts if c < len(records)), len(records)]:
+        if cut > at:
+            read.add(b"".join(records[at:cut]), cut - at, at + 1)
+            at = cut
+    assert _columns(read) == scan.scan_ref(records)
+    assert [ev for _, ev in read.whole] == [ev for ev in evs if type(ev).__name__ in scan.WHOLE]
 
 
 @given(st.binary(max_size=200), st.lists(st.tuples(st.integers(0, 150), st.integers(0, 50), st.booleans()),
                                          max_size=20))
 def test_the_gather_equals_its_reference(blob, cuts) -> None:
     offsets = np.array([o for o, _, _ in cuts], np.int64)
-    lengths = np.array([min(n, max(len(blob) - o, 0)) for o, n, _ in cuts], np.int64)
-    present = np.array([ok and o < len(blob) for o, _, ok in cuts], np.bool_)
-    data, at = scan.gather(np.frombuffer(blob, np.uint8), offsets, lengths, present)
-    assert (data.tobytes(), at.tolist()) == scan.gather_ref(blob, offsets, lengths, present)
+    lengths = np.array([min(n, max(len(blob) - o, 0)) if ok and o < len(blob) else -1 for o, n, ok in cuts], np.int32)
+    data, at = scan.gather(np.frombuffer(blob, np.uint8), offsets, lengths)
+    assert (data.tobytes(), at.tolist()) == scan.gather_ref(blob, offsets, lengths)
 
 
 # a day of fills, busts, corrections, restatements, allocations (and their cancels) and splits

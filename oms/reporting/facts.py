@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import zoneinfo
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -40,10 +39,10 @@ from oms.model import (
 )
 from oms.positions import ALLOCATION_VENUE, FILL_TYPES, Book
 from oms.reporting import ledger
-from oms.reporting.scan import HOT, Chunk
+from oms.reporting.scan import Columns
 from oms.states import TERMINAL
 
-_CHUNK = 100_000
+_CHUNK = 20_000  # records a blob: small enough that SQLite and the kernel reuse memory the last chunk freed
 _ONE = msgspec.msgpack.Decoder(Event)
 _ACKED = frozenset({OrdStatus.NEW, OrdStatus.PARTIALLY_FILLED, OrdStatus.FILLED})
 
@@ -114,28 +113,29 @@ class Reader:
             ts.append(_ONE.decode(row[0]).ts)
         return ts[0], ts[1]
 
-    def chunks(self, until_ts: int) -> Iterator[Chunk]:
-        """The records in columns, a chunk at a time in journal order (a chunk from SQLite
-        as one blob), up to the first chunk holding an event at or after `until_ts`. Each
-        seq once, from the first segment holding it."""
-        taken = 0
+    def read(self, until_ts: int, skip: frozenset[tuple[str, str]] = frozenset()) -> Columns:
+        """The records to `last_seq` in columns (but the fields in `skip`), read a chunk at a
+        time in journal order (a chunk from SQLite as one blob), up to the first chunk
+        holding an event at or after `until_ts`. Each seq once, from the first segment holding it."""
+        cols, taken = Columns(self.last_seq, skip), 0
         for db in self.dbs:
-            while True:
+            while taken < self.last_seq:
                 blob, n, last = db.execute(
-                    "SELECT CAST(group_concat(payload, x'') AS BLOB), count(*), max(seq) FROM "
-                    "(SELECT seq, payload FROM records WHERE seq > ? ORDER BY seq LIMIT ?)", (taken, _CHUNK)).fetchone()
+                    "SELECT CAST(group_concat(payload, x'') AS BLOB), count(*), max(seq) FROM (SELECT seq, payload "
+                    "FROM records WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?)",
+                    (taken, self.last_seq, _CHUNK)).fetchone()
                 if not n:
                     break
                 if last != taken + n:
                     raise ReportError(f"{self.path}: records {taken + 1} to {last} are not all there")
                 try:
-                    chunk = Chunk(blob, n, taken + 1)
+                    cols.add(blob, n, taken + 1)
                 except ValueError as exc:
                     raise ReportError(f"{self.path}: {exc}") from None
-                yield chunk
                 taken = last
-                if (chunk.ts >= until_ts).any():
-                    return
+                if (cols.ts[-n:] >= until_ts).any():
+                    return cols
+        return cols
 
     def close(self) -> None:
         for db in self.dbs:
@@ -161,15 +161,10 @@ class Rows:
         return self.text.column(name)
 
 
-def _concat(parts: list[dict[str, object]]) -> dict[str, object]:
-    """One kind's columns of all chunks, joined."""
-    if not parts:
-        return {}
-    return {k: pa.concat_arrays([p[k] for p in parts]) if isinstance(parts[0][k], pa.Array)
-            else np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
 def _take(cols: dict[str, object], rows: np.ndarray) -> dict[str, object]:
+    """The rows of each column (the columns themselves when that is all of them)."""
+    if len(rows) == len(cols["seq"]):  # type: ignore[arg-type]
+        return cols
     return {k: v.take(pa.array(rows)) if isinstance(v, pa.Array) else v[rows] for k, v in cols.items()}
 
 
@@ -247,14 +242,8 @@ class Facts:
         if last < self.start or first >= self.end:
             raise nothing
         start, end, tail = self.start, self.end, self.end + self.MARKOUT_TAIL_NS
-        parts: dict[str, list] = {k: [] for k in HOT}
-        ts_parts, self._whole = [], []
-        for chunk in reader.chunks(tail):
-            ts_parts.append(chunk.ts)
-            for k, c in chunk.cols.items():
-                parts[k].append(c)
-            self._whole += chunk.whole
-        ts = np.concatenate(ts_parts)
+        read = reader.read(tail, frozenset() if self.with_positions else _POSITIONS_ONLY)
+        ts, self._whole = read.ts, read.whole
         past = np.flatnonzero(ts >= tail)  # the pass stops at the first event past the markouts' tail
         stop = int(past[0]) if len(past) else len(ts)
         self.events_read = stop + 1 if len(past) else stop
@@ -267,10 +256,7 @@ class Facts:
             raise nothing
         self._handled = ts < end  # what the events in range and before it tell (later ones: prices only)
         self._ts = ts
-        cols = {k: _concat(v) for k, v in parts.items()}
-        for k, c in cols.items():
-            if c:
-                cols[k] = _take(c, np.flatnonzero(c["seq"] <= stop))
+        cols = {k: _take(c, np.flatnonzero(c["seq"] <= stop)) if c else c for k, c in read.columns().items()}
         self._prices(cols.get("BestPrice") or {})
         self._orders(cols)
         for seq, ev in self._whole:
@@ -339,7 +325,7 @@ class Facts:
         er, er_in, order = _take(er, known) if er else er, er_in[known], order[known]
         last = _last(order, n)
         ts = er.get("ts", _NONE)
-        fill = np.isin(_arr(er, "exec_type"), _FILL_TYPES)
+        fill = _in(er, "exec_type", _FILL_TYPES)
         cum_qty, cum_value = er.get("cum_qty", _NONE), er.get("cum_value", _NONE)
         prior = _prior(order)
         d_qty, d_value = cum_qty - _pick(prior, cum_qty, 0), cum_value - _pick(prior, cum_value, 0)
@@ -350,8 +336,8 @@ class Facts:
             "qty": _pick(last, er.get("order_qty", _NONE), oa.get("order.qty", _NONE)),
             "cum_qty": _pick(last, cum_qty, 0), "cum_value": _pick(last, cum_value, 0),
             "arrival_ts": oa.get("ts", _NONE), "last_ts": _pick(last, ts, oa.get("ts", _NONE)),
-            "done_ts": _pick(_first(order, n, np.flatnonzero(np.isin(_arr(er, "ord_status"), _TERMINAL))), ts, 0),
-            "first_fill_ts": _pick(_first(order, n, np.flatnonzero(_arr(er, "exec_type") == ExecType.TRADE.value)),
+            "done_ts": _pick(_first(order, n, np.flatnonzero(_in(er, "ord_status", _TERMINAL))), ts, 0),
+            "first_fill_ts": _pick(_first(order, n, np.flatnonzero(_in(er, "exec_type", _TRADE))),
                                    ts, 0),
             "price": _pick(priced, er.get("price", _NONE), oa.get("order.price", _NONE)),
         }
@@ -393,7 +379,7 @@ class Facts:
         cu_cum = cu.get("cum_qty", _NONE)
         first_fill = (cu["fill_exec_id"].is_valid().to_numpy(zero_copy_only=False) if cu else _BOOL) & (
             cu_cum > _pick(_prior(upd), cu_cum, 0))
-        acked = np.isin(_arr(cu, "status"), _ACKED_CODES)
+        acked = _in(cu, "status", _ACKED_CODES)
         parent = _index_in(cs["order_id"], ids) if m else _NONE
         # fills: a report of a trade, bust or correction, at the child (and venue ExecID) whose update came with it
         fill_rows = np.flatnonzero(fill)
@@ -435,7 +421,7 @@ class Facts:
         child_position = np.full(m, -1, np.int64)
         child_position[of_active] = np.arange(len(of_active))
         self.fill_child = _pick(child, child_position, -1)
-        self.fill_trade = _arr(er, "exec_type")[shown] == ExecType.TRADE.value if len(shown) else _BOOL
+        self.fill_trade = _in(er, "exec_type", _TRADE)[shown]
         self._ledger_rows = (er, fill, d_qty, d_value, cs, cu, upd, via)
 
     def _positions(self, cols: dict[str, dict]) -> None:
@@ -449,7 +435,7 @@ class Facts:
         accounts, symbols = pa.array(self.accounts, pa.string()), pa.array(self.symbols, pa.string())
         parts = []  # (seq, kind, account, symbol, q, value, order, venue, ends, ts)
         if er:
-            fill = np.isin(_arr(er, "exec_type"), _FILL_TYPES)
+            fill = _in(er, "exec_type", _FILL_TYPES)
             a, i = _index_in(er["account"], accounts), _index_in(er["symbol"], symbols)
             restated = ~fill & er["restatement_reason?"] & (er["restatement_reason"] == RestatementReason.CORPORATE_ACTION)
             rows = np.flatnonzero((fill & (a >= 0) & (i >= 0)) | restated)
@@ -514,9 +500,12 @@ _SEQS = 1 << 40  # above any record's seq: (code, seq) as one int64 key
 _NONE = np.zeros(0, np.int64)
 _BOOL = np.zeros(0, np.bool_)
 _TEXT = pa.array([], pa.string())
-_FILL_TYPES = [e.value for e in FILL_TYPES]
-_TERMINAL = [s.value for s in TERMINAL]
-_ACKED_CODES = [s.value for s in _ACKED]
+_FILL_TYPES = pa.array([e.value for e in FILL_TYPES], pa.string())
+_TERMINAL = pa.array([s.value for s in TERMINAL], pa.string())
+_ACKED_CODES = pa.array([s.value for s in _ACKED], pa.string())
+_TRADE = pa.array([ExecType.TRADE.value], pa.string())
+# read only for positions: left out of the scan's columns when no report wants them
+_POSITIONS_ONLY = frozenset(("ExecutionReport", f) for f in ("account", "symbol", "side", "restatement_reason"))
 _SIDE = {s.value: s.name for s in Side}
 _STATUS = {s.value: s.name for s in OrdStatus}
 _EXEC = {e.value: e.name for e in ExecType}
@@ -531,9 +520,9 @@ def _prior(group: np.ndarray) -> np.ndarray:
     return prior
 
 
-def _arr(c: dict, name: str) -> np.ndarray:
-    """A text column of codes as a NumPy array of str (empty without rows)."""
-    return c[name].to_numpy(zero_copy_only=False).astype(str) if c else np.zeros(0, "U1")
+def _in(c: dict, name: str, values: pa.Array) -> np.ndarray:
+    """Whether each row's text is one of values (empty without rows): Arrow's hash, no str object per row."""
+    return pc.is_in(c[name], value_set=values).to_numpy(zero_copy_only=False) if c else _BOOL
 
 
 def _names(codes: pa.Array | None, names: dict[str, str]) -> pa.Array:

@@ -21,7 +21,7 @@ from numba import njit
 from oms.model import Event
 
 # kind -> its fields the reports read as columns: "i" int (or None), "s" str (or None),
-# "b" bool, "NewOrder" the nested order's own fields
+# "NewOrder" the nested order's own fields
 HOT: dict[str, tuple[tuple[str, str], ...]] = {
     "OrderAccepted": (("ts", "i"), ("order_id", "s"), ("venue", "s"), ("order", "NewOrder")),
     "ExecutionReport": (("ts", "i"), ("order_id", "s"), ("exec_id", "s"), ("exec_type", "s"), ("ord_status", "s"),
@@ -29,7 +29,7 @@ HOT: dict[str, tuple[tuple[str, str], ...]] = {
                         ("cum_value", "i"), ("last_qty", "i"), ("last_px", "i"), ("price", "i"),
                         ("exec_ref_id", "s"), ("text", "s"), ("restatement_reason", "i")),
     "ChildOrderSent": (("ts", "i"), ("child_id", "s"), ("order_id", "s"), ("venue", "s"), ("cl_ord_id", "s"),
-                       ("symbol", "s"), ("qty", "i"), ("price", "i"), ("resend", "b")),
+                       ("symbol", "s"), ("qty", "i"), ("price", "i")),
     "ChildReplaceSent": (("ts", "i"), ("child_id", "s"), ("qty", "i"), ("price", "i")),
     "ChildUpdated": (("ts", "i"), ("child_id", "s"), ("status", "s"), ("qty", "i"), ("cum_qty", "i"),
                      ("price", "i"), ("venue_exec_id", "s"), ("fill_exec_id", "s")),
@@ -42,41 +42,54 @@ WHOLE = ("OrderRejected", "CancelRejected", "ComplianceAlert", "RiskChanged", "A
          "AllocationCanceled", "AllocationRejected", "SplitApplied")
 KINDS = (*HOT, *WHOLE, "other")  # a record's kind: its index here
 OTHER = len(KINDS) - 1
-_INT, _STR, _BOOL, _MAP = 0, 1, 2, 3
+_INT, _STR, _MAP = 0, 1, 3
 _ONE = msgspec.msgpack.Decoder(Event)
 
 
 def _layout() -> tuple[np.ndarray, ...]:
     """The field tables as arrays for the kernel: per table (each kind, then the nested
-    order), its type name and fields (name, kind, slot in the row, nested table)."""
+    order), its type name and fields (name, kind, slot, nested table). Each kind has slots
+    of its own (a nested order's within its kind's), `base` the first of each kind's."""
     names: list[bytes] = [b"type"]  # name 0: the tag's key
     tables = [(k, HOT.get(k, (("ts", "i"),))) for k in KINDS] + list(NESTED.items())
-    fstart, fname, fkind, fslot, fsub, tname = [0], [], [], [], [], []
+    fstart, fname, fkind, fslot, fsub, tname, base = [0], [], [], [], [], [], []
+    slot, nested_at = 0, {}
     for g, (kind, fields) in enumerate(tables):
         tname.append(len(names))
         names.append(kind.encode())
-        slot = 0 if g < len(KINDS) else len(HOT["OrderAccepted"]) - 1
+        if g < len(KINDS):
+            base.append(slot)
+        else:
+            slot = nested_at[kind]
         for name, k in fields:
             fname.append(len(names))
             names.append(name.encode())
-            fkind.append({"i": _INT, "s": _STR, "b": _BOOL}.get(k, _MAP))
+            fkind.append({"i": _INT, "s": _STR}.get(k, _MAP))
             fsub.append(len(KINDS) + list(NESTED).index(k) if k in NESTED else -1)
             fslot.append(slot)
-            slot += 0 if k in NESTED else 1
+            if k in NESTED:
+                nested_at[k] = slot
+                slot += len(NESTED[k])
+            else:
+                slot += 1
         fstart.append(len(fname))
+    base.append(max(fslot) + 1)
+    text = np.zeros(base[-1], np.bool_)
+    text[[s for s, k in zip(fslot, fkind) if k == _STR]] = True
     at = np.cumsum([0] + [len(n) for n in names])
     return (np.frombuffer(b"".join(names), np.uint8), at.astype(np.int64), np.array(tname, np.int64),
             np.array(fstart, np.int64), np.array(fname, np.int64), np.array(fkind, np.int64),
-            np.array(fslot, np.int64), np.array(fsub, np.int64))
+            np.array(fslot, np.int64), np.array(fsub, np.int64), np.array(base, np.int64), text)
 
 
 _TABLES = _layout()
-SLOTS = max(len(f) for f in HOT.values()) + len(NESTED["NewOrder"])
+BASE = _TABLES[-2]
+SLOTS = int(BASE[-1])
 
 
 def slots(kind: str) -> list[tuple[str, str, int]]:
-    """(field, "i"/"s"/"b", slot) of a hot kind's columns; the nested order's as order.<field>."""
-    out, slot = [], 0
+    """(field, "i"/"s", slot) of a hot kind's columns; the nested order's as order.<field>."""
+    out, slot = [], int(BASE[KINDS.index(kind)])
     for name, k in HOT[kind]:
         if k in NESTED:
             for sub, sk in NESTED[k]:
@@ -192,10 +205,11 @@ _KEYS = 64  # keys of a map whose place is remembered
 
 
 @njit(cache=True)
-def _fields(blob, p, entries, g, r, names, name_at, fstart, fname, fkind, fslot, fsub, vals, present, seen_at, seen_n,
-            seen_f):
-    """Read a map's entries against table g into row r (a nested map's against its own
-    table, then back); the position after it (-1: malformed)."""
+def _fields(blob, p, entries, g, r, rl, names, name_at, fstart, fname, fkind, fslot, fsub, vals, present, offs, lens,
+            seen_at, seen_n, seen_f):
+    """Read a map's entries against table g into row r of its slots, a str's offset and
+    length into the chunk's row rl (a nested map's against its own table, then back); the
+    position after it (-1: malformed)."""
     left, count, outer_left, outer = entries, entries, 0, -1
     while left or outer >= 0:
         if not left:
@@ -223,12 +237,11 @@ def _fields(blob, p, entries, g, r, names, name_at, fstart, fname, fkind, fslot,
         want, s = fkind[f], fslot[f]
         if want == 3 and k == 4 and outer < 0:
             outer_left, outer, left, count, g, p = left, g, v, v, fsub[f], q
-        elif (want == 0 and k == 0) or (want == 2 and k == 3):
-            vals[r, s], present[r, s] = v, 1
+        elif want == 0 and k == 0:
+            vals[s, r], present[s, r] = v, True
             p = q
         elif want == 1 and k == 1:
-            vals[r, s], present[r, s] = q, 1
-            vals[r, SLOTS + s] = v
+            offs[s, rl], lens[s, rl] = q, v
             p = q + v
         else:
             p = _skip(blob, p)
@@ -238,14 +251,18 @@ def _fields(blob, p, entries, g, r, names, name_at, fstart, fname, fkind, fslot,
 
 
 @njit(cache=True)
-def scan(blob, n, names, name_at, tname, fstart, fname, fkind, fslot, fsub, kind, end, vals, present):
-    """n records from the start of blob: each one's kind (index in KINDS), where it ends,
-    and its fields (ints; a str's offset, with its length SLOTS columns on). The number of
-    records read: n, or the index of the first malformed one."""
+def scan(blob, n, first_seq, at, names, name_at, tname, fstart, fname, fkind, fslot, fsub, base, text, kind, ts, count,
+         seqs, vals, present, end, offs, lens):
+    """n records from the start of blob, records at.. of the read: each one's kind (index in
+    KINDS) and time; its seq and fields into the next row of its kind (`count` rows each):
+    ints and whether present into vals/present, a str's offset and length (-1: absent) into
+    offs/lens at its row in this chunk; where each record ends. The number of records read:
+    n, or the index of the first malformed one."""
     p = 0
     seen_at = np.zeros((tname.shape[0], _KEYS), np.int64)
     seen_n = np.full((tname.shape[0], _KEYS), -1, np.int64)
     seen_f = np.zeros((tname.shape[0], _KEYS), np.int64)
+    first = count.copy()
     for r in range(n):
         k, entries, p = _head(blob, p)
         if k != 4:
@@ -266,70 +283,113 @@ def scan(blob, n, names, name_at, tname, fstart, fname, fkind, fslot, fsub, kind
             q = _skip(blob, q + m)
             if q < 0:
                 return r
-        kind[r] = g
-        p = _fields(blob, p, entries, g, r, names, name_at, fstart, fname, fkind, fslot, fsub, vals, present, seen_at,
-                    seen_n, seen_f)
+        row = count[g]
+        rl = row - first[g]
+        for s in range(base[g], base[g + 1]):
+            if text[s]:
+                lens[s, rl] = -1
+            else:
+                vals[s, row], present[s, row] = 0, False
+        p = _fields(blob, p, entries, g, row, rl, names, name_at, fstart, fname, fkind, fslot, fsub, vals, present,
+                    offs, lens, seen_at, seen_n, seen_f)
         if p < 0:
             return r
-        end[r] = p
+        count[g] += 1
+        kind[at + r], ts[at + r], seqs[g, row], end[r] = g, vals[base[g], row], first_seq + r, p  # ts: every kind's first
     return n
 
 
 @njit(cache=True)
-def gather(blob, offsets, lengths, present):
+def gather(blob, offsets, lengths):
     """The strings at (offset, length) of blob, one after another, and Arrow's offsets of
-    them (an absent one is empty)."""
-    out_at = np.zeros(offsets.shape[0] + 1, np.int64)
+    them (an absent one, length -1, is empty)."""
+    out_at = np.zeros(offsets.shape[0] + 1, np.int32)
     for r in range(offsets.shape[0]):
-        out_at[r + 1] = out_at[r] + (lengths[r] if present[r] else 0)
+        out_at[r + 1] = out_at[r] + max(lengths[r], 0)
     data = np.empty(out_at[-1], np.uint8)
     for r in range(offsets.shape[0]):
-        if present[r]:
-            data[out_at[r]:out_at[r + 1]] = blob[offsets[r]:offsets[r] + lengths[r]]
+        if lengths[r] > 0:
+            a, o = out_at[r], offsets[r]
+            for k in range(lengths[r]):  # short strings: a loop beats a slice's copy
+                data[a + k] = blob[o + k]
     return data, out_at
 
 
-def gather_ref(blob: bytes, offsets, lengths, present) -> tuple[bytes, list[int]]:
+def gather_ref(blob: bytes, offsets, lengths) -> tuple[bytes, list[int]]:
     """Plain Python: `gather`."""
-    parts = [blob[o:o + n] if ok else b"" for o, n, ok in zip(offsets, lengths, present)]
+    parts = [blob[o:o + n] if n >= 0 else b"" for o, n in zip(offsets, lengths)]
     return b"".join(parts), [0, *np.cumsum([len(x) for x in parts]).tolist()]
 
 
 # ---------------------------------------------------------------- columns
-class Chunk:
-    """One blob's records in columns: per record its kind, time and bounds; per hot kind
-    its rows' fields (`int`, `has`, `text`); the whole events decoded."""
+class Columns:
+    """The records of a read in columns, chunk after chunk (each chunk one blob): per record
+    its kind and time; per hot kind its rows' seq and fields but those in `skip` ((kind,
+    field)); the whole events decoded. The kernel writes the ints straight into arrays
+    reserved for all `capacity` records (pages never written cost nothing), so nothing is
+    copied or joined; text is gathered per chunk and joined once."""
 
-    def __init__(self, blob: bytes, n: int, first_seq: int) -> None:
+    def __init__(self, capacity: int, skip: frozenset[tuple[str, str]] = frozenset()) -> None:
+        self.n, self.skip = 0, skip
+        self._kind = np.empty(capacity, np.int8)
+        self._ts = np.empty(capacity, np.int64)
+        self.count = np.zeros(len(KINDS), np.int64)
+        self.seqs = np.empty((len(KINDS), capacity), np.int64)
+        self.vals = np.empty((SLOTS, capacity), np.int64)
+        self.present = np.empty((SLOTS, capacity), np.bool_)
+        self.text: dict[tuple[str, str], list[pa.Array]] = {}
+        self.whole: list[tuple[int, Event]] = []
+        self._scratch = (np.empty(0, np.int64), np.empty((SLOTS, 0), np.int64), np.empty((SLOTS, 0), np.int32))
+
+    @property
+    def kind(self) -> np.ndarray:
+        return self._kind[:self.n]
+
+    @property
+    def ts(self) -> np.ndarray:
+        return self._ts[:self.n]
+
+    def add(self, blob: bytes, n: int, first_seq: int) -> None:
+        """The next n records, one blob; a ValueError at a record this OMS cannot read."""
+        if self.n + n > len(self._ts):
+            raise ValueError(f"records {first_seq} to {first_seq + n - 1}: more than the {len(self._ts)} reserved")
+        if self._scratch[0].shape[0] < n:
+            self._scratch = (np.empty(n, np.int64), np.empty((SLOTS, n), np.int64), np.empty((SLOTS, n), np.int32))
+        end, offs, lens = self._scratch
         buf = np.frombuffer(blob, np.uint8)
-        self.kind = np.full(n, OTHER, np.int8)
-        end = np.zeros(n, np.int64)
-        vals = np.zeros((n, 2 * SLOTS), np.int64)
-        present = np.zeros((n, SLOTS), np.bool_)
-        read = scan(buf, n, *_TABLES, self.kind, end, vals, present)
+        first = self.count.copy()
+        read = scan(buf, n, first_seq, self.n, *_TABLES, self._kind, self._ts, self.count, self.seqs, self.vals,
+                    self.present, end, offs, lens)
         if read < n:
             raise ValueError(f"record {first_seq + read}: not an event this OMS can read")
-        self.seq = np.arange(first_seq, first_seq + n, dtype=np.int64)
-        self.ts = vals[:, 0].copy()  # every kind's first field
-        self.cols: dict[str, dict[str, object]] = {}
         for t, name in enumerate(HOT):
-            rows = np.flatnonzero(self.kind == t)
-            if not len(rows):
-                continue
-            c: dict[str, object] = {"seq": self.seq[rows]}
-            for field, k, s in slots(name):
-                has = present[rows, s]
-                if k == "s":
-                    data, at = gather(buf, vals[rows, s], vals[rows, SLOTS + s], has)
-                    c[field] = pa.Array.from_buffers(pa.string(), len(rows), [
-                        None if has.all() else pa.array(has).buffers()[1], pa.py_buffer(at.astype(np.int32)), pa.py_buffer(data)])
-                else:
-                    c[field] = vals[rows, s]
-                    c[field + "?"] = has
-            self.cols[name] = c
-        whole = np.flatnonzero((self.kind >= len(HOT)) & (self.kind < OTHER))
-        starts = np.concatenate([[0], end[:-1]])
-        self.whole = [(int(self.seq[r]), _ONE.decode(blob[starts[r]:end[r]])) for r in whole.tolist()]
+            m = int(self.count[t] - first[t])
+            for field, k, s in slots(name) if m else ():
+                if k == "s" and (name, field) not in self.skip:
+                    data, at = gather(buf, offs[s, :m], lens[s, :m])
+                    has = lens[s, :m] >= 0
+                    self.text.setdefault((name, field), []).append(pa.Array.from_buffers(pa.string(), m, [
+                        None if has.all() else pa.array(has).buffers()[1], pa.py_buffer(at), pa.py_buffer(data)]))
+        kind = self._kind[self.n:self.n + n]
+        whole = np.flatnonzero((kind >= len(HOT)) & (kind < OTHER))
+        starts = np.concatenate([[0], end[:n - 1]])
+        self.whole += [(first_seq + r, _ONE.decode(blob[starts[r]:end[r]])) for r in whole.tolist()]
+        self.n += n
+
+    def columns(self) -> dict[str, dict[str, object]]:
+        """Per hot kind ({} without rows): "seq", each int field and whether present ("<field>?"),
+        views of what the kernel wrote, and each text field (Arrow); the text let go here."""
+        out: dict[str, dict[str, object]] = {}
+        for t, name in enumerate(HOT):
+            m = int(self.count[t])
+            c: dict[str, object] = {"seq": self.seqs[t, :m]} if m else {}
+            for field, k, s in slots(name) if m else ():
+                if k == "i":
+                    c[field], c[field + "?"] = self.vals[s, :m], self.present[s, :m]
+                elif (name, field) not in self.skip:
+                    c[field] = pa.concat_arrays(self.text.pop((name, field)))
+            out[name] = c
+        return out
 
 
 def scan_ref(records: list[bytes]) -> list[tuple[str, dict[str, object]]]:
@@ -345,8 +405,7 @@ def scan_ref(records: list[bytes]) -> list[tuple[str, dict[str, object]]]:
                 v = d
                 for part in field.split("."):
                     v = v.get(part) if isinstance(v, dict) else None
-                ok = {"i": lambda x: type(x) is int, "s": lambda x: type(x) is str, "b": lambda x: type(x) is bool}[k]
-                values[field] = (int(v) if k == "b" else v) if ok(v) else None
+                values[field] = v if type(v) is (int if k == "i" else str) else None
         else:
             values["ts"] = d["ts"] if type(d.get("ts")) is int else None
         out.append((kind, values))
