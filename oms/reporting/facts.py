@@ -422,7 +422,6 @@ class Facts:
         child_position[of_active] = np.arange(len(of_active))
         self.fill_child = _pick(child, child_position, -1)
         self.fill_trade = _in(er, "exec_type", _TRADE)[shown]
-        self._ledger_rows = (er, fill, d_qty, d_value, cs, cu, upd, via)
 
     def _positions(self, cols: dict[str, dict]) -> None:
         """Positions at the range's start and end, and the realized P&L through it: Ledger's
