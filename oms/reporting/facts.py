@@ -12,6 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import zoneinfo
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 from pathlib import Path
 
 import msgspec
@@ -42,6 +45,7 @@ from oms.reporting import ledger
 from oms.reporting.scan import Columns
 from oms.states import TERMINAL
 
+T = TypeVar("T")
 _CHUNK = 20_000  # records a blob: small enough that SQLite and the kernel reuse memory the last chunk freed
 _ONE = msgspec.msgpack.Decoder(Event)
 _ACKED = frozenset({OrdStatus.NEW, OrdStatus.PARTIALLY_FILLED, OrdStatus.FILLED})
@@ -114,10 +118,22 @@ class Reader:
         return ts[0], ts[1]
 
     def read(self, until_ts: int, skip: frozenset[tuple[str, str]] = frozenset()) -> Columns:
-        """The records to `last_seq` in columns (but the fields in `skip`), read a chunk at a
-        time in journal order (a chunk from SQLite as one blob), up to the first chunk
-        holding an event at or after `until_ts`. Each seq once, from the first segment holding it."""
-        cols, taken = Columns(self.last_seq, skip), 0
+        """The records to `last_seq` in columns (but the fields in `skip`), up to the first
+        chunk holding an event at or after `until_ts`."""
+        cols = Columns(self.last_seq, skip)
+        for blob, n, first in _ahead(self._blobs()):
+            try:
+                cols.add(blob, n, first)
+            except ValueError as exc:
+                raise ReportError(f"{self.path}: {exc}") from None
+            if (cols.ts[-n:] >= until_ts).any():
+                break
+        return cols
+
+    def _blobs(self) -> Iterator[tuple[bytes, int, int]]:
+        """The records to `last_seq` a chunk at a time in journal order, each chunk one blob
+        from SQLite: (blob, records, first seq). Each seq once, from the first segment holding it."""
+        taken = 0
         for db in self.dbs:
             while taken < self.last_seq:
                 blob, n, last = db.execute(
@@ -128,14 +144,8 @@ class Reader:
                     break
                 if last != taken + n:
                     raise ReportError(f"{self.path}: records {taken + 1} to {last} are not all there")
-                try:
-                    cols.add(blob, n, taken + 1)
-                except ValueError as exc:
-                    raise ReportError(f"{self.path}: {exc}") from None
+                yield blob, n, taken + 1
                 taken = last
-                if (cols.ts[-n:] >= until_ts).any():
-                    return cols
-        return cols
 
     def close(self) -> None:
         for db in self.dbs:
@@ -159,6 +169,16 @@ class Rows:
 
     def column(self, name: str) -> pa.ChunkedArray:
         return self.text.column(name)
+
+
+def _ahead(items: Iterator[T]) -> Iterator[T]:
+    """The items, each next one fetched on a thread while this one is used: SQLite reads
+    without the GIL while the scan runs, so the wall time is about the larger of the two."""
+    with ThreadPoolExecutor(1) as pool:
+        following = pool.submit(next, items, None)
+        while (item := following.result()) is not None:
+            following = pool.submit(next, items, None)
+            yield item
 
 
 def _take(cols: dict[str, object], rows: np.ndarray) -> dict[str, object]:
