@@ -228,12 +228,17 @@ def _fields(blob, p, entries, g, r, rl, names, name_at, fstart, fname, fkind, fs
                 f += 1
             seen_at[g, j], seen_n[g, j], seen_f[g, j] = p, n, f
         p += n
-        if f == fstart[g + 1]:
-            p = _skip(blob, p)
-            if p < 0:
-                return -1
-            continue
         k, v, q = _head(blob, p)
+        if f == fstart[g + 1]:  # a field the reports do not read
+            if k == 0 or k == 2 or k == 3:
+                p = q
+            elif k == 1 or k == 6:
+                p = q + v
+            else:
+                p = _skip(blob, p)
+                if p < 0:
+                    return -1
+            continue
         want, s = fkind[f], fslot[f]
         if want == 3 and k == 4 and outer < 0:
             outer_left, outer, left, count, g, p = left, g, v, v, fsub[f], q
