@@ -14,8 +14,8 @@ import sqlite3
 import zoneinfo
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 import numpy as np

@@ -300,7 +300,8 @@ def scan(blob, n, first_seq, at, names, name_at, tname, fstart, fname, fkind, fs
         if p < 0:
             return r
         count[g] += 1
-        kind[at + r], ts[at + r], seqs[g, row], end[r] = g, vals[base[g], row], first_seq + r, p  # ts: every kind's first
+        kind[at + r], seqs[g, row], end[r] = g, first_seq + r, p
+        ts[at + r] = vals[base[g], row]  # every kind's first field
     return n
 
 
