@@ -48,56 +48,56 @@ _ONE = msgspec.msgpack.Decoder(Event)
 
 def _layout() -> tuple[np.ndarray, ...]:
     """The field tables as arrays for the kernel: per table (each kind, then the nested
-    order), its type name and fields (name, kind, slot, nested table). Each kind has slots
-    of its own (a nested order's within its kind's), `base` the first of each kind's."""
+    order), its type name and fields (name, kind, slot, nested table). Ints and text have
+    slots of their own, each kind its own run of both (a nested order's within its kind's):
+    `ints` and `texts`, the first of each kind's."""
     names: list[bytes] = [b"type"]  # name 0: the tag's key
     tables = [(k, HOT.get(k, (("ts", "i"),))) for k in KINDS] + list(NESTED.items())
-    fstart, fname, fkind, fslot, fsub, tname, base = [0], [], [], [], [], [], []
-    slot, nested_at = 0, {}
+    fstart, fname, fkind, fslot, fsub, tname, ints, texts = [0], [], [], [], [], [], [], []
+    slot, nested_at = [0, 0], {}  # the next int slot, the next text slot
     for g, (kind, fields) in enumerate(tables):
         tname.append(len(names))
         names.append(kind.encode())
         if g < len(KINDS):
-            base.append(slot)
+            ints.append(slot[0])
+            texts.append(slot[1])
         else:
-            slot = nested_at[kind]
+            slot = list(nested_at[kind])
         for name, k in fields:
             fname.append(len(names))
             names.append(name.encode())
             fkind.append({"i": _INT, "s": _STR}.get(k, _MAP))
             fsub.append(len(KINDS) + list(NESTED).index(k) if k in NESTED else -1)
-            fslot.append(slot)
             if k in NESTED:
-                nested_at[k] = slot
-                slot += len(NESTED[k])
+                fslot.append(-1)
+                nested_at[k] = tuple(slot)
+                slot[0] += sum(sk == "i" for _, sk in NESTED[k])
+                slot[1] += sum(sk == "s" for _, sk in NESTED[k])
             else:
-                slot += 1
+                fslot.append(slot[k == "s"])
+                slot[k == "s"] += 1
         fstart.append(len(fname))
-    base.append(max(fslot) + 1)
-    text = np.zeros(base[-1], np.bool_)
-    text[[s for s, k in zip(fslot, fkind) if k == _STR]] = True
+    ints.append(max(s for s, k in zip(fslot, fkind) if k == _INT) + 1)
+    texts.append(max(s for s, k in zip(fslot, fkind) if k == _STR) + 1)
     at = np.cumsum([0] + [len(n) for n in names])
     return (np.frombuffer(b"".join(names), np.uint8), at.astype(np.int64), np.array(tname, np.int64),
             np.array(fstart, np.int64), np.array(fname, np.int64), np.array(fkind, np.int64),
-            np.array(fslot, np.int64), np.array(fsub, np.int64), np.array(base, np.int64), text)
+            np.array(fslot, np.int64), np.array(fsub, np.int64), np.array(ints, np.int64), np.array(texts, np.int64))
 
 
 _TABLES = _layout()
-BASE = _TABLES[-2]
-SLOTS = int(BASE[-1])
+INTS, TEXTS = int(_TABLES[-2][-1]), int(_TABLES[-1][-1])
 
 
 def slots(kind: str) -> list[tuple[str, str, int]]:
-    """(field, "i"/"s", slot) of a hot kind's columns; the nested order's as order.<field>."""
-    out, slot = [], int(BASE[KINDS.index(kind)])
+    """(field, "i"/"s", slot among the ints or the texts) of a hot kind's columns; the
+    nested order's as order.<field>."""
+    g = KINDS.index(kind)
+    out, slot = [], {"i": int(_TABLES[-2][g]), "s": int(_TABLES[-1][g])}
     for name, k in HOT[kind]:
-        if k in NESTED:
-            for sub, sk in NESTED[k]:
-                out.append((f"{name}.{sub}", sk, slot))
-                slot += 1
-        else:
-            out.append((name, k, slot))
-            slot += 1
+        for field, fk in ([(f"{name}.{sub}", sk) for sub, sk in NESTED[k]] if k in NESTED else [(name, k)]):
+            out.append((field, fk, slot[fk]))
+            slot[fk] += 1
     return out
 
 
@@ -256,13 +256,13 @@ def _fields(blob, p, entries, g, r, rl, names, name_at, fstart, fname, fkind, fs
 
 
 @njit(cache=True)
-def scan(blob, n, first_seq, at, names, name_at, tname, fstart, fname, fkind, fslot, fsub, base, text, kind, ts, count,
+def scan(blob, n, first_seq, at, names, name_at, tname, fstart, fname, fkind, fslot, fsub, ints, texts, kind, ts, count,
          seqs, vals, present, end, offs, lens):
     """n records from the start of blob, records at.. of the read: each one's kind (index in
-    KINDS) and time; its seq and fields into the next row of its kind (`count` rows each):
-    ints and whether present into vals/present, a str's offset and length (-1: absent) into
-    offs/lens at its row in this chunk; where each record ends. The number of records read:
-    n, or the index of the first malformed one."""
+    KINDS) and time; its fields (and a hot kind's, its seq) into the next row of its kind
+    (`count` rows each): ints and whether present into vals/present, a str's offset and
+    length (-1: absent) into offs/lens at its row in this chunk; where each record ends.
+    The number of records read: n, or the index of the first malformed one."""
     p = 0
     seen_at = np.zeros((tname.shape[0], _KEYS), np.int64)
     seen_n = np.full((tname.shape[0], _KEYS), -1, np.int64)
@@ -290,18 +290,19 @@ def scan(blob, n, first_seq, at, names, name_at, tname, fstart, fname, fkind, fs
                 return r
         row = count[g]
         rl = row - first[g]
-        for s in range(base[g], base[g + 1]):
-            if text[s]:
-                lens[s, rl] = -1
-            else:
-                vals[s, row], present[s, row] = 0, False
+        for s in range(ints[g], ints[g + 1]):
+            vals[s, row], present[s, row] = 0, False
+        for s in range(texts[g], texts[g + 1]):
+            lens[s, rl] = -1
         p = _fields(blob, p, entries, g, row, rl, names, name_at, fstart, fname, fkind, fslot, fsub, vals, present,
                     offs, lens, seen_at, seen_n, seen_f)
         if p < 0:
             return r
         count[g] += 1
-        kind[at + r], seqs[g, row], end[r] = g, first_seq + r, p
-        ts[at + r] = vals[base[g], row]  # every kind's first field
+        kind[at + r], end[r] = g, p
+        if g < seqs.shape[0]:  # a hot kind
+            seqs[g, row] = first_seq + r
+        ts[at + r] = vals[ints[g], row]  # every kind's first field
     return n
 
 
@@ -340,12 +341,12 @@ class Columns:
         self._kind = np.empty(capacity, np.int8)
         self._ts = np.empty(capacity, np.int64)
         self.count = np.zeros(len(KINDS), np.int64)
-        self.seqs = np.empty((len(KINDS), capacity), np.int64)
-        self.vals = np.empty((SLOTS, capacity), np.int64)
-        self.present = np.empty((SLOTS, capacity), np.bool_)
+        self.seqs = np.empty((len(HOT), capacity), np.int64)
+        self.vals = np.empty((INTS, capacity), np.int64)
+        self.present = np.empty((INTS, capacity), np.bool_)
         self.text: dict[tuple[str, str], list[pa.Array]] = {}
         self.whole: list[tuple[int, Event]] = []
-        self._scratch = (np.empty(0, np.int64), np.empty((SLOTS, 0), np.int64), np.empty((SLOTS, 0), np.int32))
+        self._scratch = (np.empty(0, np.int64), np.empty((TEXTS, 0), np.int64), np.empty((TEXTS, 0), np.int32))
 
     @property
     def kind(self) -> np.ndarray:
@@ -360,7 +361,7 @@ class Columns:
         if self.n + n > len(self._ts):
             raise ValueError(f"records {first_seq} to {first_seq + n - 1}: more than the {len(self._ts)} reserved")
         if self._scratch[0].shape[0] < n:
-            self._scratch = (np.empty(n, np.int64), np.empty((SLOTS, n), np.int64), np.empty((SLOTS, n), np.int32))
+            self._scratch = (np.empty(n, np.int64), np.empty((TEXTS, n), np.int64), np.empty((TEXTS, n), np.int32))
         end, offs, lens = self._scratch
         buf = np.frombuffer(blob, np.uint8)
         first = self.count.copy()
