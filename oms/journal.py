@@ -306,12 +306,12 @@ class Journal:
 
 class Archived(msgspec.Struct, frozen=True):
     """What one `archive` did: the segment it wrote (None: it only finished a delete),
-    the records that left the live journal, and how long it held the journal's write lock."""
+    the records that left the live journal, and how long its deletes took."""
     segment: str | None
     records: int
     write_s: float
     delete_s: float
-    longest_lock_s: float  # the longest a delete transaction held the write lock: a commit's longest wait
+    longest_lock_s: float  # the longest one delete took (waiting for the writer's turn included)
 
 
 def archive(path: str | os.PathLike, before: int, chunk: int = 500,
