@@ -86,7 +86,7 @@ def test_the_scan_equals_msgspec_s_decoding(evs, cuts) -> None:
     read, at = scan.Columns(len(records)), 0
     for cut in [*sorted(c for c in cuts if c < len(records)), len(records)]:
         if cut > at:
-            read.add(b"".join(records[at:cut]), cut - at, at + 1)
+            read.keep(read.scan(b"".join(records[at:cut]), cut - at, at + 1))
             at = cut
     assert _columns(read) == scan.scan_ref(records)
     assert [ev for _, ev in read.whole] == [ev for ev in evs if type(ev).__name__ in scan.WHOLE]

@@ -121,14 +121,22 @@ class Reader:
         """The records to `last_seq` in columns (but the fields in `skip`), up to the first
         chunk holding an event at or after `until_ts`."""
         cols = Columns(self.last_seq, skip)
+        for chunk in _ahead(self._scanned(cols, until_ts)):
+            cols.keep(chunk)
+        return cols
+
+    def _scanned(self, cols: Columns, until_ts: int) -> Iterator[tuple]:
+        """The chunks through the scan kernel, to the first holding an event at or after
+        `until_ts`: run on a thread (`_ahead`), while the next blob is read on another and
+        the last chunk's text gathered on the caller's."""
         for blob, n, first in _ahead(self._blobs()):
             try:
-                cols.add(blob, n, first)
+                chunk = cols.scan(blob, n, first)
             except ValueError as exc:
                 raise ReportError(f"{self.path}: {exc}") from None
+            yield chunk
             if (cols.ts[-n:] >= until_ts).any():
-                break
-        return cols
+                return
 
     def _blobs(self) -> Iterator[tuple[bytes, int, int]]:
         """The records to `last_seq` a chunk at a time in journal order, each chunk one blob
@@ -172,8 +180,9 @@ class Rows:
 
 
 def _ahead(items: Iterator[T]) -> Iterator[T]:
-    """The items, each next one fetched on a thread while this one is used: SQLite reads
-    without the GIL while the scan runs, so the wall time is about the larger of the two."""
+    """The items, each next one fetched on a thread while this one is used: SQLite and the
+    scan kernel run without the GIL, so stages chained through this take about the time of
+    the slowest, not their sum."""
     with ThreadPoolExecutor(1) as pool:
         following = pool.submit(next, items, None)
         while (item := following.result()) is not None:

@@ -13,6 +13,8 @@ property test holds them equal.
 """
 from __future__ import annotations
 
+import queue
+
 import msgspec
 import numpy as np
 import pyarrow as pa
@@ -255,7 +257,7 @@ def _fields(blob, p, entries, g, r, rl, names, name_at, fstart, fname, fkind, fs
     return p
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def scan(blob, n, first_seq, at, names, name_at, tname, fstart, fname, fkind, fslot, fsub, ints, texts, kind, ts, count,
          seqs, vals, present, end, offs, lens):
     """n records from the start of blob, records at.. of the read: each one's kind (index in
@@ -306,7 +308,7 @@ def scan(blob, n, first_seq, at, names, name_at, tname, fstart, fname, fkind, fs
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gather(blob, offsets, lengths):
     """The strings at (offset, length) of blob, one after another, and Arrow's offsets of
     them (an absent one, length -1, is empty)."""
@@ -334,7 +336,9 @@ class Columns:
     its kind and time; per hot kind its rows' seq and fields but those in `skip` ((kind,
     field)); the whole events decoded. The kernel writes the ints straight into arrays
     reserved for all `capacity` records (pages never written cost nothing), so nothing is
-    copied or joined; text is gathered per chunk and joined once."""
+    copied or joined; text is gathered per chunk and joined once. A chunk is `scan`ned,
+    then `keep` takes its text and whole events: the two can run on two threads, the
+    kernel holding no GIL (chunks through each in order)."""
 
     def __init__(self, capacity: int, skip: frozenset[tuple[str, str]] = frozenset()) -> None:
         self.n, self.skip = 0, skip
@@ -346,7 +350,7 @@ class Columns:
         self.present = np.empty((INTS, capacity), np.bool_)
         self.text: dict[tuple[str, str], list[pa.Array]] = {}
         self.whole: list[tuple[int, Event]] = []
-        self._scratch = (np.empty(0, np.int64), np.empty((TEXTS, 0), np.int64), np.empty((TEXTS, 0), np.int32))
+        self._scratch: queue.SimpleQueue[tuple[np.ndarray, ...]] = queue.SimpleQueue()  # reused: fresh pages cost
 
     @property
     def kind(self) -> np.ndarray:
@@ -356,32 +360,40 @@ class Columns:
     def ts(self) -> np.ndarray:
         return self._ts[:self.n]
 
-    def add(self, blob: bytes, n: int, first_seq: int) -> None:
-        """The next n records, one blob; a ValueError at a record this OMS cannot read."""
+    def scan(self, blob: bytes, n: int, first_seq: int) -> tuple:
+        """The next n records, one blob, through the kernel; what `keep` takes from them. A
+        ValueError at a record this OMS cannot read."""
         if self.n + n > len(self._ts):
             raise ValueError(f"records {first_seq} to {first_seq + n - 1}: more than the {len(self._ts)} reserved")
-        if self._scratch[0].shape[0] < n:
-            self._scratch = (np.empty(n, np.int64), np.empty((TEXTS, n), np.int64), np.empty((TEXTS, n), np.int32))
-        end, offs, lens = self._scratch
+        scratch = self._scratch.get() if not self._scratch.empty() else ()
+        if not scratch or scratch[0].shape[0] < n:
+            scratch = (np.empty(n, np.int64), np.empty((TEXTS, n), np.int64), np.empty((TEXTS, n), np.int32))
         buf = np.frombuffer(blob, np.uint8)
         first = self.count.copy()
         read = scan(buf, n, first_seq, self.n, *_TABLES, self._kind, self._ts, self.count, self.seqs, self.vals,
-                    self.present, end, offs, lens)
+                    self.present, *scratch)
         if read < n:
             raise ValueError(f"record {first_seq + read}: not an event this OMS can read")
+        self.n += n
+        return blob, n, first_seq, self.n - n, self.count - first, scratch
+
+    def keep(self, chunk: tuple) -> None:
+        """A scanned chunk's text (gathered) and whole events (decoded)."""
+        blob, n, first_seq, at, rows, (end, offs, lens) = chunk
+        buf = np.frombuffer(blob, np.uint8)
         for t, name in enumerate(HOT):
-            m = int(self.count[t] - first[t])
+            m = int(rows[t])
             for field, k, s in slots(name) if m else ():
                 if k == "s" and (name, field) not in self.skip:
-                    data, at = gather(buf, offs[s, :m], lens[s, :m])
+                    data, out_at = gather(buf, offs[s, :m], lens[s, :m])
                     has = lens[s, :m] >= 0
                     self.text.setdefault((name, field), []).append(pa.Array.from_buffers(pa.string(), m, [
-                        None if has.all() else pa.array(has).buffers()[1], pa.py_buffer(at), pa.py_buffer(data)]))
-        kind = self._kind[self.n:self.n + n]
+                        None if has.all() else pa.array(has).buffers()[1], pa.py_buffer(out_at), pa.py_buffer(data)]))
+        kind = self._kind[at:at + n]
         whole = np.flatnonzero((kind >= len(HOT)) & (kind < OTHER))
         starts = np.concatenate([[0], end[:n - 1]])
         self.whole += [(first_seq + r, _ONE.decode(blob[starts[r]:end[r]])) for r in whole.tolist()]
-        self.n += n
+        self._scratch.put(chunk[-1])
 
     def columns(self) -> dict[str, dict[str, object]]:
         """Per hot kind ({} without rows): "seq", each int field and whether present ("<field>?"),
