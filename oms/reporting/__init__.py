@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import io
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import msgspec
@@ -113,11 +114,16 @@ def _write(cfg: Config, journal: Path, out: Path, first: str, last: str | None, 
     facts = make(cfg, journal, first, last, positions=bool({"positions"} & set(wanted) or chart_fmt))
     out.mkdir(parents=True, exist_ok=True)
     dates = first if not last or last == first else f"{first}_{last}"
-    written = []
-    for n in wanted:
-        path = out / f"{n}-{dates}.{fmt}"
-        encode(REPORTS[n](facts), fmt, path)
-        written.append(path)
+    written, writing = [], []
+    with ThreadPoolExecutor(2) as pool:  # Arrow writes without the GIL: a report written while the next is made
+        for n in wanted:
+            if len(writing) == 2:  # no more tables alive at once than files being written
+                writing.pop(0).result()
+            path = out / f"{n}-{dates}.{fmt}"
+            writing.append(pool.submit(encode, REPORTS[n](facts), fmt, path))
+            written.append(path)
+        for w in writing:
+            w.result()
     for c in CHARTS if chart_fmt else ():
         path = out / f"chart-{c}-{dates}.{chart_fmt}"
         path.write_bytes(chart(facts, c, chart_fmt))  # type: ignore[arg-type]
