@@ -562,10 +562,12 @@ def _names(codes: pa.Array | None, names: dict[str, str]) -> pa.Array:
 
 
 def _subset(text: dict, ints: dict, valid: dict, rows: np.ndarray) -> Rows:
-    idx = pa.array(rows, pa.int64())
-    return Rows({k: (_TEXT if v is None else v).take(idx) if len(rows) else _TEXT for k, v in text.items()},
-                {k: np.asarray(v)[rows] for k, v in ints.items()},
-                {k: np.asarray(v, np.bool_)[rows] for k, v in valid.items()})
+    """The rows (ascending) of the columns; the columns themselves when that is all of them (no copy)."""
+    every = len(rows) == len(next(iter(ints.values())))
+    at, idx = slice(None) if every else rows, pa.array(rows, pa.int64())
+    return Rows({k: _TEXT if v is None or not len(rows) else v if every else v.take(idx) for k, v in text.items()},
+                {k: np.asarray(v)[at] for k, v in ints.items()},
+                {k: np.asarray(v, np.bool_)[at] for k, v in valid.items()})
 
 
 def read_facts(cfg: Config, journal: Path, start: int, end: int, positions: bool = True) -> Facts:
