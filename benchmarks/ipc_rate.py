@@ -5,15 +5,19 @@
 Round trip: the gateway sends one NewOrder (a Submit frame), a thread in another process
 plays the engine and answers with the three journal records an order produces (a
 Committed frame). Throughput: batches of 64 commands one way. The same machine's fsync'd
-SQLite commit of one record is printed beside it.
+SQLite commit of one record is printed beside it, and the floor under every hand-off inside
+a process: a thread asleep on a queue woken to answer another (what the engine's queue,
+the journal thread and each reader cost an order, twice, before any work).
 """
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import queue
 import socket
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -32,6 +36,27 @@ def _engine(sock: socket.socket) -> None:
         if len(frame.commands) == 1:  # type: ignore[union-attr]
             ch.send(Committed(first_seq=seq + 1, records=records))
             seq += 3
+
+
+def thread_round_trips(n: int) -> list[float]:
+    """A thread asleep on a queue, woken to put back what it got: one round trip, two wake-ups."""
+    there, back = queue.SimpleQueue(), queue.SimpleQueue()
+
+    def echo() -> None:
+        while (item := there.get()) is not None:
+            back.put(item)
+
+    t = threading.Thread(target=echo)
+    t.start()
+    rtts = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        there.put(1)
+        back.get()
+        rtts.append(time.perf_counter() - t0)
+    there.put(None)
+    t.join()
+    return sorted(rtts)
 
 
 def main() -> None:
@@ -70,6 +95,9 @@ def main() -> None:
     print(f"round trip, 1 command out, 3 records back: p50 {rtts[len(rtts) // 2] * 1e6:.1f} us, "
           f"p99 {rtts[int(len(rtts) * 0.99)] * 1e6:.1f} us ({n} trips)")
     print(f"one way, batches of 64 commands: {(n // 10) * 64 / elapsed:,.0f} commands/s")
+    wakes = thread_round_trips(n)
+    print(f"round trip between two threads of one process over queues: p50 {wakes[n // 2] * 1e6:.1f} us, "
+          f"p99 {wakes[int(n * 0.99)] * 1e6:.1f} us")
     print(f"one fsync'd journal commit of one record: p50 {statistics.median(commits) * 1e6:.0f} us")
 
 
