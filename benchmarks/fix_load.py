@@ -150,7 +150,10 @@ class Trader(fix.Application):
         return time.perf_counter() - t0
 
 
-def measure(port: int, target: str, sender: str, begin_string: str, tmp: Path, orders: int, window: int) -> dict:
+@contextlib.contextmanager
+def logged_on(port: int, target: str, sender: str, begin_string: str, tmp: Path, orders: int,
+              window: int) -> Iterator[Trader]:
+    """A trader session logged on and warmed up (min(200, orders) orders, `window` outstanding)."""
     app = Trader()
     settings = write_settings(tmp / f"load-{sender}-{port}.cfg", "initiator", "127.0.0.1", port,
                               [FixSession(begin_string, sender, target)], dictionary=False)
@@ -158,7 +161,14 @@ def measure(port: int, target: str, sender: str, begin_string: str, tmp: Path, o
     ep.start()
     try:
         assert app.logged_on.wait(20), "no logon"
-        app.run(min(200, orders), 1, begin_string, 0)  # warm-up
+        app.run(min(200, orders), window, begin_string, 0)
+        yield app
+    finally:
+        ep.stop()
+
+
+def measure(port: int, target: str, sender: str, begin_string: str, tmp: Path, orders: int, window: int) -> dict:
+    with logged_on(port, target, sender, begin_string, tmp, orders, 1) as app:
         app.rtt.clear()
         received = app.received
         app.run(orders, 1, begin_string, 10**6)
@@ -168,8 +178,6 @@ def measure(port: int, target: str, sender: str, begin_string: str, tmp: Path, o
         return {"p50_us": rtt[len(rtt) // 2] / 1e3, "p99_us": rtt[int(len(rtt) * 0.99)] / 1e3,
                 "mean_us": statistics.fmean(rtt) / 1e3, "orders_per_s": orders / seconds, "statuses": app.statuses,
                 "last_reject": app.last_reject, "reports_per_order": per_order}
-    finally:
-        ep.stop()
 
 
 def measured_apart(port: int, target: str, sender: str, begin_string: str, tmp: Path, orders: int,
@@ -273,20 +281,11 @@ def trade_on_request(port: int, target: str, sender: str, begin_string: str, tmp
                      go, done) -> None:
     """A trader logged on once that runs `orders` with `window` outstanding each time `go`
     asks (None: log out) and puts the orders/s on `done`."""
-    app = Trader()
-    settings = write_settings(tmp / f"load-{sender}-{port}.cfg", "initiator", "127.0.0.1", port,
-                              [FixSession(begin_string, sender, target)], dictionary=False)
-    ep = Endpoint(app, settings, "initiator")
-    ep.start()
-    try:
-        assert app.logged_on.wait(20), "no logon"
-        app.run(min(200, orders), window, begin_string, 0)  # warm-up
+    with logged_on(port, target, sender, begin_string, tmp, orders, window) as app:
         n = 0
         while go.get() is not None:
             n += 1
             done.put(orders / app.run(orders, window, begin_string, n * 10**6))
-    finally:
-        ep.stop()
 
 
 def compare_consoles(tmp: Path, orders: int, window: int, consoles: int, rounds: int, fsync: bool = True,
