@@ -187,11 +187,14 @@ def test_the_engine_gets_a_timer_while_it_is_busy(tmp_path):
     engine, journal = open_engine(cfg, tmp_path)
     runtime = Runtime(engine, journal, cfg, timer_interval=0.2)
     timers = []
+    five = threading.Event()
     original = engine.handle
 
     def handle(cmd):
         if type(cmd) is Timer:
             timers.append(time.monotonic())
+            if len(timers) >= 5:
+                five.set()
         return original(cmd)
     engine.handle = handle
     runtime.start()
@@ -203,9 +206,7 @@ def test_the_engine_gets_a_timer_while_it_is_busy(tmp_path):
             time.sleep(0.01)
     t = threading.Thread(target=quotes)
     t.start()
-    deadline = time.monotonic() + 10  # five intervals take one second; without the fix none comes
-    while len(timers) < 5 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    five.wait(10)  # five intervals take one second; without the fix none comes
     stop.set()
     t.join()
     runtime.stop()
