@@ -110,11 +110,17 @@ class _Archive:
 def _history(live: sqlite3.Connection, archive: _Archive, seq: int, limit: int,
              cols: str = "seq, payload") -> list[tuple]:
     """Up to `limit` records after `seq`, in order: from the live journal, or from the
-    archive when the live journal no longer starts right after `seq`."""
+    archive when the live journal no longer starts right after `seq`. The archive holds
+    only records older than the live journal's, so a reader that has caught up never looks
+    there; a record in neither (an archive moved away) is an error, never skipped."""
     rows = _after(live, seq, limit, cols)
-    if rows and rows[0][0] == seq + 1:
+    if not rows or rows[0][0] == seq + 1:
         return rows
-    return archive.after(seq, limit, cols) or rows
+    older = archive.after(seq, limit, cols)
+    if not older or older[0][0] != seq + 1:
+        raise JournalError(f"{archive.path}: record {seq + 1} is neither in the journal (which goes on at "
+                           f"{rows[0][0]}) nor in its archive {archive_dir(archive.path)}")
+    return older
 
 
 class RecoveryReport(msgspec.Struct, frozen=True):
@@ -279,6 +285,8 @@ class Journal:
 
     def record_crc(self, seq: int) -> int | None:
         """The CRC of record `seq` (None: no such record): what ties a snapshot to its journal."""
+        if seq < 1:
+            return None
         rows = _history(self._db, self._archive, seq - 1, 1, "seq, crc")
         return rows[0][1] if rows and rows[0][0] == seq else None
 

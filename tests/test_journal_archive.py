@@ -13,10 +13,11 @@ from pathlib import Path
 
 import msgspec
 import nats
+import pytest
 
 from gateways.fix_recovery import journaled_after
 from oms.cli import main as cli
-from oms.journal import Journal, JournalReader, archive, archive_dir, segments
+from oms.journal import Journal, JournalError, JournalReader, archive, archive_dir, segments
 from oms.model import EVENT_DECODER, Anomaly, DayEnded, EndOfDay, NewOrder, OrderRejected, OrdType, Side, StartOfDay, TimeInForce
 from oms.runtime import Runtime, open_engine, rebuild
 from oms.snapshot import Snapshots, directory
@@ -135,6 +136,39 @@ def test_a_crash_between_the_archive_write_and_the_delete_reads_each_record_once
     assert len(segments(path)) == 2 and live_seqs(path)[0] == 100
     with Journal(path) as j:
         assert list(j.replay()) == everything
+
+
+def test_an_archive_moved_away_is_an_error_naming_the_record_never_a_silent_skip(tmp_path: Path):
+    _, path, _ = journaled(tmp_path / "a", archiving=False)
+    assert archive(path, 100) is not None
+    shutil.move(archive_dir(path), tmp_path / "elsewhere")  # the journal copied without its archive
+    with Journal(path) as j:
+        with pytest.raises(JournalError, match="record 1 is neither in the journal"):
+            list(j.replay())
+        assert len(list(j.replay(100))) == j.last_seq - 99  # what the live journal holds reads as before
+    reader = JournalReader(path)
+    try:
+        with pytest.raises(JournalError, match="record 50 is neither"):
+            reader.after(49)
+        assert reader.after(reader.last_seq()) == []  # caught up: nothing to look for
+    finally:
+        reader.close()
+
+
+def test_a_report_reads_every_record_once_though_an_archiving_moves_them_meanwhile(tmp_path: Path):
+    from oms.reporting.facts import Reader
+
+    _, path, _ = journaled(tmp_path / "a", archiving=False)
+    with Journal(path) as j:
+        stamps = [EVENT_DECODER.decode(p).ts for _, p in j.replay()]
+    reader = Reader(path)  # opened before the archiving, as a report of the day's end would be
+    try:
+        assert archive(path, len(stamps) // 2) is not None
+        assert reader.span() == (stamps[0], stamps[-1])
+        read = reader.read(until_ts=stamps[-1] + 1)
+        assert read.ts.tolist() == stamps
+    finally:
+        reader.close()
 
 
 def test_a_torn_live_tail_is_cut_after_an_archive(tmp_path: Path):

@@ -101,20 +101,38 @@ class Reader:
         except JournalError as exc:
             self.db.close()
             raise ReportError(str(exc)) from None
-        self.dbs = [sqlite3.connect(f"file:{p}?mode=ro", uri=True, check_same_thread=False)
-                    for p in segments(self.path)[:-1]] + [self.db]
-        self.last_seq = max(db.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0] for db in self.dbs)
+        self._segments: dict[Path, sqlite3.Connection] = {}
+        self.last_seq = max(db.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0]
+                            for db in self._files())
         if not self.last_seq:
             self.close()
             raise ReportError(f"{path}: the journal is empty: nothing to report")
+
+    def _files(self) -> list[sqlite3.Connection]:
+        """The archive segments as the folder lists them now (each opened once), then the live
+        journal: an archiving under way moves records into a new segment, then deletes them."""
+        for p in segments(self.path)[:-1]:
+            if p not in self._segments:
+                self._segments[p] = sqlite3.connect(f"file:{p}?mode=ro", uri=True, check_same_thread=False)
+        return [*(self._segments[p] for p in sorted(self._segments)), self.db]
+
+    def _first_holding(self, query: str, seq: int, args: tuple, after: int = 0) -> tuple[int, tuple]:
+        """(index among `_files`, row) of `query` on the first file from `after` on whose answer
+        starts at record `seq` (its first column); the files listed again once if none does."""
+        for again in (False, True):
+            files = self._files()
+            for k in range(0 if again else after, len(files)):
+                row = files[k].execute(query, args).fetchone()
+                if row is not None and row[0] == seq:
+                    return k, row
+        raise ReportError(f"{self.path}: record {seq} is in neither the journal nor its archive")
 
     def span(self) -> tuple[int, int]:
         """The first and last event timestamps (ns)."""
         ts = []
         for seq in (1, self.last_seq):
-            row = next(r for db in self.dbs if (r := db.execute("SELECT payload FROM records WHERE seq = ?",
-                                                                  (seq,)).fetchone()) is not None)
-            ts.append(_ONE.decode(row[0]).ts)
+            _, (_, payload) = self._first_holding("SELECT seq, payload FROM records WHERE seq = ?", seq, (seq,))
+            ts.append(_ONE.decode(payload).ts)
         return ts[0], ts[1]
 
     def read(self, until_ts: int, skip: frozenset[tuple[str, str]] = frozenset()) -> Columns:
@@ -141,22 +159,19 @@ class Reader:
     def _blobs(self) -> Iterator[tuple[bytes, int, int]]:
         """The records to `last_seq` a chunk at a time in journal order, each chunk one blob
         from SQLite: (blob, records, first seq). Each seq once, from the first segment holding it."""
-        taken = 0
-        for db in self.dbs:
-            while taken < self.last_seq:
-                blob, n, last = db.execute(
-                    "SELECT CAST(group_concat(payload, x'') AS BLOB), count(*), max(seq) FROM (SELECT seq, payload "
-                    "FROM records WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?)",
-                    (taken, self.last_seq, _CHUNK)).fetchone()
-                if not n:
-                    break
-                if last != taken + n:
-                    raise ReportError(f"{self.path}: records {taken + 1} to {last} are not all there")
-                yield blob, n, taken + 1
-                taken = last
+        taken, at = 0, 0
+        while taken < self.last_seq:
+            at, (_, blob, n, last) = self._first_holding(
+                "SELECT min(seq), CAST(group_concat(payload, x'') AS BLOB), count(*), max(seq) FROM (SELECT seq, "
+                "payload FROM records WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?)",
+                taken + 1, (taken, self.last_seq, _CHUNK), at)
+            if last != taken + n:
+                raise ReportError(f"{self.path}: records {taken + 1} to {last} are not all there")
+            yield blob, n, taken + 1
+            taken = last
 
     def close(self) -> None:
-        for db in self.dbs:
+        for db in [*self._segments.values(), self.db]:
             db.close()
 
 
