@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import threading
+import time
 from pathlib import Path
 
 from oms.model import EndOfDay, NewOrder, OrdType, Side, StartOfDay
@@ -65,3 +67,23 @@ def test_an_operator_s_end_of_day_cuts_that_trading_date_s_reports(tmp_path: Pat
         orders = list(csv.DictReader(f))
     assert [(o["cl_ord_id"], o["status"]) for o in orders][:1] == [("R1", "DONE_FOR_DAY")]
     assert not (tmp_path / "run" / "reports" / second).exists()
+
+
+def _stuck(*_args) -> None:
+    """An end-of-day report run that never finishes (a child of its own)."""
+    threading.Event().wait()
+
+
+def test_a_stop_waits_for_the_day_s_reports_but_not_for_ever(tmp_path: Path) -> None:
+    from oms.model import DayEnded
+    from oms.reporting.schedule import EndOfDay as Reports
+
+    cfg = config(tmp_path, REPORTS)
+    reports = Reports(cfg, cfg.journal_path(tmp_path), tmp_path / "reports")
+    reports._target = _stuck
+    reports.start()
+    reports.on_events([DayEnded(ts=1, date="2026-12-23"), DayEnded(ts=2, date="2026-12-24")])
+    t0 = time.monotonic()
+    reports.stop(timeout=2.0)
+    assert time.monotonic() - t0 < 12  # the run under way ended, the next one never started
+    assert [date for date, code in reports.runs] == ["2026-12-23"] and reports.runs[0][1] != 0

@@ -25,6 +25,7 @@ from oms.model import DayEnded
 from oms.reporting.facts import zone_of
 
 log = logging.getLogger("oms.reporting.schedule")
+STOP_WAIT_S = 300.0  # a stop waits this long for the reports already due (1,000,000 orders: ~25 s)
 
 
 def parse_at(text: str, zone: str = "UTC") -> dt.time:
@@ -63,16 +64,29 @@ class EndOfDay:
         self._dates: queue.SimpleQueue[str | None] = queue.SimpleQueue()  # due; None: stop
         self._thread = threading.Thread(target=self._loop, name="end-of-day", daemon=True)
         self.runs: list[tuple[str, int]] = []  # (date, exit code) of each run
+        self._target = _write  # what the child runs
+        self._proc: multiprocessing.process.BaseProcess | None = None  # the run under way
+        self._ending = False  # a stop that waited long enough: no further run
 
     def start(self) -> None:
         when = "at each end of day" if self.at is None else f"at {self.at.strftime('%H:%M:%S')} {zone_of(self.cfg)}"
         log.info("the day's reports %s into %s", when, self.dir)
         self._thread.start()
 
-    def stop(self) -> None:
-        """After the reports already due (a day ended just before the stop): they are not lost."""
+    def stop(self, timeout: float = STOP_WAIT_S) -> None:
+        """After the reports already due (a day ended just before the stop): they are not lost,
+        unless they take longer than `timeout`; then the run under way is ended (logged, and
+        `oms report` writes them again from the journal) rather than the stop hanging on it."""
         self._dates.put(None)
-        self._thread.join()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._ending = True
+            proc = self._proc
+            log.error("end-of-day reports still running %.0f s into the stop: ended; write them with oms report",
+                      timeout)
+            if proc is not None:
+                proc.terminate()
+            self._thread.join(10)
 
     def on_events(self, events: list) -> None:
         """A runtime listener (at="end_of_day"): a DayEnded is durable, its date's reports are due."""
@@ -90,17 +104,19 @@ class EndOfDay:
                 assert self.at is not None and when is not None
                 date = dt.datetime.fromtimestamp(when, self.at.tzinfo).date().isoformat()
                 when = next_run(self.at, when + 1)
-            if date is None:
+            if date is None or self._ending:
                 return
             self.run(date)
 
     def run(self, date: str) -> int:
         """The reports of `date` into <reports dir>/<date>/; the child's exit code (2: nothing to report)."""
         proc = multiprocessing.get_context("spawn").Process(
-            target=_write, args=(self.cfg, self.journal, self.dir / date, date), name=f"oms-report-{date}")
+            target=self._target, args=(self.cfg, self.journal, self.dir / date, date), name=f"oms-report-{date}")
         t0 = time.perf_counter()
         proc.start()
+        self._proc = proc
         proc.join()
+        self._proc = None
         code = proc.exitcode if proc.exitcode is not None else -1
         self.runs.append((date, code))
         (log.info if code == 0 else log.warning)("end-of-day reports of %s: exit %d after %.1f s", date, code,
