@@ -228,7 +228,8 @@ class VenueLink(fix.Application):
     def _session_status(self, f: dict[int, str], origin: tuple[str, int]) -> None:
         """TradingSessionStatus: a venue's session halted (340=1) or closed (3) halts every
         instrument at that venue, as its SecurityStatus halts one; open (2) resumes them all
-        (the venue repeats the halts that outlast its open). The engine routes around the
+        (on the engine's next tick: the venue repeats at once the halts that outlast its open,
+        and those symbols stay halted). The engine routes around the
         venue and holds what must go there. The MsgSeqNum mark goes with the last command: a
         crash part-way has the venue resend the message, and a status repeated changes nothing."""
         name, status = self.venue.name, f.get(340, "")
@@ -238,7 +239,7 @@ class VenueLink(fix.Application):
             return
         reason = f"trading session {f.get(336)} {'open' if status == '2' else 'halted' if status == '1' else 'closed'}"
         for n, symbol in enumerate(self.symbols, 1):
-            self.submit(TradingHalt(symbol=symbol, halted=status != "2", venue=name, reason=reason),
+            self.submit(TradingHalt(symbol=symbol, halted=status != "2", venue=name, reason=reason, session=True),
                         origin=origin if n == len(self.symbols) else None)
 
     def _business_reject(self, f: dict[int, str], origin: tuple[str, int]) -> None:

@@ -241,6 +241,7 @@ class TradingHalt(msgspec.Struct, tag=True, frozen=True, gc=False):
     venue: str = ""
     user: str = ""
     reason: str = ""
+    session: bool = False  # the venue's whole session (TradingSessionStatus), not this symbol alone
 
 
 class StockSplit(msgspec.Struct, tag=True, frozen=True, gc=False):

@@ -15,6 +15,7 @@ from oms.model import (
     OrderRejected,
     RestatementReason,
     TimeInForce,
+    Timer,
     TradingHalt,
     VenueNotice,
 )
@@ -209,3 +210,25 @@ def test_a_split_that_would_leave_a_fraction_of_a_lot_is_refused():
     refused = d.run_events(StockSplit(user=ADMIN, symbol="AAPL", new=1, old=2))
     assert [type(e) for e in refused] == [ComplianceAlert] and "whole lots" in refused[0].text
     assert d.run_events(StockSplit(user="intruder", symbol="AAPL", new=2, old=1))[0].control == "authorisation"
+
+
+def test_k_a_venue_s_session_open_resumes_on_the_next_tick_what_the_venue_does_not_halt_again():
+    """TradingSessionStatus open is followed at once by the SecurityStatus halts that outlast
+    it: nothing held goes to the venue before the engine's next tick has heard them."""
+    d = halt_desk()
+    for symbol in ("AAPL", "MSFT"):
+        d.run(TradingHalt(symbol=symbol, halted=True, venue="V1", session=True, reason="trading session closed"))
+    d.nos("A", 100, ex_destination="V1")
+    d.nos("M", 100, symbol="MSFT", ex_destination="V1")
+    for symbol in ("AAPL", "MSFT"):
+        assert d.run_events(TradingHalt(symbol=symbol, halted=False, venue="V1", session=True,
+                                        reason="trading session open")) == []
+    d.run(TradingHalt(symbol="AAPL", halted=True, venue="V1", reason="still halted"))  # its SecurityStatus
+    assert not d.engine.state.find("CLIENT1", "A").children and not d.engine.state.find("CLIENT1", "M").children
+    changed = [e for e in d.run_events(Timer()) if type(e) is HaltChanged]
+    assert [(e.symbol, e.halted, e.reason) for e in changed] == [("MSFT", False, "trading session open")]
+    assert d.child("M").venue == "V1" and not d.engine.state.find("CLIENT1", "A").children
+    assert d.engine.state.halts == {"AAPL": {"V1"}}
+    d.run(TradingHalt(symbol="AAPL", halted=False, venue="V1"))  # its own resume: at once
+    assert d.child("A").venue == "V1"
+    assert d.replayed().state.state_hash() == d.engine.state.state_hash()

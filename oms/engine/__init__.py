@@ -94,6 +94,9 @@ class Engine(TraderCommands, Amendments, VenueReports, Routing, Recovery, Alloca
         # instruments outside their own hours at the last tick (at first: all, so the first tick releases
         # what a restart found held and due)
         self.instruments_closed: set[str] = set(ref.calendar.instrument_hours) if ref.calendar else set()
+        # (symbol, venue) whose venue's session opened since the last tick: resumed on the tick unless the
+        # venue repeated the symbol's own halt meanwhile (not journaled: a restart's logon reports it again)
+        self.opening: dict[tuple[str, str], str] = {}  # -> the resume's reason
         self.duplicate_venue_execs = 0
         self._on_anomaly = on_anomaly
         self._min_timeout = min([p.ack_timeout_ns for p in ref.venue_policies.values()]

@@ -107,6 +107,7 @@ class Core:
     bbo: dict[str, tuple[int | None, int | None]]
     venues_down: set[str]
     instruments_closed: set[str]
+    opening: dict[tuple[str, str], str]
     duplicate_venue_execs: int
     _handlers: dict[type, Callable[[Any], None]]
     _log: list[Event] | None

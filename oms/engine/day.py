@@ -30,11 +30,14 @@ from oms.engine.core import GT, Core, T
 
 class TradingDay(Core):
     def _timer(self, t: Timer) -> None:
-        """Expire GTD orders past their time; start and end the day by the calendar (or end
-        it now: `end_of_day`), route what waited for its instrument's hours; children their
+        """Resume what the venues whose sessions opened did not halt again; expire GTD orders
+        past their time; start and end the day by the calendar (or end it now:
+        `end_of_day`), route what waited for its instrument's hours; children their
         venue left unanswered are in doubt; evaluate the post-trade rules of the whole
         portfolio at current prices."""
         self._post_trade()
+        if self.opening:
+            self._session_opened()
         if self.state.awaiting:
             self._timeouts()
         for oid in sorted(self.state.gtd):

@@ -30,12 +30,27 @@ class Halts(Core):
             self._emit(ComplianceAlert(ts=self._now, control="trading_halt", level="hard",
                                        text=f"TradingHalt refused: unknown symbol {c.symbol!r}"))
             return
+        if c.venue and c.session and not c.halted:
+            # a venue's session opens; right after, it repeats the halts that outlast the open, one
+            # symbol at a time: nothing held goes there before the next tick has heard them
+            if c.venue in self.state.halts.get(c.symbol, ()):
+                self.opening[c.symbol, c.venue] = c.reason
+            return
+        if c.venue and c.halted:
+            self.opening.pop((c.symbol, c.venue), None)
         if (c.venue in self.state.halts.get(c.symbol, ())) == c.halted:
             return  # a venue repeats its status: nothing changes
         self._emit(HaltChanged(ts=self._now, symbol=c.symbol, venue=c.venue, halted=c.halted, user=c.user,
                                reason=c.reason))
         if not c.halted:
             self._release({c.symbol})
+
+    def _session_opened(self) -> None:
+        """On the timer: resume what the venues whose sessions opened since the last tick did
+        not halt again meanwhile."""
+        opening, self.opening = sorted(self.opening.items()), {}
+        for (symbol, venue), reason in opening:
+            self._trading_halt(TradingHalt(symbol=symbol, halted=False, venue=venue, reason=reason))
 
     def _release(self, symbols: set[str]) -> None:
         """What was held of these symbols goes out now (what must still wait stays held)."""
