@@ -81,13 +81,17 @@ def _columns(read: scan.Columns) -> list[tuple[str, dict[str, object]]]:
 @settings(max_examples=200, deadline=None)
 @given(st.lists(events, min_size=1, max_size=30), st.lists(st.integers(1, 30), max_size=3))
 def test_the_scan_equals_msgspec_s_decoding(evs, cuts) -> None:
-    """In chunks cut anywhere: each continues the columns of the ones before."""
+    """In chunks cut anywhere, scanned in any order (last first here), kept in order: each
+    continues the columns of the ones before."""
     records = [EVENT_ENCODER.encode(ev) for ev in evs]
-    read, at = scan.Columns(len(records)), 0
+    read, at, spans = scan.Columns(len(records)), 0, []
     for cut in [*sorted(c for c in cuts if c < len(records)), len(records)]:
         if cut > at:
-            read.keep(read.scan(b"".join(records[at:cut]), cut - at, at + 1))
+            spans.append((at, cut))
             at = cut
+    chunks = {a: read.scan(b"".join(records[a:b]), b - a, a + 1, a) for a, b in reversed(spans)}
+    for a, _ in spans:
+        read.keep(chunks[a])
     assert _columns(read) == scan.scan_ref(records)
     assert [ev for _, ev in read.whole] == [ev for ev in evs if type(ev).__name__ in scan.WHOLE]
 

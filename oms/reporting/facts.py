@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from collections import deque
 import zoneinfo
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -139,22 +140,28 @@ class Reader:
         """The records to `last_seq` in columns (but the fields in `skip`), up to the first
         chunk holding an event at or after `until_ts`."""
         cols = Columns(self.last_seq, skip)
-        for chunk in _ahead(self._scanned(cols, until_ts)):
-            cols.keep(chunk)
+        try:
+            for chunk in self._scanned(cols):
+                cols.keep(chunk)
+                if (cols.ts[chunk[3]:] >= until_ts).any():
+                    break
+        except ValueError as exc:
+            raise ReportError(f"{self.path}: {exc}") from None
         return cols
 
-    def _scanned(self, cols: Columns, until_ts: int) -> Iterator[tuple]:
-        """The chunks through the scan kernel, to the first holding an event at or after
-        `until_ts`: run on a thread (`_ahead`), while the next blob is read on another and
-        the last chunk's text gathered on the caller's."""
-        for blob, n, first in _ahead(self._blobs()):
-            try:
-                chunk = cols.scan(blob, n, first)
-            except ValueError as exc:
-                raise ReportError(f"{self.path}: {exc}") from None
-            yield chunk
-            if (cols.ts[-n:] >= until_ts).any():
-                return
+    def _scanned(self, cols: Columns) -> Iterator[tuple]:
+        """The chunks through the scan kernel, in order: two at once on threads of their own
+        (it holds no GIL), while the next blob is read from SQLite on another and the last
+        chunk kept on the caller's."""
+        with ThreadPoolExecutor(2) as pool:
+            at, scanning = 0, deque()
+            for blob, n, first in _ahead(self._blobs()):
+                scanning.append(pool.submit(cols.scan, blob, n, first, at))
+                at += n
+                if len(scanning) == 2:
+                    yield scanning.popleft().result()
+            while scanning:
+                yield scanning.popleft().result()
 
     def _blobs(self) -> Iterator[tuple[bytes, int, int]]:
         """The records to `last_seq` a chunk at a time in journal order, each chunk one blob

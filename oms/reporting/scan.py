@@ -335,10 +335,10 @@ class Columns:
     """The records of a read in columns, chunk after chunk (each chunk one blob): per record
     its kind and time; per hot kind its rows' seq and fields but those in `skip` ((kind,
     field)); the whole events decoded. The kernel writes the ints straight into arrays
-    reserved for all `capacity` records (pages never written cost nothing), so nothing is
-    copied or joined; text is gathered per chunk and joined once. A chunk is `scan`ned,
-    then `keep` takes its text and whole events: the two can run on two threads, the
-    kernel holding no GIL (chunks through each in order)."""
+    reserved for all `capacity` records (pages never written cost nothing); text is gathered
+    per chunk and joined once. A chunk is `scan`ned (on any thread, several at once: the
+    kernel holds no GIL) into a chunk of its own, then `keep` (in order) copies its ints
+    after the rows before them and takes its text and whole events."""
 
     def __init__(self, capacity: int, skip: frozenset[tuple[str, str]] = frozenset()) -> None:
         self.n, self.skip = 0, skip
@@ -360,26 +360,38 @@ class Columns:
     def ts(self) -> np.ndarray:
         return self._ts[:self.n]
 
-    def scan(self, blob: bytes, n: int, first_seq: int) -> tuple:
-        """The next n records, one blob, through the kernel; what `keep` takes from them. A
-        ValueError at a record this OMS cannot read."""
-        if self.n + n > len(self._ts):
+    def scan(self, blob: bytes, n: int, first_seq: int, at: int) -> tuple:
+        """n records, one blob, whose first is record `at` of the read, through the kernel:
+        their kind and time straight into place, their fields into a chunk of their own (its
+        rows are only known once the chunks before it are kept); what `keep` takes. Chunks
+        may be scanned on several threads at once (the kernel holds no GIL). A ValueError at
+        a record this OMS cannot read."""
+        if at + n > len(self._ts):
             raise ValueError(f"records {first_seq} to {first_seq + n - 1}: more than the {len(self._ts)} reserved")
         scratch = self._scratch.get() if not self._scratch.empty() else ()
         if not scratch or scratch[0].shape[0] < n:
-            scratch = (np.empty(n, np.int64), np.empty((TEXTS, n), np.int64), np.empty((TEXTS, n), np.int32))
-        buf = np.frombuffer(blob, np.uint8)
-        first = self.count.copy()
-        read = scan(buf, n, first_seq, self.n, *_TABLES, self._kind, self._ts, self.count, self.seqs, self.vals,
-                    self.present, *scratch)
+            scratch = (np.empty(n, np.int64), np.empty((TEXTS, n), np.int64), np.empty((TEXTS, n), np.int32),
+                       np.empty((len(HOT), n), np.int64), np.empty((INTS, n), np.int64), np.empty((INTS, n), np.bool_))
+        rows = np.zeros(len(KINDS), np.int64)
+        end, offs, lens, seqs, vals, present = scratch
+        read = scan(np.frombuffer(blob, np.uint8), n, first_seq, at, *_TABLES, self._kind, self._ts, rows, seqs, vals,
+                    present, end, offs, lens)
         if read < n:
             raise ValueError(f"record {first_seq + read}: not an event this OMS can read")
-        self.n += n
-        return blob, n, first_seq, self.n - n, self.count - first, scratch
+        return blob, n, first_seq, at, rows, scratch
 
     def keep(self, chunk: tuple) -> None:
-        """A scanned chunk's text (gathered) and whole events (decoded)."""
-        blob, n, first_seq, at, rows, (end, offs, lens) = chunk
+        """A scanned chunk, after those before it: its rows of each kind after theirs, its text
+        (gathered) and whole events (decoded)."""
+        blob, n, first_seq, at, rows, (end, offs, lens, seqs, vals, present) = chunk
+        ints = _TABLES[-2]
+        for g in np.flatnonzero(rows).tolist():
+            m, c, a, b = int(rows[g]), int(self.count[g]), int(ints[g]), int(ints[g + 1])
+            self.vals[a:b, c:c + m], self.present[a:b, c:c + m] = vals[a:b, :m], present[a:b, :m]
+            if g < len(HOT):
+                self.seqs[g, c:c + m] = seqs[g, :m]
+        self.count += rows
+        self.n = at + n
         buf = np.frombuffer(blob, np.uint8)
         for t, name in enumerate(HOT):
             m = int(rows[t])
