@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections import deque
 import zoneinfo
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -166,12 +166,12 @@ class Reader:
     def _blobs(self) -> Iterator[tuple[bytes, int, int]]:
         """The records to `last_seq` a chunk at a time in journal order, each chunk one blob
         from SQLite: (blob, records, first seq). Each seq once, from the first segment holding it."""
-        taken, at = 0, 0
+        taken, file = 0, 0
         while taken < self.last_seq:
-            at, (_, blob, n, last) = self._first_holding(
+            file, (_, blob, n, last) = self._first_holding(
                 "SELECT min(seq), CAST(group_concat(payload, x'') AS BLOB), count(*), max(seq) FROM (SELECT seq, "
                 "payload FROM records WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?)",
-                taken + 1, (taken, self.last_seq, _CHUNK), at)
+                taken + 1, (taken, self.last_seq, _CHUNK), file)
             if last != taken + n:
                 raise ReportError(f"{self.path}: records {taken + 1} to {last} are not all there")
             yield blob, n, taken + 1
