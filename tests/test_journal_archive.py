@@ -9,6 +9,7 @@ import asyncio
 import shutil
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import msgspec
@@ -288,3 +289,19 @@ def test_the_publisher_rebuilds_positions_across_an_archive(tmp_path: Path):
         assert (pos["account"], pos["symbol"], pos["qty"]) == ("ACC1", "AAPL", 600)
     finally:
         s.stop()
+
+
+def test_chores_run_on_the_journal_thread_and_once_it_has_ended_on_the_caller_s_at_once(tmp_path: Path):
+    """An archive's deletes: between two commits while the OMS runs; after a stop (an
+    archiving still under way), on the archiving's own thread without waiting on the ended one."""
+    cfg = config(tmp_path)
+    engine, journal = open_engine(cfg, tmp_path)
+    runtime = Runtime(engine, journal, cfg)
+    ran: list[str] = []
+    runtime.start()
+    runtime.on_journal_thread(lambda: ran.append(threading.current_thread().name))
+    runtime.stop()
+    t0 = time.monotonic()
+    runtime.on_journal_thread(lambda: ran.append(threading.current_thread().name))
+    assert ran == ["oms-journal", threading.current_thread().name]
+    assert time.monotonic() - t0 < 0.25  # not a half-second poll of the ended thread per delete
