@@ -16,6 +16,7 @@ import logging
 import os
 import sqlite3
 import struct
+import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -376,25 +377,31 @@ def _write_segment(path: Path, first: int, last: int) -> Path:
     folder = archive_dir(path)
     folder.mkdir(exist_ok=True)
     final = folder / f"{first:015d}-{last:015d}.journal"
-    tmp = final.with_suffix(".tmp")
-    tmp.unlink(missing_ok=True)  # a write a crash interrupted
-    seg = sqlite3.connect(f"file:{tmp}", uri=True, isolation_level=None)
+    # a name of its own: two archivings of the same records at once (each snapshot's own, on
+    # a slow disk) must never rename the other's half-written file into place
+    fd, name = tempfile.mkstemp(prefix=final.stem + ".", suffix=".tmp", dir=folder)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        seg.execute("PRAGMA journal_mode=OFF")  # a temporary file: whole, or thrown away
-        seg.execute("ATTACH DATABASE ? AS live", (f"file:{path}?mode=ro",))
-        seg.execute("BEGIN")
-        seg.execute("CREATE TABLE records (seq INTEGER PRIMARY KEY, crc INTEGER NOT NULL, payload BLOB NOT NULL)")
-        seg.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        seg.execute("INSERT INTO meta SELECT key, value FROM live.meta WHERE key IN ('format', 'schema')")
-        seg.execute("INSERT INTO records SELECT seq, crc, payload FROM live.records WHERE seq BETWEEN ? AND ?",
-                    (first, last))
-        n, lo, hi = seg.execute("SELECT count(*), min(seq), max(seq) FROM records").fetchone()
-        if (n, lo, hi) != (last - first + 1, first, last):
-            raise JournalError(f"{path}: records {first}..{last} are not all in the live journal ({n} of them)")
-        seg.execute("COMMIT")
+        seg = sqlite3.connect(f"file:{tmp}", uri=True, isolation_level=None)
+        try:
+            seg.execute("PRAGMA journal_mode=OFF")  # a temporary file: whole, or thrown away
+            seg.execute("ATTACH DATABASE ? AS live", (f"file:{path}?mode=ro",))
+            seg.execute("BEGIN")
+            seg.execute("CREATE TABLE records (seq INTEGER PRIMARY KEY, crc INTEGER NOT NULL, payload BLOB NOT NULL)")
+            seg.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            seg.execute("INSERT INTO meta SELECT key, value FROM live.meta WHERE key IN ('format', 'schema')")
+            seg.execute("INSERT INTO records SELECT seq, crc, payload FROM live.records WHERE seq BETWEEN ? AND ?",
+                        (first, last))
+            n, lo, hi = seg.execute("SELECT count(*), min(seq), max(seq) FROM records").fetchone()
+            if (n, lo, hi) != (last - first + 1, first, last):
+                raise JournalError(f"{path}: records {first}..{last} are not all in the live journal ({n} of them)")
+            seg.execute("COMMIT")
+        finally:
+            seg.close()
+        durable_replace(tmp, final)
     finally:
-        seg.close()
-    durable_replace(tmp, final)
+        tmp.unlink(missing_ok=True)  # thrown away unless it was renamed into place
     return final
 
 

@@ -305,3 +305,41 @@ def test_chores_run_on_the_journal_thread_and_once_it_has_ended_on_the_caller_s_
     runtime.on_journal_thread(lambda: ran.append(threading.current_thread().name))
     assert ran == ["oms-journal", threading.current_thread().name]
     assert time.monotonic() - t0 < 0.25  # not a half-second poll of the ended thread per delete
+
+
+def test_two_archivings_of_the_same_records_at_once_each_write_a_whole_segment(tmp_path: Path, monkeypatch):
+    """Each snapshot starts its own archiving; on a slow disk two can overlap with the same
+    records. One of them held between its write and its rename while the other runs whole:
+    neither may rename the other's file, and every record reads once."""
+    import oms.journal as journal_module
+
+    _, path, _ = journaled(tmp_path / "a", archiving=False)
+    with Journal(path) as j:
+        everything = list(j.replay())
+    replace, written, go = journal_module.durable_replace, threading.Event(), threading.Event()
+
+    def held(tmp: Path, final: Path) -> None:
+        if threading.current_thread().name == "first":
+            written.set()
+            go.wait(10)
+        replace(tmp, final)
+
+    monkeypatch.setattr(journal_module, "durable_replace", held)
+    outcome: list[object] = []
+
+    def first() -> None:
+        try:
+            outcome.append(archive(path, 100))
+        except Exception as exc:  # what the test is about
+            outcome.append(exc)
+
+    t = threading.Thread(target=first, name="first")
+    t.start()
+    assert written.wait(10)
+    second = archive(path, 100)  # the same records, while the first waits to rename its file
+    go.set()
+    t.join(10)
+    assert second is not None and not isinstance(outcome[0], Exception), outcome
+    assert [p.suffix for p in archive_dir(path).iterdir()] == [".journal"]  # no temporary file left
+    with Journal(path) as j:
+        assert list(j.replay()) == everything
