@@ -133,7 +133,8 @@ class RecoveryReport(msgspec.Struct, frozen=True):
     detail: str
 
 
-def _crc(seq: int, payload: bytes) -> int:
+def crc(seq: int, payload: bytes) -> int:
+    """A record's check: over its seq and bytes (what the records table keeps beside each)."""
     return zlib.crc32(payload, zlib.crc32(seq.to_bytes(8, "little")))
 
 
@@ -206,8 +207,8 @@ class Journal:
         """Check every record in order; cut the journal at the first one that is not intact.
         The live journal starts after what was archived."""
         expected, bad = int(self.get_meta(ARCHIVED) or 0) + 1, None
-        for seq, crc, payload in self._live_rows():
-            if seq != expected or not isinstance(payload, bytes) or crc != _crc(seq, payload):
+        for seq, check, payload in self._live_rows():
+            if seq != expected or not isinstance(payload, bytes) or check != crc(seq, payload):
                 bad = expected if seq != expected else seq
                 break
             expected += 1
@@ -248,7 +249,7 @@ class Journal:
         first = self._seq + 1
         self._db.executemany(
             "INSERT INTO records (seq, crc, payload) VALUES (?, ?, ?)",
-            [(seq, _crc(seq, rec), rec) for seq, rec in enumerate(records, first)],
+            [(seq, crc(seq, rec), rec) for seq, rec in enumerate(records, first)],
         )
         self._seq += len(records)
         return self._seq

@@ -98,12 +98,16 @@ def wait_listening(addresses: list[tuple[str, int]], child: RoleProcess, timeout
             time.sleep(0.05)
 
 
+def die_with_parent() -> None:
+    """This process is killed (SIGKILL) when its parent dies."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _child_setup() -> threading.Event:
     """Die with the parent, at once (SIGKILL: a gateway that lost its engine must not go on
     writing session stores a restarted one is opening); leave Ctrl-C to `oms run`, which
     stops its children in order; SIGTERM sets the returned event."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    die_with_parent()
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

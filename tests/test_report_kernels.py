@@ -89,7 +89,7 @@ def test_the_scan_equals_msgspec_s_decoding(evs, cuts) -> None:
         if cut > at:
             spans.append((at, cut))
             at = cut
-    chunks = {a: read.scan(b"".join(records[a:b]), b - a, a + 1, a) for a, b in reversed(spans)}
+    chunks = {a: scan.scan_chunk(b"".join(records[a:b]), b - a, a + 1) for a, b in reversed(spans)}
     for a, _ in spans:
         read.keep(chunks[a])
     assert _columns(read) == scan.scan_ref(records)

@@ -14,7 +14,7 @@ import sqlite3
 import zoneinfo
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -43,11 +43,11 @@ from oms.model import (
 )
 from oms.positions import ALLOCATION_VENUE, FILL_TYPES, Book
 from oms.reporting import ledger
-from oms.reporting.scan import Columns
+from oms.reporting.extract import CHUNK, Extract
+from oms.reporting.scan import Chunk, Columns, scan_chunk
 from oms.states import TERMINAL
 
 T = TypeVar("T")
-_CHUNK = 20_000  # records a blob: small enough that SQLite and the kernel reuse memory the last chunk freed
 _ONE = msgspec.msgpack.Decoder(Event)
 _ACKED = frozenset({OrdStatus.NEW, OrdStatus.PARTIALLY_FILLED, OrdStatus.FILLED})
 
@@ -85,7 +85,8 @@ class Reader:
     """A journal opened for reports: read-only, checked (exists, is a journal, not from a
     newer OMS, not empty), over its segments (archives, then the live journal)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, extract: bool = True) -> None:
+        """extract: read and write the report extract (`oms.reporting.extract`); without, scan every record."""
         if not Path(path).is_file():
             raise ReportError(f"{path}: no such journal")
         self.path = Path(path)
@@ -103,6 +104,7 @@ class Reader:
             self.db.close()
             raise ReportError(str(exc)) from None
         self._segments: dict[Path, sqlite3.Connection] = {}
+        self.extract = Extract(self.path) if extract else None
         self.last_seq = max(db.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0]
                             for db in self._files())
         if not self.last_seq:
@@ -141,41 +143,74 @@ class Reader:
         chunk holding an event at or after `until_ts`."""
         cols = Columns(self.last_seq, skip)
         try:
-            for chunk in self._scanned(cols):
+            for chunk in self._chunks():
                 cols.keep(chunk)
-                if (cols.ts[chunk[3]:] >= until_ts).any():
+                if (np.frombuffer(chunk.ts, np.int64) >= until_ts).any():
                     break
         except ValueError as exc:
             raise ReportError(f"{self.path}: {exc}") from None
         return cols
 
-    def _scanned(self, cols: Columns) -> Iterator[tuple]:
-        """The chunks through the scan kernel, in order: two at once on threads of their own
-        (it holds no GIL), while the next blob is read from SQLite on another and the last
-        chunk kept on the caller's."""
+    def extend(self) -> None:
+        """Store in the extract each whole chunk it lacks (nothing else read)."""
+        try:
+            for _ in self._chunks(wanted=False):
+                pass
+        except ValueError as exc:
+            raise ReportError(f"{self.path}: {exc}") from None
+
+    def _chunks(self, wanted: bool = True) -> Iterator[Chunk]:
+        """The chunks in order: from the extract where it has them, else scanned from the
+        journal, two at once on threads of their own (the kernels hold no GIL), while the
+        next is read on another and the last kept on the caller's. A whole chunk scanned is
+        stored in the extract. Not `wanted`: only the chunks to store are scanned."""
         with ThreadPoolExecutor(2) as pool:
-            at, scanning = 0, deque()
-            for blob, n, first in _ahead(self._blobs()):
-                scanning.append(pool.submit(cols.scan, blob, n, first, at))
-                at += n
+            scanning: deque[Future] = deque()
+            for item in _ahead(self._sources(wanted)):
+                if isinstance(item, Chunk):
+                    scanning.append(_done(item))
+                else:
+                    scanning.append(pool.submit(self._scan, *item))
                 if len(scanning) == 2:
                     yield scanning.popleft().result()
             while scanning:
                 yield scanning.popleft().result()
 
-    def _blobs(self) -> Iterator[tuple[bytes, int, int]]:
-        """The records to `last_seq` a chunk at a time in journal order, each chunk one blob
-        from SQLite: (blob, records, first seq). Each seq once, from the first segment holding it."""
+    def _scan(self, blob: bytes, n: int, first: int, whole: bool) -> Chunk:
+        chunk = scan_chunk(blob, n, first)
+        if whole and self.extract is not None:
+            self.extract.store(chunk)
+        return chunk
+
+    def _sources(self, wanted: bool) -> Iterator[Chunk | tuple[bytes, int, int, bool]]:
+        """The records to `last_seq` a chunk at a time in journal order: a chunk from the
+        extract, or a blob from SQLite (its records' payloads one after another) as (blob,
+        records, first seq, whole: the extract keeps it). Each seq once, from the first
+        segment holding it."""
         taken, file = 0, 0
         while taken < self.last_seq:
+            found = self.extract.find(taken + 1) if self.extract is not None else None
+            if found is not None and found[0] <= self.last_seq and found[1] == (self._crc(taken + 1),
+                                                                               self._crc(found[0])):
+                chunk = self.extract.load(taken + 1) if wanted else None
+                if chunk is not None or not wanted:
+                    if chunk is not None:
+                        yield chunk
+                    taken = found[0]
+                    continue
             file, (_, blob, n, last) = self._first_holding(
                 "SELECT min(seq), CAST(group_concat(payload, x'') AS BLOB), count(*), max(seq) FROM (SELECT seq, "
                 "payload FROM records WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?)",
-                taken + 1, (taken, self.last_seq, _CHUNK), file)
+                taken + 1, (taken, self.last_seq, CHUNK), file)
             if last != taken + n:
                 raise ReportError(f"{self.path}: records {taken + 1} to {last} are not all there")
-            yield blob, n, taken + 1
+            whole = n == CHUNK or last < self.last_seq  # or its segment ends there
+            if wanted or whole:
+                yield blob, n, taken + 1, whole
             taken = last
+
+    def _crc(self, seq: int) -> int:
+        return self._first_holding("SELECT seq, crc FROM records WHERE seq = ?", seq, (seq,))[1][1]
 
     def close(self) -> None:
         for db in [*self._segments.values(), self.db]:
@@ -199,6 +234,13 @@ class Rows:
 
     def column(self, name: str) -> pa.ChunkedArray:
         return self.text.column(name)
+
+
+def _done(value: T) -> Future:
+    """A future that already holds `value`."""
+    f: Future = Future()
+    f.set_result(value)
+    return f
 
 
 def _ahead(items: Iterator[T]) -> Iterator[T]:

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
+from oms.journal import crc
 from oms.model import Event
 
 # kind -> its fields the reports read as columns: "i" int (or None), "s" str (or None),
@@ -330,15 +331,78 @@ def gather_ref(blob: bytes, offsets, lengths) -> tuple[bytes, list[int]]:
     return b"".join(parts), [0, *np.cumsum([len(x) for x in parts]).tolist()]
 
 
+# ---------------------------------------------------------------- chunks
+class Chunk(msgspec.Struct, array_like=True):
+    """Records first..first+n-1 in columns, as the scan leaves them: what a read keeps, and
+    what the report extract stores (`oms.reporting.extract`). Buffers are raw arrays."""
+
+    first: int
+    n: int
+    crcs: tuple[int, int]  # the journal's check of its first and last record: what ties it to them
+    kind: memoryview  # int8 per record: its index in KINDS
+    ts: memoryview  # int64 per record
+    rows: list[int]  # per kind
+    seqs: list[memoryview]  # per hot kind: int64 per row
+    vals: list[memoryview]  # per hot kind: int64 [its int slots, rows]
+    present: list[memoryview]  # per hot kind: bool [its int slots, rows]
+    text: list[tuple[memoryview | None, memoryview, memoryview]]  # per text slot: Arrow validity, offsets, data
+    whole: list[tuple[int, memoryview]]  # (seq, bytes) of the records of the kinds decoded whole
+
+
+_scratch: queue.SimpleQueue[tuple[np.ndarray, ...]] = queue.SimpleQueue()  # reused: fresh pages cost
+
+
+def _raw(a: np.ndarray) -> memoryview:
+    """An array's bytes: the array's own (contiguous), not a copy."""
+    return memoryview(a.view(np.uint8))
+
+
+def _copy(a: np.ndarray) -> memoryview:
+    """A copy of an array's bytes (of the scratch, which the next scan overwrites)."""
+    return memoryview(a.tobytes())
+
+
+def scan_chunk(blob: bytes, n: int, first_seq: int) -> Chunk:
+    """n records, one blob (the journal's payloads one after another), through the kernel.
+    Runs on any thread, several at once (the kernels hold no GIL). A ValueError at a
+    record this OMS cannot read."""
+    scratch = _scratch.get() if not _scratch.empty() else ()
+    if not scratch or scratch[0].shape[0] < n:
+        scratch = (np.empty(n, np.int64), np.empty((TEXTS, n), np.int64), np.empty((TEXTS, n), np.int32),
+                   np.empty((len(HOT), n), np.int64), np.empty((INTS, n), np.int64), np.empty((INTS, n), np.bool_))
+    try:
+        end, offs, lens, seqs, vals, present = scratch
+        kind, ts, rows = np.empty(n, np.int8), np.empty(n, np.int64), np.zeros(len(KINDS), np.int64)
+        buf = np.frombuffer(blob, np.uint8)
+        read = scan(buf, n, first_seq, 0, *_TABLES, kind, ts, rows, seqs, vals, present, end, offs, lens)
+        if read < n:
+            raise ValueError(f"record {first_seq + read}: not an event this OMS can read")
+        ints, texts, whole = _TABLES[-2], _TABLES[-1], memoryview(blob)
+        text = []
+        for t in range(len(HOT)):
+            m = int(rows[t])
+            for s in range(int(texts[t]), int(texts[t + 1])):
+                data, out_at = gather(buf, offs[s, :m], lens[s, :m])
+                has = lens[s, :m] >= 0
+                text.append((None if has.all() else _raw(np.packbits(has, bitorder="little")), _raw(out_at),
+                             _raw(data)))
+        starts = np.concatenate([[0], end[:n - 1]])
+        return Chunk(
+            first_seq, n, (crc(first_seq, blob[:int(end[0])]), crc(first_seq + n - 1, blob[int(starts[-1]):int(end[n - 1])])),
+            _raw(kind), _raw(ts), rows.tolist(), [_copy(seqs[t, :rows[t]]) for t in range(len(HOT))],
+            [_copy(vals[ints[t]:ints[t + 1], :rows[t]]) for t in range(len(HOT))],
+            [_copy(present[ints[t]:ints[t + 1], :rows[t]]) for t in range(len(HOT))], text,
+            [(first_seq + r, whole[starts[r]:end[r]]) for r in np.flatnonzero((kind >= len(HOT)) & (kind < OTHER)).tolist()])
+    finally:
+        _scratch.put(scratch)
+
+
 # ---------------------------------------------------------------- columns
 class Columns:
-    """The records of a read in columns, chunk after chunk (each chunk one blob): per record
-    its kind and time; per hot kind its rows' seq and fields but those in `skip` ((kind,
-    field)); the whole events decoded. The kernel writes the ints straight into arrays
-    reserved for all `capacity` records (pages never written cost nothing); text is gathered
-    per chunk and joined once. A chunk is `scan`ned (on any thread, several at once: the
-    kernel holds no GIL) into a chunk of its own, then `keep` (in order) copies its ints
-    after the rows before them and takes its text and whole events."""
+    """The records of a read in columns, chunk after chunk: per record its kind and time; per
+    hot kind its rows' seq and fields but those in `skip` ((kind, field)); the whole events
+    decoded. The ints go into arrays reserved for all `capacity` records (pages never written
+    cost nothing); text is kept per chunk and joined once."""
 
     def __init__(self, capacity: int, skip: frozenset[tuple[str, str]] = frozenset()) -> None:
         self.n, self.skip = 0, skip
@@ -350,7 +414,6 @@ class Columns:
         self.present = np.empty((INTS, capacity), np.bool_)
         self.text: dict[tuple[str, str], list[pa.Array]] = {}
         self.whole: list[tuple[int, Event]] = []
-        self._scratch: queue.SimpleQueue[tuple[np.ndarray, ...]] = queue.SimpleQueue()  # reused: fresh pages cost
 
     @property
     def kind(self) -> np.ndarray:
@@ -360,52 +423,31 @@ class Columns:
     def ts(self) -> np.ndarray:
         return self._ts[:self.n]
 
-    def scan(self, blob: bytes, n: int, first_seq: int, at: int) -> tuple:
-        """n records, one blob, whose first is record `at` of the read, through the kernel:
-        their kind and time straight into place, their fields into a chunk of their own (its
-        rows are only known once the chunks before it are kept); what `keep` takes. Chunks
-        may be scanned on several threads at once (the kernel holds no GIL). A ValueError at
-        a record this OMS cannot read."""
+    def keep(self, chunk: Chunk) -> None:
+        """The next chunk (in order): its records after those kept, its rows of each kind
+        after theirs, its text and its whole events (decoded)."""
+        at, n = self.n, chunk.n
         if at + n > len(self._ts):
-            raise ValueError(f"records {first_seq} to {first_seq + n - 1}: more than the {len(self._ts)} reserved")
-        scratch = self._scratch.get() if not self._scratch.empty() else ()
-        if not scratch or scratch[0].shape[0] < n:
-            scratch = (np.empty(n, np.int64), np.empty((TEXTS, n), np.int64), np.empty((TEXTS, n), np.int32),
-                       np.empty((len(HOT), n), np.int64), np.empty((INTS, n), np.int64), np.empty((INTS, n), np.bool_))
-        rows = np.zeros(len(KINDS), np.int64)
-        end, offs, lens, seqs, vals, present = scratch
-        read = scan(np.frombuffer(blob, np.uint8), n, first_seq, at, *_TABLES, self._kind, self._ts, rows, seqs, vals,
-                    present, end, offs, lens)
-        if read < n:
-            raise ValueError(f"record {first_seq + read}: not an event this OMS can read")
-        return blob, n, first_seq, at, rows, scratch
-
-    def keep(self, chunk: tuple) -> None:
-        """A scanned chunk, after those before it: its rows of each kind after theirs, its text
-        (gathered) and whole events (decoded)."""
-        blob, n, first_seq, at, rows, (end, offs, lens, seqs, vals, present) = chunk
+            raise ValueError(f"records {chunk.first} to {chunk.first + n - 1}: more than the {len(self._ts)} reserved")
+        self._kind[at:at + n] = np.frombuffer(chunk.kind, np.int8)
+        self._ts[at:at + n] = np.frombuffer(chunk.ts, np.int64)
         ints = _TABLES[-2]
-        for g in np.flatnonzero(rows).tolist():
-            m, c, a, b = int(rows[g]), int(self.count[g]), int(ints[g]), int(ints[g + 1])
-            self.vals[a:b, c:c + m], self.present[a:b, c:c + m] = vals[a:b, :m], present[a:b, :m]
-            if g < len(HOT):
-                self.seqs[g, c:c + m] = seqs[g, :m]
-        self.count += rows
-        self.n = at + n
-        buf = np.frombuffer(blob, np.uint8)
+        for g, m in enumerate(chunk.rows[:len(HOT)]):
+            if m:
+                c, a, b = int(self.count[g]), int(ints[g]), int(ints[g + 1])
+                self.vals[a:b, c:c + m] = np.frombuffer(chunk.vals[g], np.int64).reshape(b - a, m)
+                self.present[a:b, c:c + m] = np.frombuffer(chunk.present[g], np.bool_).reshape(b - a, m)
+                self.seqs[g, c:c + m] = np.frombuffer(chunk.seqs[g], np.int64)
         for t, name in enumerate(HOT):
-            m = int(rows[t])
+            m = chunk.rows[t]
             for field, k, s in slots(name) if m else ():
                 if k == "s" and (name, field) not in self.skip:
-                    data, out_at = gather(buf, offs[s, :m], lens[s, :m])
-                    has = lens[s, :m] >= 0
+                    valid, offsets, data = chunk.text[s]
                     self.text.setdefault((name, field), []).append(pa.Array.from_buffers(pa.string(), m, [
-                        None if has.all() else pa.array(has).buffers()[1], pa.py_buffer(out_at), pa.py_buffer(data)]))
-        kind = self._kind[at:at + n]
-        whole = np.flatnonzero((kind >= len(HOT)) & (kind < OTHER))
-        starts = np.concatenate([[0], end[:n - 1]])
-        self.whole += [(first_seq + r, _ONE.decode(blob[starts[r]:end[r]])) for r in whole.tolist()]
-        self._scratch.put(chunk[-1])
+                        None if valid is None else pa.py_buffer(valid), pa.py_buffer(offsets), pa.py_buffer(data)]))
+        self.whole += [(seq, _ONE.decode(raw)) for seq, raw in chunk.whole]
+        self.count += np.asarray(chunk.rows, np.int64)
+        self.n = at + n
 
     def columns(self) -> dict[str, dict[str, object]]:
         """Per hot kind ({} without rows): "seq", each int field and whether present ("<field>?"),
