@@ -84,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--format", default="csv", choices=["csv", "parquet", "json"])
     report.add_argument("--charts", choices=["png", "svg"], help="also draw the charts in this format")
     report.add_argument("--out", type=Path, default=None, help="directory (default: <run_dir>/reports)")
+    report.add_argument("--no-extract", action="store_true",
+                        help="scan every journal record; neither read nor write the report extract (<journal>.extract/)")
     return p
 
 
@@ -103,7 +105,7 @@ def _report(args: argparse.Namespace) -> int:
             first = date_of(reader.span()[1], zone_of(cfg))
             reader.close()
         paths = reporting.write(cfg, journal, args.out or cfg.run_path(Path.cwd()) / "reports", first, args.to,
-                                args.report, args.format, args.charts)
+                                args.report, args.format, args.charts, extract=not args.no_extract)
     except reporting.ReportError as exc:
         print(f"oms report: {exc}", file=sys.stderr)
         return 2

@@ -238,6 +238,9 @@ class ReportsConfig(_Base):
     reports: list[str] = []  # names or groups (blotter, tca, all); empty: all
     format: Literal["csv", "parquet", "json"] = "csv"
     charts: Literal["", "png", "svg"] = ""  # "": no charts
+    # keep the report extract (the journal's records as columns, <journal>.extract/) close behind the journal, in a
+    # low-priority process of its own: every report then reads columns rather than parsing every record
+    extract: bool = True
 
 
 class Config(_Base):

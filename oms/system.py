@@ -41,6 +41,7 @@ class System:
         self.venue_process = self.gateway_process = None  # processes: their RoleProcess
         self.api = None
         self.end_of_day = None  # [reports] at: the day's reports, written by the OMS itself
+        self.extract_keeper = None  # [reports] extract: the report extract kept behind the journal
 
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -81,6 +82,11 @@ class System:
             if self.end_of_day.at is None:  # at each DayEnded: listening before the first tick can end a day
                 self.runtime.listeners.append(self.end_of_day.on_events)
             self.end_of_day.start()
+        if self.cfg.reports.extract:
+            from oms.reporting.extract import Keeper
+
+            self.extract_keeper = Keeper(self.cfg.journal_path(self.base), lambda: self.journal.last_seq)
+            self.extract_keeper.start()
         self.runtime.start()
         if self.cfg.api.enabled:
             from gateways.http_app import HttpApi
@@ -184,6 +190,8 @@ class System:
         self.runtime.stop()
         if self.end_of_day is not None:
             self.end_of_day.stop()  # after the engine: the reports of a day it ended as it stopped are written too
+        if self.extract_keeper is not None:
+            self.extract_keeper.stop()
         if self.streamer is not None:
             self.streamer.stop()
         if self.nats is not None:

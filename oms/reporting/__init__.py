@@ -75,11 +75,12 @@ def encode(table: pa.Table, fmt: str, path: Path | None = None) -> bytes:
     return sink.getvalue() if isinstance(sink, io.BytesIO) else b""
 
 
-def make(cfg: Config, journal: Path, first: str, last: str | None = None, positions: bool = True) -> Facts:
+def make(cfg: Config, journal: Path, first: str, last: str | None = None, positions: bool = True,
+         extract: bool = True) -> Facts:
     """The facts of the trading dates first..last (inclusive, in the calendar's time zone) from a journal (without
-    positions when no report or chart wanted needs them)."""
+    positions when no report or chart wanted needs them; without the report extract: every record scanned)."""
     start, end = day_bounds(first, last, zone_of(cfg))
-    return read_facts(cfg, journal, start, end, positions)
+    return read_facts(cfg, journal, start, end, positions, extract)
 
 
 def chart(facts: Facts, name: str, fmt: str) -> bytes:
@@ -93,8 +94,9 @@ def chart(facts: Facts, name: str, fmt: str) -> bytes:
 
 
 def write(cfg: Config, journal: Path, out: Path, first: str, last: str | None = None,
-          reports: list[str] | tuple[str, ...] = (), fmt: str = "csv", chart_fmt: str | None = None) -> list[Path]:
-    """Write the reports (and charts) of first..last into `out`: <report>-<dates>.<format>."""
+          reports: list[str] | tuple[str, ...] = (), fmt: str = "csv", chart_fmt: str | None = None,
+          extract: bool = True) -> list[Path]:
+    """Write the reports (and charts) of first..last into `out`: <report>-<dates>.<format> (`extract`: see `make`)."""
     wanted = names(reports)
     if fmt not in FORMATS:
         raise ReportError(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
@@ -103,15 +105,15 @@ def write(cfg: Config, journal: Path, out: Path, first: str, last: str | None = 
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _write(cfg, journal, out, first, last, wanted, fmt, chart_fmt)
+        return _write(cfg, journal, out, first, last, wanted, fmt, chart_fmt, extract)
     finally:
         if collecting:
             gc.enable()
 
 
 def _write(cfg: Config, journal: Path, out: Path, first: str, last: str | None, wanted: list[str], fmt: str,
-           chart_fmt: str | None) -> list[Path]:
-    facts = make(cfg, journal, first, last, positions=bool({"positions"} & set(wanted) or chart_fmt))
+           chart_fmt: str | None, extract: bool) -> list[Path]:
+    facts = make(cfg, journal, first, last, bool({"positions"} & set(wanted) or chart_fmt), extract)
     out.mkdir(parents=True, exist_ok=True)
     dates = first if not last or last == first else f"{first}_{last}"
     written, writing = [], []

@@ -140,16 +140,14 @@ def extend(journal: Path) -> int:
 
 
 class Keeper:
-    """In a running OMS: keeps the extract close behind the journal. When `BEHIND` records
-    are journaled past what it last saw extracted, it starts `python -m
+    """In a running OMS: keeps the extract close behind the journal. When `behind` records
+    are journaled past what it last saw extracted (checked every `check_s`), it starts `python -m
     oms.reporting.extract --follow` (nice 10), which extends the extract while whole chunks
     keep coming and leaves after `LINGER_S` without one."""
 
-    BEHIND = 3 * CHUNK
-    CHECK_S = 5.0
-
-    def __init__(self, journal: Path, last_seq: Callable[[], int]) -> None:
-        self.journal, self.last_seq = journal, last_seq
+    def __init__(self, journal: Path, last_seq: Callable[[], int], behind: int = 3 * CHUNK,
+                 check_s: float = 5.0) -> None:
+        self.journal, self.last_seq, self.behind, self.check_s = journal, last_seq, behind, check_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="report-extract", daemon=True)
         self.proc: subprocess.Popen | None = None
@@ -172,13 +170,13 @@ class Keeper:
 
     def _loop(self) -> None:
         seen = Extract(self.journal).end()
-        while not self._stop.wait(self.CHECK_S):
+        while not self._stop.wait(self.check_s):
             if self.proc is not None:
                 if self.proc.poll() is None:
                     continue
                 self.proc = None
                 seen = Extract(self.journal).end()
-            if self.last_seq() - seen >= self.BEHIND:
+            if self.last_seq() - seen >= self.behind:
                 self.runs += 1
                 self.proc = subprocess.Popen([sys.executable, "-m", "oms.reporting.extract", "--follow",
                                               str(self.journal)], stdin=subprocess.DEVNULL)

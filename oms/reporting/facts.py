@@ -634,8 +634,9 @@ def _subset(text: dict, ints: dict, valid: dict, rows: np.ndarray) -> Rows:
                 {k: np.asarray(v, np.bool_)[at] for k, v in valid.items()})
 
 
-def read_facts(cfg: Config, journal: Path, start: int, end: int, positions: bool = True) -> Facts:
-    reader = Reader(journal)
+def read_facts(cfg: Config, journal: Path, start: int, end: int, positions: bool = True,
+               extract: bool = True) -> Facts:
+    reader = Reader(journal, extract)
     try:
         return Facts(cfg, start, end, positions).read(reader)
     finally:
