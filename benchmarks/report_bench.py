@@ -11,7 +11,9 @@ appended in groups of 10,000 without fsync.
 
 Run:  .venv/bin/python -m benchmarks.report_bench --orders 1000000 [--journal PATH] [--keep]
 Each `oms report` runs in a process of its own; its CPU time and peak resident memory
-are read from the kernel (the child's rusage).
+are read from the kernel (the child's rusage). First without the report extract (every
+record scanned), then the extract made whole as a running OMS keeps it (timed: its cost),
+then the reports read through it.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import argparse
 import datetime as dt
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,6 +32,7 @@ from oms.config import AccountConfig, Config, FixConfig, InstrumentConfig, Sessi
 from oms.engine import Engine, SequentialIds
 from oms.journal import Journal
 from oms.model import EVENT_ENCODER, ExecType, MarketData, NewOrder, OrdType, Side, VenueExecReport
+from oms.reporting import extract
 
 DAY = "2026-11-30"
 START = int(dt.datetime(2026, 11, 30, 8, tzinfo=dt.timezone.utc).timestamp()) * 10**9
@@ -110,11 +114,10 @@ def generate(path: Path, orders: int, seed: int = 1) -> int:
 
 
 def timed(args: list[str]) -> tuple[float, float, int]:
-    """(seconds, CPU seconds, peak RSS in MiB) of one `oms report` process: on a shared
+    """(seconds, CPU seconds, peak RSS in MiB) of one process (`python -m ARGS`): on a shared
     machine its CPU time says what it cost better than the wall clock."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "oms.cli", "report", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     took = time.perf_counter() - t0
     if status:
@@ -137,15 +140,22 @@ def main() -> None:
               f"made in {time.perf_counter() - t0:.1f} s")
     cfg = tmp / "config.toml"
     cfg.write_text(config_toml())
-    common = ["--config", str(cfg), "--journal", str(journal), "--date", DAY]
-    for what, extra in (("blotter (orders + executions), CSV", ["--report", "blotter"]),
-                        ("all reports, CSV", []),
-                        ("all reports, Parquet, with the charts (PNG)", ["--format", "parquet", "--charts", "png"])):
-        took, cpu, mib = timed([*common, "--out", str(tmp / "out"), *extra])
+    report = ["oms.cli", "report", "--config", str(cfg), "--journal", str(journal), "--date", DAY, "--out",
+              str(tmp / "out")]
+    shutil.rmtree(extract.directory(journal), ignore_errors=True)
+    for what, args in (
+            ("blotter (orders + executions), CSV, every record scanned (--no-extract)",
+             [*report, "--report", "blotter", "--no-extract"]),
+            ("the report extract made whole (what a running OMS's keeper does as the day goes)",
+             ["oms.reporting.extract", str(journal)]),
+            ("blotter (orders + executions), CSV", [*report, "--report", "blotter"]),
+            ("all reports, CSV", report),
+            ("all reports, Parquet, with the charts (PNG)", [*report, "--format", "parquet", "--charts", "png"])):
+        took, cpu, mib = timed(args)
         print(f"{what}: {took:.1f} s ({cpu:.1f} s of CPU), peak RSS {mib:,} MiB", flush=True)
+    size = sum(f.stat().st_size for f in extract.directory(journal).iterdir())
+    print(f"report extract: {size / 2**20:,.0f} MiB ({size / journal.stat().st_size:.0%} of the journal)")
     if not a.keep and a.journal is None:
-        import shutil
-
         shutil.rmtree(tmp)
 
 
