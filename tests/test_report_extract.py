@@ -100,13 +100,16 @@ def test_a_chunk_that_no_longer_matches_its_journal_or_is_torn_is_scanned_again(
     last = facts.Reader(journal).last_seq
     assert len(set(small_chunks)) == -(-last // SMALL)  # nothing of the other journal's extract was used
     assert not any(p.exists() for p in stale)  # and each of its chunks was replaced
-    # a torn chunk file: scanned again and written whole
-    victim = sorted(extract.directory(journal).iterdir())[1]
-    victim.write_bytes(victim.read_bytes()[:100])
+    # a torn chunk file, and one with a block zeroed inside (what a crash can leave of a file not
+    # synced): each scanned again and written whole
+    torn, zeroed = sorted(extract.directory(journal).iterdir())[1:3]
+    whole = zeroed.read_bytes()
+    torn.write_bytes(torn.read_bytes()[:100])
+    zeroed.write_bytes(whole[:len(whole) // 2] + bytes(64) + whole[len(whole) // 2 + 64:])
     small_chunks.clear()
     assert _reports(journal, tmp_path / "torn", use=True) == scanned
-    assert set(small_chunks) == {SMALL + 1} | _tail(journal)
-    assert len(victim.read_bytes()) > 100
+    assert set(small_chunks) == {SMALL + 1, 2 * SMALL + 1} | _tail(journal)
+    assert len(torn.read_bytes()) > 100 and zeroed.read_bytes() == whole
 
 
 def test_a_folder_that_cannot_be_written_leaves_the_reports_as_they_are(tmp_path: Path, small_chunks,
@@ -142,13 +145,29 @@ def test_a_running_oms_keeps_the_extract_behind_its_journal(tmp_path: Path) -> N
     keeper.start()
     try:
         _until(lambda: Extract(journal).end() == 2 * extract.CHUNK)
+        first = keeper.proc
         _prices(journal, 20_000, start=45_000)
         seen[0] = 65_000
         _until(lambda: Extract(journal).end() == 3 * extract.CHUNK)
-        assert keeper.runs == 1 and keeper.proc is not None and keeper.proc.poll() is None  # one process, lingering
+        assert keeper.proc is first and first.poll() is None  # the same process, lingering
     finally:
         keeper.stop()
-    assert keeper.proc.poll() is not None
+    assert first.poll() is not None
+
+
+def test_a_keeper_that_cannot_write_the_extract_waits_before_trying_again(tmp_path: Path, caplog) -> None:
+    journal = tmp_path / "journal.db"
+    _prices(journal, extract.CHUNK + 5)
+    extract.directory(journal).write_text("not a folder")
+    keeper = Keeper(journal, lambda: extract.CHUNK + 5, behind=extract.CHUNK, check_s=0.05)
+    keeper.start()
+    try:
+        _until(lambda: "tried again in 600 s" in caplog.text)
+        assert keeper.proc is None
+        time.sleep(0.5)  # ten checks: none starts another process
+        assert keeper.proc is None and caplog.text.count("tried again") == 1
+    finally:
+        keeper.stop()
 
 
 def test_extend_from_the_command_line(tmp_path: Path) -> None:

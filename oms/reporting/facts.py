@@ -151,22 +151,23 @@ class Reader:
             raise ReportError(f"{self.path}: {exc}") from None
         return cols
 
-    def extend(self) -> None:
-        """Store in the extract each whole chunk it lacks (nothing else read)."""
+    def extend(self, after: int = 0) -> None:
+        """Store in the extract each whole chunk it lacks after record `after` (nothing else
+        read; the chunks up to `after` taken as checked)."""
         try:
-            for _ in self._chunks(wanted=False):
+            for _ in self._chunks(wanted=False, taken=after):
                 pass
         except ValueError as exc:
             raise ReportError(f"{self.path}: {exc}") from None
 
-    def _chunks(self, wanted: bool = True) -> Iterator[Chunk]:
+    def _chunks(self, wanted: bool = True, taken: int = 0) -> Iterator[Chunk]:
         """The chunks in order: from the extract where it has them, else scanned from the
         journal, two at once on threads of their own (the kernels hold no GIL), while the
         next is read on another and the last kept on the caller's. A whole chunk scanned is
         stored in the extract. Not `wanted`: only the chunks to store are scanned."""
         with ThreadPoolExecutor(2) as pool:
             scanning: deque[Future] = deque()
-            for item in _ahead(self._sources(wanted)):
+            for item in _ahead(self._sources(wanted, taken)):
                 if isinstance(item, Chunk):
                     scanning.append(_done(item))
                 else:
@@ -182,13 +183,13 @@ class Reader:
             self.extract.store(chunk)
         return chunk
 
-    def _sources(self, wanted: bool) -> Iterator[Chunk | tuple[bytes, int, int, bool]]:
+    def _sources(self, wanted: bool, taken: int) -> Iterator[Chunk | tuple[bytes, int, int, bool]]:
         """The records to `last_seq` a chunk at a time in journal order: a chunk from the
         extract, or a blob from SQLite (its records' payloads one after another) as (blob,
         records, first seq, whole: the extract keeps it). Each seq once, from the first
-        segment holding it."""
-        taken, file = 0, 0
-        while taken < self.last_seq:
+        segment holding it. From record `taken` + 1 on."""
+        file = 0
+        while taken < self.last_seq and (wanted or self.extract is None or self.extract.writable):
             found = self.extract.find(taken + 1) if self.extract is not None else None
             if found is not None and found[0] <= self.last_seq and found[1] == (self._crc(taken + 1),
                                                                                self._crc(found[0])):
@@ -210,6 +211,7 @@ class Reader:
             taken = last
 
     def _crc(self, seq: int) -> int:
+        """The journal's check of record `seq`."""
         return self._first_holding("SELECT seq, crc FROM records WHERE seq = ?", seq, (seq,))[1][1]
 
     def close(self) -> None:

@@ -208,11 +208,10 @@ _KEYS = 64  # keys of a map whose place is remembered
 
 
 @njit(cache=True)
-def _fields(blob, p, entries, g, r, rl, names, name_at, fstart, fname, fkind, fslot, fsub, vals, present, offs, lens,
+def _fields(blob, p, entries, g, r, names, name_at, fstart, fname, fkind, fslot, fsub, vals, present, offs, lens,
             seen_at, seen_n, seen_f):
-    """Read a map's entries against table g into row r of its slots, a str's offset and
-    length into the chunk's row rl (a nested map's against its own table, then back); the
-    position after it (-1: malformed)."""
+    """Read a map's entries against table g into row r of its slots (a nested map's against
+    its own table, then back); the position after it (-1: malformed)."""
     left, count, outer_left, outer = entries, entries, 0, -1
     while left or outer >= 0:
         if not left:
@@ -249,7 +248,7 @@ def _fields(blob, p, entries, g, r, rl, names, name_at, fstart, fname, fkind, fs
             vals[s, r], present[s, r] = v, True
             p = q
         elif want == 1 and k == 1:
-            offs[s, rl], lens[s, rl] = q, v
+            offs[s, r], lens[s, r] = q, v
             p = q + v
         else:
             p = _skip(blob, p)
@@ -259,18 +258,17 @@ def _fields(blob, p, entries, g, r, rl, names, name_at, fstart, fname, fkind, fs
 
 
 @njit(cache=True, nogil=True)
-def scan(blob, n, first_seq, at, names, name_at, tname, fstart, fname, fkind, fslot, fsub, ints, texts, kind, ts, count,
+def scan(blob, n, first_seq, names, name_at, tname, fstart, fname, fkind, fslot, fsub, ints, texts, kind, ts, count,
          seqs, vals, present, end, offs, lens):
-    """n records from the start of blob, records at.. of the read: each one's kind (index in
+    """n records from the start of blob, the first `first_seq`: each one's kind (index in
     KINDS) and time; its fields (and a hot kind's, its seq) into the next row of its kind
-    (`count` rows each): ints and whether present into vals/present, a str's offset and
-    length (-1: absent) into offs/lens at its row in this chunk; where each record ends.
-    The number of records read: n, or the index of the first malformed one."""
+    (`count` rows each, from 0): ints and whether present into vals/present, a str's offset
+    and length (-1: absent) into offs/lens; where each record ends. The number of records
+    read: n, or the index of the first malformed one."""
     p = 0
     seen_at = np.zeros((tname.shape[0], _KEYS), np.int64)
     seen_n = np.full((tname.shape[0], _KEYS), -1, np.int64)
     seen_f = np.zeros((tname.shape[0], _KEYS), np.int64)
-    first = count.copy()
     for r in range(n):
         k, entries, p = _head(blob, p)
         if k != 4:
@@ -292,20 +290,19 @@ def scan(blob, n, first_seq, at, names, name_at, tname, fstart, fname, fkind, fs
             if q < 0:
                 return r
         row = count[g]
-        rl = row - first[g]
         for s in range(ints[g], ints[g + 1]):
             vals[s, row], present[s, row] = 0, False
         for s in range(texts[g], texts[g + 1]):
-            lens[s, rl] = -1
-        p = _fields(blob, p, entries, g, row, rl, names, name_at, fstart, fname, fkind, fslot, fsub, vals, present,
+            lens[s, row] = -1
+        p = _fields(blob, p, entries, g, row, names, name_at, fstart, fname, fkind, fslot, fsub, vals, present,
                     offs, lens, seen_at, seen_n, seen_f)
         if p < 0:
             return r
         count[g] += 1
-        kind[at + r], end[r] = g, p
+        kind[r], end[r] = g, p
         if g < seqs.shape[0]:  # a hot kind
             seqs[g, row] = first_seq + r
-        ts[at + r] = vals[ints[g], row]  # every kind's first field
+        ts[r] = vals[ints[g], row]  # every kind's first field
     return n
 
 
@@ -366,7 +363,10 @@ def scan_chunk(blob: bytes, n: int, first_seq: int) -> Chunk:
     """n records, one blob (the journal's payloads one after another), through the kernel.
     Runs on any thread, several at once (the kernels hold no GIL). A ValueError at a
     record this OMS cannot read."""
-    scratch = _scratch.get() if not _scratch.empty() else ()
+    try:
+        scratch = _scratch.get_nowait()
+    except queue.Empty:
+        scratch = ()
     if not scratch or scratch[0].shape[0] < n:
         scratch = (np.empty(n, np.int64), np.empty((TEXTS, n), np.int64), np.empty((TEXTS, n), np.int32),
                    np.empty((len(HOT), n), np.int64), np.empty((INTS, n), np.int64), np.empty((INTS, n), np.bool_))
@@ -374,7 +374,7 @@ def scan_chunk(blob: bytes, n: int, first_seq: int) -> Chunk:
         end, offs, lens, seqs, vals, present = scratch
         kind, ts, rows = np.empty(n, np.int8), np.empty(n, np.int64), np.zeros(len(KINDS), np.int64)
         buf = np.frombuffer(blob, np.uint8)
-        read = scan(buf, n, first_seq, 0, *_TABLES, kind, ts, rows, seqs, vals, present, end, offs, lens)
+        read = scan(buf, n, first_seq, *_TABLES, kind, ts, rows, seqs, vals, present, end, offs, lens)
         if read < n:
             raise ValueError(f"record {first_seq + read}: not an event this OMS can read")
         ints, texts, whole = _TABLES[-2], _TABLES[-1], memoryview(blob)
