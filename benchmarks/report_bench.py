@@ -147,7 +147,7 @@ def main() -> None:
             ("blotter (orders + executions), CSV, every record scanned (--no-extract)",
              [*report, "--report", "blotter", "--no-extract"]),
             ("the report extract made whole (what a running OMS's keeper does as the day goes)",
-             ["oms.reporting.extract", str(journal)]),
+             ["oms.cli", "extract", str(journal)]),
             ("blotter (orders + executions), CSV", [*report, "--report", "blotter"]),
             ("all reports, CSV", report),
             ("all reports, Parquet, with the charts (PNG)", [*report, "--format", "parquet", "--charts", "png"])):

@@ -86,6 +86,14 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=None, help="directory (default: <run_dir>/reports)")
     report.add_argument("--no-extract", action="store_true",
                         help="scan every journal record; neither read nor write the report extract (<journal>.extract/)")
+    ext = sub.add_parser("extract", help="extend a journal's report extract now", description=(
+        "Scan the whole chunks of a journal its report extract (<journal>.extract/) lacks and store them, so "
+        "reports read columns rather than every record; a running OMS does this itself ([reports] extract). "
+        "Exit 2 where it cannot (no journal, an unreadable record, a folder that cannot be written)."))
+    ext.add_argument("journal", type=Path, help="journal file (SQLite)")
+    ext.add_argument("--follow", type=int, metavar="PID",
+                     help="as the OMS of process PID starts it: keep extending while whole chunks keep coming, leave "
+                          "after a minute without one, and with that process")
     return p
 
 
@@ -113,6 +121,12 @@ def _report(args: argparse.Namespace) -> int:
         print(path)
     log.info("%d files in %.2f s", len(paths), time.perf_counter() - t0)
     return 0
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from oms.reporting.extract import keep_extending
+
+    return keep_extending(args.journal, args.follow)
 
 
 def _stop_event() -> threading.Event:
@@ -259,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         return {"run": _run, "replay": _replay, "sim-venue": _sim_venue, "tail": _tail, "snapshot": _snapshot,
-                "report": _report}[args.command](args)
+                "report": _report, "extract": _extract}[args.command](args)
     except ConfigError as exc:
         print(f"oms: bad config: {exc}", file=sys.stderr)
         return 2

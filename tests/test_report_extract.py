@@ -173,12 +173,12 @@ def test_a_keeper_that_cannot_write_the_extract_waits_before_trying_again(tmp_pa
 def test_extend_from_the_command_line(tmp_path: Path) -> None:
     journal = tmp_path / "journal.db"
     _prices(journal, extract.CHUNK + 5)
-    done = subprocess.run([sys.executable, "-m", "oms.reporting.extract", str(journal)], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "oms.cli", "extract", str(journal)], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"holds records 1 to {extract.CHUNK}" in done.stderr
     empty = tmp_path / "empty.db"
     Journal(empty).close()
-    done = subprocess.run([sys.executable, "-m", "oms.reporting.extract", str(empty)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "oms.cli", "extract", str(empty)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 2 and "empty" in done.stderr

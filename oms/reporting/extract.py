@@ -13,11 +13,10 @@ Who writes it: any report that scanned a whole chunk the extract lacked, and in 
 OMS a `Keeper` that starts a low-priority process extending it whenever a few chunks
 have been journaled since (the process lingers while trading goes on, then leaves).
 
-    python -m oms.reporting.extract JOURNAL     # extend the extract of a journal now (exit 2: it cannot)
+    oms extract JOURNAL     # extend the extract of a journal now (exit 2: it cannot)
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 import os
@@ -192,7 +191,7 @@ def extend(journal: Path, after: int = 0) -> int:
 class Keeper:
     """In a running OMS: keeps the extract close behind the journal. When `behind` records
     are journaled past what it last saw extracted (checked every `check_s`), it starts
-    `python -m oms.reporting.extract --follow` (nice 10), which extends the extract while
+    `oms extract --follow` (nice 10), which extends the extract while
     whole chunks keep coming and leaves after `LINGER_S` without one. A run that fails (the
     extract cannot be written, a record cannot be read) is tried again `RETRY_S` later, not
     at once: reports scan meanwhile."""
@@ -239,29 +238,24 @@ class Keeper:
                     log.warning("the report extract process ended with exit code %s: tried again in %.0f s", code,
                                 self.RETRY_S)
             if time.monotonic() >= retry_at and self.last_seq() - seen >= self.behind:
-                self.proc = subprocess.Popen([sys.executable, "-m", "oms.reporting.extract", "--follow",
-                                              str(os.getpid()), str(self.journal)], stdin=subprocess.DEVNULL)
+                self.proc = subprocess.Popen([sys.executable, "-m", "oms.cli", "extract", "--follow", str(os.getpid()),
+                                              str(self.journal)], stdin=subprocess.DEVNULL)
 
 
 LINGER_S = 60.0
 POLL_S = 2.0
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m oms.reporting.extract", description=__doc__.split("\n\n")[0])
-    p.add_argument("journal", type=Path)
-    p.add_argument("--follow", type=int, metavar="PID",
-                   help=f"started by the OMS of process PID: keep extending while whole chunks keep coming, leave "
-                        f"after {LINGER_S:g} s without one, and with that process")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def keep_extending(journal: Path, follow: int | None = None) -> int:
+    """`oms extract`: extend the extract once, or (`follow`: started by the OMS of that pid)
+    for as long as whole chunks keep coming; 2 where it cannot."""
     from oms.reporting.facts import ReportError
 
-    if args.follow:
+    if follow:
         from oms.roles import die_with_parent
 
         die_with_parent()
-        if os.getppid() != args.follow:
+        if os.getppid() != follow:
             return 0  # the OMS ended before this process could follow it
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for `oms run`, which ends this process
         os.nice(10)
@@ -269,18 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     idle_since, end = time.monotonic(), 0
     while True:
         try:
-            now = extend(args.journal, end)
+            now = extend(journal, end)
         except (ReportError, ExtractError) as exc:
-            print(f"report extract: {exc}", file=sys.stderr)
+            print(f"oms extract: {exc}", file=sys.stderr)
             return 2
-        if now != end or not args.follow:
-            log.info("report extract of %s holds records 1 to %d (%.1f s)", args.journal, now,
-                     time.perf_counter() - t0)
+        if now != end or not follow:
+            log.info("report extract of %s holds records 1 to %d (%.1f s)", journal, now, time.perf_counter() - t0)
             end, idle_since = now, time.monotonic()
-        if not args.follow or time.monotonic() - idle_since > LINGER_S:
+        if not follow or time.monotonic() - idle_since > LINGER_S:
             return 0
         time.sleep(POLL_S)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
