@@ -117,7 +117,8 @@ class ReportApi:
                                              f"{', '.join(user.accounts)} only")
         with self._lock:
             if self._pool is None:  # one process, kept: it holds the last day's facts
-                self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+                self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=reporting.no_huge_pages)
             future = self._pool.submit(_render, self.cfg, self.journal, kind, name, date, to, fmt,
                                        list(user.accounts) if restricted else [])
         try:

@@ -35,7 +35,8 @@ FORMATS = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet", "json
 CHARTS = ("slippage", "venues", "pnl")
 CHART_FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
 
-__all__ = ["REPORTS", "GROUPS", "FORMATS", "CHARTS", "ReportError", "names", "encode", "chart", "make", "write"]
+__all__ = ["REPORTS", "GROUPS", "FORMATS", "CHARTS", "ReportError", "names", "encode", "chart", "make", "write",
+           "no_huge_pages"]
 
 
 def names(wanted: list[str] | tuple[str, ...]) -> list[str]:
@@ -94,6 +95,14 @@ def chart(facts: Facts, name: str, fmt: str) -> bytes:
     return charts.render(facts, name, fmt)
 
 
+def no_huge_pages(off: bool = True) -> bool:
+    """NumPy asks the kernel for huge pages for its large arrays: a report makes gigabytes of
+    them, and on a VM whose page cache is full each huge page waits on compaction (1-1.5 s
+    more system time for the blotter of 1,000,000 orders). Turned off (`off`) or on again,
+    for the process (NumPy's NUMPY_MADVISE_HUGEPAGE, at run time); the previous setting."""
+    return multiarray._set_madvise_hugepage(not off)
+
+
 def write(cfg: Config, journal: Path, out: Path, first: str, last: str | None = None,
           reports: list[str] | tuple[str, ...] = (), fmt: str = "csv", chart_fmt: str | None = None,
           extract: bool = True) -> list[Path]:
@@ -105,15 +114,11 @@ def write(cfg: Config, journal: Path, out: Path, first: str, last: str | None = 
     # again (a quarter of the time). Callers are processes of their own (CLI, end of day).
     collecting = gc.isenabled()
     gc.disable()
-    # NumPy asks the kernel for huge pages for its large arrays; a report makes gigabytes of
-    # them, and on a VM whose page cache is full each huge page waits on compaction: 1-1.5 s
-    # more of system time for the blotter of 1,000,000 orders (NumPy's documented switch,
-    # NUMPY_MADVISE_HUGEPAGE, at run time)
-    huge = multiarray._set_madvise_hugepage(False)
+    huge = no_huge_pages()
     try:
         return _write(cfg, journal, out, first, last, wanted, fmt, chart_fmt, extract)
     finally:
-        multiarray._set_madvise_hugepage(huge)
+        no_huge_pages(not huge)
         if collecting:
             gc.enable()
 
