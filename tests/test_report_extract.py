@@ -112,6 +112,17 @@ def test_a_chunk_that_no_longer_matches_its_journal_or_is_torn_is_scanned_again(
     assert len(torn.read_bytes()) > 100 and zeroed.read_bytes() == whole
 
 
+def test_extending_replaces_a_damaged_chunk(tmp_path: Path, small_chunks) -> None:
+    journal = _day_journal(tmp_path / "journal.db")
+    assert extract.extend(journal) == facts.Reader(journal).last_seq // SMALL * SMALL
+    victim = sorted(extract.directory(journal).iterdir())[0]
+    whole = victim.read_bytes()
+    victim.write_bytes(whole[:len(whole) // 2] + bytes(8) + whole[len(whole) // 2 + 8:])
+    small_chunks.clear()
+    extract.extend(journal)
+    assert small_chunks == [1] and victim.read_bytes() == whole
+
+
 def test_a_folder_that_cannot_be_written_leaves_the_reports_as_they_are(tmp_path: Path, small_chunks,
                                                                       caplog) -> None:
     journal = _day_journal(tmp_path / "journal.db")

@@ -227,15 +227,21 @@ def test_bad_input(day: Path, tmp_path: Path) -> None:
         reporting.make(CFG, tmp_path / "junk.db", DAY)
 
 
-def test_cli(day: Path, tmp_path: Path, capsys) -> None:
-    from oms.cli import main
-    from oms.config import load
-
+def _config_file(tmp_path: Path) -> Path:
+    """CFG as a TOML file, for the command line."""
     cfg = tmp_path / "cfg.toml"
     cfg.write_text('default_venue = "V1"\n' + "".join(f'[[venues]]\nname = "{v}"\nsim = {{enabled = false}}\n'
                                                      for v in ("V1", "V2"))
                    + "".join(f'[[instruments]]\nsymbol = "{s}"\n' for s in ("AAPL", "MSFT", "SPY", "ES", "BOND"))
                    + "".join(f'[[accounts]]\nid = "{a}"\n' for a in ("ACC1", "ACC2", "OTHER")))
+    return cfg
+
+
+def test_cli(day: Path, tmp_path: Path, capsys) -> None:
+    from oms.cli import main
+    from oms.config import load
+
+    cfg = _config_file(tmp_path)
     assert msgspec.structs.asdict(load(cfg)) == msgspec.structs.asdict(CFG)
     assert main(["report", "--config", str(cfg), "--journal", str(day), "--out", str(tmp_path / "r"),
                  "--report", "tca", "--format", "json"]) == 0
@@ -347,3 +353,41 @@ def test_trading_dates_follow_the_calendar_s_time_zone(day: Path) -> None:
     assert reporting.make(tokyo, day, "2026-11-30").fills  # 19:00 in Tokyo
     with pytest.raises(ReportError, match="covers 2026-11-30 to 2026-11-30"):
         reporting.make(tokyo, day, "2026-12-01")
+
+
+def test_a_journal_in_a_folder_this_user_cannot_write_is_read_when_closed_cleanly(day: Path, tmp_path: Path) -> None:
+    """SQLite reads a WAL-mode journal through a shared-memory file it must create beside it;
+    a backup mount the reader cannot write still gives its reports (the journal opened as
+    immutable), or says why not while a write-ahead log is there."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    cfg_path = _config_file(tmp_path)
+    ro = tmp_path / "backup"
+    ro.mkdir()
+    shutil.copy(day, ro / "journal.db")
+    expected = reporting.write(CFG, day, tmp_path / "expected", DAY)
+    prefix = []
+    if os.geteuid() == 0:  # root writes anywhere: without its capabilities, in a folder it does not own
+        prefix = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"]
+        os.chown(ro, 65534, 65534)
+    ro.chmod(0o555)
+
+    def report(out: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([*prefix, sys.executable, "-m", "oms.cli", "report", "--config", str(cfg_path),
+                               "--journal", str(ro / "journal.db"), "--date", DAY, "--out", str(out)],
+                              capture_output=True, text=True, timeout=120)
+
+    try:
+        done = report(tmp_path / "got")
+        assert done.returncode == 0, done.stderr
+        assert [(tmp_path / "got" / p.name).read_bytes() for p in expected] == [p.read_bytes() for p in expected]
+        ro.chmod(0o755)
+        (ro / "journal.db-wal").write_bytes(b"\0" * 4096)  # a log SQLite would have to share
+        ro.chmod(0o555)
+        done = report(tmp_path / "refused")
+        assert done.returncode == 2 and "copy the journal and that file to a folder you can write" in done.stderr
+    finally:
+        ro.chmod(0o755)

@@ -158,7 +158,8 @@ class Extract:
                 raise
         except OSError as exc:
             self.writable = False
-            log.warning("report extract not written (%s): reports scan the journal", exc)
+            why = f"{self.dir} is not a folder" if self.dir.exists() and not self.dir.is_dir() else exc
+            log.warning("report extract not written (%s): reports scan the journal", why)
             return
         old = self._index.get(first)
         if old is not None and old[2] != path:
@@ -181,7 +182,8 @@ def extend(journal: Path, after: int = 0) -> int:
         reader.extend(after)
         assert reader.extract is not None
         if not reader.extract.writable:
-            raise ExtractError(f"{reader.extract.dir}: cannot be written")
+            raise ExtractError(f"{reader.extract.dir}: cannot be written" if reader.extract.dir.is_dir() or not
+                               reader.extract.dir.exists() else f"{reader.extract.dir} is not a folder")
         reader.extract.tidy()
         return reader.extract.end()
     finally:

@@ -81,6 +81,28 @@ def date_of(ns: int, zone: str = "UTC") -> str:
     return dt.datetime.fromtimestamp(ns // 10**9, zoneinfo.ZoneInfo(zone)).date().isoformat()
 
 
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection. SQLite reads a journal in WAL mode through a shared-memory file
+    beside it, which it must be able to create; in a folder this user cannot write (a backup
+    mount) a journal closed cleanly (no WAL left) is opened as immutable instead, and one
+    with a WAL is refused saying so."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    except sqlite3.OperationalError as exc:
+        if "readonly" in str(exc) or "unable to open" in str(exc):  # its shared-memory file cannot be made
+            db.close()
+            wal = Path(f"{path}-wal")
+            if wal.exists() and wal.stat().st_size:
+                raise ReportError(f"{path}: its folder cannot be written and it has a write-ahead log ({wal.name}) "
+                                  "that SQLite must share: copy the journal and that file to a folder you can write "
+                                  "and report from there") from None
+            return sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+    except sqlite3.DatabaseError:
+        pass  # not a database: the caller says so
+    return db
+
+
 class Reader:
     """A journal opened for reports: read-only, checked (exists, is a journal, not from a
     newer OMS, not empty), over its segments (archives, then the live journal)."""
@@ -90,7 +112,7 @@ class Reader:
         if not Path(path).is_file():
             raise ReportError(f"{path}: no such journal")
         self.path = Path(path)
-        self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        self.db = _read_only(self.path)
         try:
             meta = dict(self.db.execute("SELECT key, value FROM meta WHERE key IN ('format', 'schema')"))
         except sqlite3.DatabaseError as exc:
@@ -116,7 +138,7 @@ class Reader:
         journal: an archiving under way moves records into a new segment, then deletes them."""
         for p in segments(self.path)[:-1]:
             if p not in self._segments:
-                self._segments[p] = sqlite3.connect(f"file:{p}?mode=ro", uri=True, check_same_thread=False)
+                self._segments[p] = _read_only(p)
         return [*(self._segments[p] for p in sorted(self._segments)), self.db]
 
     def _first_holding(self, query: str, seq: int, args: tuple, after: int = 0) -> tuple[int, tuple]:
@@ -193,9 +215,9 @@ class Reader:
             found = self.extract.find(taken + 1) if self.extract is not None else None
             if found is not None and found[0] <= self.last_seq and found[1] == (self._crc(taken + 1),
                                                                                self._crc(found[0])):
-                chunk = self.extract.load(taken + 1) if wanted else None
-                if chunk is not None or not wanted:
-                    if chunk is not None:
+                chunk = self.extract.load(taken + 1)  # its body checked too: a damaged one is scanned again
+                if chunk is not None:
+                    if wanted:
                         yield chunk
                     taken = found[0]
                     continue
