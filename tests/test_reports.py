@@ -372,6 +372,8 @@ def test_a_journal_in_a_folder_this_user_cannot_write_is_read_when_closed_cleanl
     prefix = []
     if os.geteuid() == 0:  # root writes anywhere: without its capabilities, in a folder it does not own
         prefix = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"]
+        if subprocess.run([*prefix, "true"], capture_output=True).returncode:
+            pytest.skip("setpriv cannot drop root's capabilities here")
         os.chown(ro, 65534, 65534)
     ro.chmod(0o555)
 
