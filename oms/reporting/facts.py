@@ -436,6 +436,9 @@ class Facts:
         cu, _ = self._rows(cols["ChildUpdated"])
         n = len(oa.get("seq", ()))
         ids = oa["order_id"] if n else _TEXT
+        background = ThreadPoolExecutor(1)  # the children's joins beside the parents' (Arrow's hash joins hold no GIL)
+        joined = background.submit(_children, cs, cu, cr, ids)
+        background.shutdown(wait=False)
         # parents: the last report of each order sets its state; a few figures keep their first or last known value
         order = _index_in(er["order_id"], ids) if er else _NONE
         known = np.flatnonzero(order >= 0)
@@ -474,17 +477,9 @@ class Facts:
         position[active] = np.arange(int(active.sum()))
         self._all_orders = (ids, oa.get("order.account", _TEXT), oa.get("order.symbol", _TEXT))
 
-        # children: as first sent (a resend of one known is the same child), then as their venue's reports left them
-        if cs:
-            cs = _take(cs, np.flatnonzero(_index_in(cs["child_id"], cs["child_id"]) == np.arange(len(cs["seq"]))))
-        m = len(cs.get("seq", ()))
-        child_ids = cs["child_id"] if m else _TEXT
-        upd = _index_in(cu["child_id"], child_ids) if cu else _NONE
-        cu = _take(cu, np.flatnonzero(upd >= 0)) if cu else cu
-        upd = upd[upd >= 0]
-        rep = _index_in(cr["child_id"], child_ids) if cr else _NONE
-        cr = _take(cr, np.flatnonzero(rep >= 0)) if cr else cr
-        rep = rep[rep >= 0]
+        # children: as first sent, then as their venue's reports left them
+        cs, child_ids, cu, upd, cr, rep, parent = joined.result()
+        m = len(child_ids)
         last_cu = _last(upd, m)
         # qty and price: as the last of its updates and replaces set them
         by_seq = np.argsort(np.concatenate([cu.get("seq", _NONE), cr.get("seq", _NONE)]), kind="stable")
@@ -497,7 +492,6 @@ class Facts:
         first_fill = (cu["fill_exec_id"].is_valid().to_numpy(zero_copy_only=False) if cu else _BOOL) & (
             cu_cum > _pick(_prior(upd), cu_cum, 0))
         acked = _in(cu, "status", _ACKED_CODES)
-        parent = _index_in(cs["order_id"], ids) if m else _NONE
         # fills: a report of a trade, bust or correction, at the child (and venue ExecID) whose update came with it
         fill_rows = np.flatnonzero(fill)
         via = _index_in(er["exec_id"].take(pa.array(fill_rows)), cu["fill_exec_id"]) if len(fill_rows) and cu \
@@ -625,6 +619,21 @@ _POSITIONS_ONLY = frozenset(("ExecutionReport", f) for f in ("account", "symbol"
 _SIDE = {s.value: s.name for s in Side}
 _STATUS = {s.value: s.name for s in OrdStatus}
 _EXEC = {e.value: e.name for e in ExecType}
+
+
+def _children(cs: dict, cu: dict, cr: dict, ids: pa.Array) -> tuple:
+    """Children as first sent (a resend of one known is the same child), their ids, the
+    updates and replaces of known children with the child each is of, and each child's
+    parent (its index in `ids`, -1: none)."""
+    if cs:
+        cs = _take(cs, np.flatnonzero(_index_in(cs["child_id"], cs["child_id"]) == np.arange(len(cs["seq"]))))
+    child_ids = cs["child_id"] if cs else _TEXT
+    upd = _index_in(cu["child_id"], child_ids) if cu else _NONE
+    cu = _take(cu, np.flatnonzero(upd >= 0)) if cu else cu
+    rep = _index_in(cr["child_id"], child_ids) if cr else _NONE
+    cr = _take(cr, np.flatnonzero(rep >= 0)) if cr else cr
+    parent = _index_in(cs["order_id"], ids) if cs else _NONE
+    return cs, child_ids, cu, upd[upd >= 0], cr, rep[rep >= 0], parent
 
 
 def _prior(group: np.ndarray) -> np.ndarray:
