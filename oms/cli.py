@@ -85,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--charts", choices=["png", "svg"], help="also draw the charts in this format")
     report.add_argument("--out", type=Path, default=None, help="directory (default: <run_dir>/reports)")
     report.add_argument("--no-extract", action="store_true",
-                        help="scan every journal record; neither read nor write the report extract (<journal>.extract/)")
+                        help="scan every journal record; neither read nor write the report extract "
+                             "(<journal>.extract/)")
     ext = sub.add_parser("extract", help="extend a journal's report extract now", description=(
         "Scan the whole chunks of a journal its report extract (<journal>.extract/) lacks and store them, so "
         "reports read columns rather than every record; a running OMS does this itself ([reports] extract). "

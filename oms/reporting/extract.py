@@ -5,9 +5,9 @@ parsing every record's msgpack again (1,000,000 orders: 7.5 M records, 1.9 GB).
 It is a cache, never a source of truth. A chunk file names its first and last record,
 the journal's check (CRC) of both and the scan's layout, and carries a CRC of its body:
 a report uses it only when all of these match the journal it reads and the code reading
-it, and scans the journal otherwise (then writes the chunk again). Only whole chunks are kept (`CHUNK` records, or the rest of an
-archive segment): the journal's tail is always scanned. No fsync: a chunk lost or torn by
-a crash is scanned again.
+it, and scans the journal otherwise (then writes the chunk again). Only whole chunks are
+kept (`CHUNK` records, or the rest of an archive segment): the journal's tail is always
+scanned. No fsync: a chunk lost or torn by a crash is scanned again.
 
 Who writes it: any report that scanned a whole chunk the extract lacked, and in a running
 OMS a `Keeper` that starts a low-priority process extending it whenever a few chunks

@@ -387,12 +387,13 @@ def scan_chunk(blob: bytes, n: int, first_seq: int) -> Chunk:
                 text.append((None if has.all() else _raw(np.packbits(has, bitorder="little")), _raw(out_at),
                              _raw(data)))
         starts = np.concatenate([[0], end[:n - 1]])
+        checks = (crc(first_seq, blob[:int(end[0])]), crc(first_seq + n - 1, blob[int(starts[-1]):int(end[n - 1])]))
+        hot, decoded = range(len(HOT)), np.flatnonzero((kind >= len(HOT)) & (kind < OTHER)).tolist()
         return Chunk(
-            first_seq, n, (crc(first_seq, blob[:int(end[0])]), crc(first_seq + n - 1, blob[int(starts[-1]):int(end[n - 1])])),
-            _raw(kind), _raw(ts), rows.tolist(), [_copy(seqs[t, :rows[t]]) for t in range(len(HOT))],
-            [_copy(vals[ints[t]:ints[t + 1], :rows[t]]) for t in range(len(HOT))],
-            [_copy(present[ints[t]:ints[t + 1], :rows[t]]) for t in range(len(HOT))], text,
-            [(first_seq + r, whole[starts[r]:end[r]]) for r in np.flatnonzero((kind >= len(HOT)) & (kind < OTHER)).tolist()])
+            first_seq, n, checks, _raw(kind), _raw(ts), rows.tolist(), [_copy(seqs[t, :rows[t]]) for t in hot],
+            [_copy(vals[ints[t]:ints[t + 1], :rows[t]]) for t in hot],
+            [_copy(present[ints[t]:ints[t + 1], :rows[t]]) for t in hot], text,
+            [(first_seq + r, whole[starts[r]:end[r]]) for r in decoded])
     finally:
         _scratch.put(scratch)
 

@@ -25,7 +25,8 @@ from oms.model import DayEnded
 from oms.reporting.facts import zone_of
 
 log = logging.getLogger("oms.reporting.schedule")
-STOP_WAIT_S = 300.0  # a stop waits this long for the reports already due (1,000,000 orders: ~12 s, ~25 s without the extract)
+# a stop waits this long for the reports already due (1,000,000 orders: ~12 s, ~25 s without the extract)
+STOP_WAIT_S = 300.0
 
 
 def parse_at(text: str, zone: str = "UTC") -> dt.time:
