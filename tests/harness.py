@@ -6,6 +6,7 @@ the way a venue would (its ClOrdID, or the pending one for a cancel or replace).
 from __future__ import annotations
 
 import itertools
+import time
 
 import msgspec
 
@@ -176,3 +177,12 @@ def row(r: TraderReport) -> tuple:
 
 def rows(reports: list[TraderReport]) -> list[tuple]:
     return [row(r) for r in reports]
+
+
+def wait_for(cond, timeout: float, what: str) -> None:
+    """Until `cond()` holds (a state another thread or process reaches, with no event to wait
+    on), checked every 50 ms; fails saying `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)

@@ -8,19 +8,12 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.crash_harness import CrashRig, _store_messages
-
-
-def wait_for(cond, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
+from tests.harness import wait_for
 
 
 @pytest.fixture(params=["fsync", "write"])

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from oms.journal import Journal, archive
 from oms.model import EVENT_ENCODER, BestPrice, MarketData
 from oms.reporting import extract, facts
 from oms.reporting.extract import Extract, Keeper
-from tests.harness import Desk, px
+from tests.harness import Desk, px, wait_for
 from tests.test_reports import CFG, DAY, S, T0, scripted_day, write_journal
 
 SMALL = 7  # records a chunk here: the scripted day's journal becomes several whole chunks and a tail
@@ -139,13 +138,6 @@ def _prices(path: Path, n: int, start: int = 0) -> None:
         j.commit()
 
 
-def _until(done, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, "not done in time"
-        time.sleep(0.05)
-
-
 def test_a_running_oms_keeps_the_extract_behind_its_journal(tmp_path: Path) -> None:
     """The keeper starts the extending process when enough is journaled; it picks up the
     chunks journaled while it lingers; the keeper's stop ends it."""
@@ -155,11 +147,11 @@ def test_a_running_oms_keeps_the_extract_behind_its_journal(tmp_path: Path) -> N
     keeper = Keeper(journal, lambda: seen[0], behind=extract.CHUNK, check_s=0.05)
     keeper.start()
     try:
-        _until(lambda: Extract(journal).end() == 2 * extract.CHUNK)
+        wait_for(lambda: Extract(journal).end() == 2 * extract.CHUNK, 60, "the first two chunks not extracted")
         first = keeper.proc
         _prices(journal, 20_000, start=45_000)
         seen[0] = 65_000
-        _until(lambda: Extract(journal).end() == 3 * extract.CHUNK)
+        wait_for(lambda: Extract(journal).end() == 3 * extract.CHUNK, 60, "the third chunk not extracted")
         assert keeper.proc is first and first.poll() is None  # the same process, lingering
     finally:
         keeper.stop()
@@ -174,7 +166,7 @@ def test_a_keeper_that_cannot_write_the_extract_waits_before_trying_again(tmp_pa
     keeper.RETRY_S = 3.0  # a run here fails within about a second: without the wait the next would follow as fast
     keeper.start()
     try:
-        _until(lambda: caplog.text.count("tried again in 3 s") == 2)
+        wait_for(lambda: caplog.text.count("tried again in 3 s") == 2, 60, "no second failed run")
         first, second = (r for r in caplog.records if "tried again" in r.getMessage())
         assert second.created - first.created >= keeper.RETRY_S
     finally:
