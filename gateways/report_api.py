@@ -118,7 +118,7 @@ class ReportApi:
         with self._lock:
             if self._pool is None:  # one process, kept: it holds the last day's facts
                 self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=reporting.no_huge_pages)
+                                                 initializer=reporting.huge_pages, initargs=(False,))
             future = self._pool.submit(_render, self.cfg, self.journal, kind, name, date, to, fmt,
                                        list(user.accounts) if restricted else [])
         try:

@@ -36,7 +36,7 @@ CHARTS = ("slippage", "venues", "pnl")
 CHART_FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
 
 __all__ = ["REPORTS", "GROUPS", "FORMATS", "CHARTS", "ReportError", "names", "encode", "chart", "make", "write",
-           "no_huge_pages"]
+           "huge_pages"]
 
 
 def names(wanted: list[str] | tuple[str, ...]) -> list[str]:
@@ -95,12 +95,12 @@ def chart(facts: Facts, name: str, fmt: str) -> bytes:
     return charts.render(facts, name, fmt)
 
 
-def no_huge_pages(off: bool = True) -> bool:
+def huge_pages(on: bool) -> bool:
     """NumPy asks the kernel for huge pages for its large arrays: a report makes gigabytes of
     them, and on a VM whose page cache is full each huge page waits on compaction (1-1.5 s
-    more system time for the blotter of 1,000,000 orders). Turned off (`off`) or on again,
-    for the process (NumPy's NUMPY_MADVISE_HUGEPAGE, at run time); the previous setting."""
-    return multiarray._set_madvise_hugepage(not off)
+    more system time for the blotter of 1,000,000 orders). Set for the process (NumPy's
+    NUMPY_MADVISE_HUGEPAGE, at run time); the previous setting."""
+    return multiarray._set_madvise_hugepage(on)
 
 
 def write(cfg: Config, journal: Path, out: Path, first: str, last: str | None = None,
@@ -114,11 +114,11 @@ def write(cfg: Config, journal: Path, out: Path, first: str, last: str | None = 
     # again (a quarter of the time). Callers are processes of their own (CLI, end of day).
     collecting = gc.isenabled()
     gc.disable()
-    huge = no_huge_pages()
+    huge = huge_pages(False)
     try:
         return _write(cfg, journal, out, first, last, wanted, fmt, chart_fmt, extract)
     finally:
-        no_huge_pages(not huge)
+        huge_pages(huge)
         if collecting:
             gc.enable()
 

@@ -95,12 +95,18 @@ class Extract:
         found = self._index.get(first)
         return None if found is None else found[:2]
 
+    def _chain(self) -> list[tuple[int, Path]]:
+        """(last record, file) of each chunk of the run from record 1, in order."""
+        run, at = [], 0
+        while (found := self._index.get(at + 1)) is not None:
+            at = found[0]
+            run.append((at, found[2]))
+        return run
+
     def end(self) -> int:
         """The last record of the run of chunks from record 1 (0: none)."""
-        at = 0
-        while (found := self.find(at + 1)) is not None:
-            at = found[0]
-        return at
+        run = self._chain()
+        return run[-1][0] if run else 0
 
     def load(self, first: int) -> scan.Chunk | None:
         """The chunk stored from record `first` (None: unreadable, or not what its name says,
@@ -122,10 +128,7 @@ class Extract:
         """Delete the files older than STALE_S that no run of chunks from record 1 reaches:
         temporary files (a write killed), another scan layout's chunks, chunks cut off (stored
         again with other bounds)."""
-        reached, at = set(), 0
-        while (found := self._index.get(at + 1)) is not None:
-            reached.add(found[2])
-            at = found[0]
+        reached = {path for _, path in self._chain()}
         old = time.time() - STALE_S
         try:
             files = [p for p in self.dir.iterdir() if p not in reached]
